@@ -1,0 +1,136 @@
+"""A call's state, and how one fact folds into it.
+
+Facts arrive late, duplicated and out of order. Folding is therefore per field: each
+field remembers the ``occurred_at`` of the fact that last set it, and an older fact never
+overwrites a newer value. Lifecycle moments keep the earliest evidence (received,
+dispatched, arrived) or the latest (cleared). Safety flags only ever switch on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from callerconnect.domain.facts import CallFact, FactType
+
+# Fields copied from a fact when present, newest fact wins.
+VERSIONED_FIELDS = (
+    "case_number",
+    "priority",
+    "call_type_code",
+    "call_type_description",
+    "district",
+    "phone",
+    "language",
+    "unit_id",
+    "eta_minutes",
+    "disposition_code",
+    "disposition_description",
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    agency_id: str
+    incident_id: str
+    case_number: str | None = None
+    priority: int | None = None
+    call_type_code: str | None = None
+    call_type_description: str | None = None
+    district: str | None = None
+    phone: str | None = None
+    phone_invalid: bool = False
+    language: str | None = None
+    caller_opted_out: bool = False
+    in_progress: bool = False
+    risk_flag: bool = False
+    unit_id: str | None = None
+    eta_minutes: int | None = None
+    disposition_code: str | None = None
+    disposition_description: str | None = None
+    merged_into: str | None = None
+    first_fact_at: datetime | None = None
+    received_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    arrived_at: datetime | None = None
+    cleared_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    merged_at: datetime | None = None
+    eligible_at: datetime | None = None
+    # Current eligibility reason code, and the one that blocks this call for good.
+    reason: str = "new"
+    blocked_reason: str | None = None
+    # The text kinds already put in the outbox for this call (each at most once).
+    texts_scheduled: frozenset[str] = frozenset()
+    field_times: Mapping[str, datetime] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the call began, as far as we know: its received time, else its first fact."""
+        return self.received_at or self.first_fact_at
+
+    @property
+    def is_closed(self) -> bool:
+        return (
+            self.cleared_at is not None
+            or self.cancelled_at is not None
+            or self.merged_into is not None
+        )
+
+
+def _earliest(current: datetime | None, moment: datetime) -> datetime:
+    return moment if current is None or moment < current else current
+
+
+def _latest(current: datetime | None, moment: datetime) -> datetime:
+    return moment if current is None or moment > current else current
+
+
+def fold(call: Call, fact: CallFact) -> Call:
+    """The call after ``fact``; pure and order-tolerant."""
+    at = fact.occurred_at
+    changes: dict[str, Any] = {"first_fact_at": _earliest(call.first_fact_at, at)}
+    times = dict(call.field_times)
+    for name in VERSIONED_FIELDS:
+        value = getattr(fact, name)
+        if value is None:
+            continue
+        if name in times and times[name] > at:
+            continue  # a newer fact already set this field
+        changes[name] = value
+        times[name] = at
+        if name == "phone":
+            changes["phone_invalid"] = False
+    if fact.phone_invalid and "phone" not in times:
+        changes["phone_invalid"] = True
+    # Safety flags: once true, true for good, whatever the order of arrival.
+    if fact.risk_flag:
+        changes["risk_flag"] = True
+    if fact.in_progress:
+        changes["in_progress"] = True
+    if fact.sms_opt_out:
+        changes["caller_opted_out"] = True
+
+    match fact.type:
+        case FactType.RECEIVED:
+            changes["received_at"] = _earliest(call.received_at, at)
+        case FactType.DISPATCHED:
+            changes["dispatched_at"] = _earliest(call.dispatched_at, at)
+        case FactType.ARRIVED:
+            changes["arrived_at"] = _earliest(call.arrived_at, at)
+            # Arrival proves a dispatch, even if the dispatch event is late or lost.
+            changes["dispatched_at"] = _earliest(call.dispatched_at, at)
+        case FactType.CLEARED:
+            changes["cleared_at"] = _latest(call.cleared_at, at)
+        case FactType.CANCELLED:
+            changes["cancelled_at"] = _earliest(call.cancelled_at, at)
+        case FactType.MERGED:
+            changes["merged_at"] = _earliest(call.merged_at, at)
+            changes["merged_into"] = fact.merged_into or call.merged_into or "unknown"
+        case FactType.UPDATED:
+            pass
+    changes["field_times"] = MappingProxyType(times)
+    return replace(call, **changes)

@@ -1,0 +1,167 @@
+"""The lifecycle: ``decide(call, fact, policy, now) -> Decision``.
+
+Pure: no I/O, no clock reads, no randomness. Given the call as stored, one new fact, the
+policy and the time the fact is being processed, it returns the call's new state and the
+actions the service layer must carry out in the same transaction. Decisions are
+state-based, not event-based: after each fold we compute which texts the call now
+deserves, so facts may arrive in any order and still yield the same texts.
+
+Moments come from event time (``occurred_at``), never from ``now``; ``now`` is used only
+to create a text that is already too late directly as ``suppressed:stale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from callerconnect.domain.calls import Call, fold
+from callerconnect.domain.facts import CallFact
+from callerconnect.domain.messages import CALL_TEXT_KINDS, TextKind
+from callerconnect.domain.policy import ELIGIBLE, Policy, eligibility, is_sticky
+
+
+@dataclass(frozen=True)
+class ScheduleText:
+    """Put a text in the outbox (once per call and kind).
+
+    With ``reschedule`` the text already exists and only its moment moved (the
+    priority changed); the outbox updates it if it is still waiting.
+    ``suppressed_reason`` creates the row already suppressed, for the record.
+    """
+
+    kind: TextKind
+    not_before: datetime
+    expires_at: datetime
+    reschedule: bool = False
+    suppressed_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelPending:
+    """Cancel every still-waiting text of these kinds for the call, with a reason."""
+
+    kinds: frozenset[TextKind]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordDecision:
+    """A decision worth keeping: the eligibility changed, or why a text was not made."""
+
+    code: str
+    kind: TextKind | None = None
+
+
+Action = ScheduleText | CancelPending | RecordDecision
+
+
+@dataclass(frozen=True)
+class Decision:
+    call: Call
+    actions: tuple[Action, ...]
+
+
+def new_call(agency_id: str, incident_id: str) -> Call:
+    return Call(agency_id=agency_id, incident_id=incident_id)
+
+
+def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decision:
+    before = call
+    after = fold(call, fact)
+    reason = eligibility(after, policy)
+    actions: list[Action] = []
+
+    if is_sticky(reason) and after.blocked_reason is None:
+        after = replace(after, blocked_reason=reason)
+    if reason == ELIGIBLE and after.eligible_at is None:
+        after = replace(after, eligible_at=_moment_known(after))
+    if reason != before.reason:
+        actions.append(RecordDecision(reason))
+        after = replace(after, reason=reason)
+
+    if reason != ELIGIBLE:
+        if after.texts_scheduled and reason != before.reason:
+            actions.append(CancelPending(frozenset(CALL_TEXT_KINDS), _cancel_reason(reason)))
+        return Decision(after, tuple(actions))
+
+    if after.is_closed and not before.is_closed:
+        # Cleared: a confirmation or delay notice still waiting has lost its moment.
+        actions.append(
+            CancelPending(
+                frozenset({TextKind.CONFIRMATION, TextKind.DELAY_NOTICE}), "suppressed:stale"
+            )
+        )
+    elif after.dispatched_at is not None and before.dispatched_at is None:
+        actions.append(CancelPending(frozenset({TextKind.DELAY_NOTICE}), "suppressed:dispatched"))
+
+    scheduled = set(after.texts_scheduled)
+    for kind, moment in _texts_due(before, after, policy):
+        not_before = policy.shift_out_of_quiet_hours(moment, kind)
+        expires_at = not_before + policy.expires_after[kind]
+        if kind in scheduled:
+            actions.append(ScheduleText(kind, not_before, expires_at, reschedule=True))
+            continue
+        late = "suppressed:stale" if now > expires_at else None
+        actions.append(ScheduleText(kind, not_before, expires_at, suppressed_reason=late))
+        if late:
+            actions.append(RecordDecision(late, kind))
+        scheduled.add(kind)
+    after = replace(after, texts_scheduled=frozenset(scheduled))
+    return Decision(after, tuple(actions))
+
+
+def _texts_due(before: Call, after: Call, policy: Policy) -> list[tuple[TextKind, datetime]]:
+    """The texts an eligible call deserves now that it did not have yet, with their
+    moments; plus a delay notice whose moment moved because the priority changed."""
+    due: list[tuple[TextKind, datetime]] = []
+    scheduled = after.texts_scheduled
+    if (
+        TextKind.CONFIRMATION not in scheduled
+        and after.case_number is not None
+        and not after.is_closed
+    ):
+        due.append((TextKind.CONFIRMATION, _moment_known(after)))
+
+    delay_at = _delay_moment(after, policy)
+    if delay_at is not None and after.dispatched_at is None and not after.is_closed:
+        moved = before.priority != after.priority and TextKind.DELAY_NOTICE in scheduled
+        if TextKind.DELAY_NOTICE not in scheduled or moved:
+            due.append((TextKind.DELAY_NOTICE, delay_at))
+
+    if (
+        TextKind.SURVEY_INVITATION not in scheduled
+        and after.cleared_at is not None
+        and after.cancelled_at is None
+        and after.merged_into is None
+    ):
+        due.append((TextKind.SURVEY_INVITATION, after.cleared_at + policy.survey_after_clear))
+    return due
+
+
+def _delay_moment(call: Call, policy: Policy) -> datetime | None:
+    threshold: timedelta | None = (
+        policy.delay_notice_after.get(call.priority) if call.priority is not None else None
+    )
+    if threshold is None or call.started_at is None:
+        return None
+    return call.started_at + threshold
+
+
+def _moment_known(call: Call) -> datetime:
+    """When everything needed to text this call was known, in event time: the latest of
+    the moments its case number, priority, call type and phone arrived."""
+    times = [
+        call.field_times[name]
+        for name in ("case_number", "priority", "call_type_code", "phone")
+        if name in call.field_times
+    ]
+    if call.started_at is not None:
+        times.append(call.started_at)
+    return max(times)
+
+
+def _cancel_reason(reason: str) -> str:
+    if reason.startswith("excluded:"):
+        return "suppressed:reclassified"
+    return "suppressed:" + reason.split(":", 1)[1]

@@ -1,0 +1,246 @@
+"""Who may be texted: eligibility as data, and the re-check right before a send.
+
+Every answer is a reason code, never a bare boolean, so that each decision can be
+recorded and counted: ``eligible``, ``ineligible:priority``,
+``excluded:intimate_partner_violence``, ``suppressed:stale`` ...
+
+The order of the checks matters only for which reason is reported: the safety
+conditions (merged, cancelled, risk flag, in progress, excluded type) come first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from callerconnect.domain.calls import Call
+from callerconnect.domain.messages import QUIET_HOURS_KINDS, TextKind
+
+ELIGIBLE = "eligible"
+
+
+@dataclass(frozen=True)
+class CallType:
+    code: str
+    description_en: str
+    description_fr: str
+    category: str
+    textable: bool
+
+
+class CallTypeTableError(ValueError):
+    """The call-type table is unusable; ``line`` is the 1-based line of the CSV."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"call-type table line {line}: {message}")
+        self.line = line
+
+
+def normalize_call_type_code(code: str) -> str:
+    return code.strip().upper()
+
+
+def parse_call_types(rows: Iterable[Mapping[str, str | None]]) -> dict[str, CallType]:
+    """Build the call-type table from CSV rows (``code, description_en, description_fr,
+    category, textable``). ``textable`` must say ``yes`` or ``no``: anything else is an
+    error rather than a guess, because a wrong guess could text an excluded call."""
+    table: dict[str, CallType] = {}
+    for line, row in enumerate(rows, start=2):
+        code = normalize_call_type_code(row.get("code") or "")
+        if not code:
+            raise CallTypeTableError(line, "empty code")
+        if code in table:
+            raise CallTypeTableError(line, f"code {code!r} appears twice")
+        textable = (row.get("textable") or "").strip().lower()
+        if textable not in ("yes", "no"):
+            raise CallTypeTableError(line, f"textable must be yes or no, not {textable!r}")
+        category = (row.get("category") or "").strip()
+        if not category:
+            raise CallTypeTableError(line, "empty category")
+        table[code] = CallType(
+            code=code,
+            description_en=(row.get("description_en") or "").strip(),
+            description_fr=(row.get("description_fr") or "").strip(),
+            category=category,
+            textable=textable == "yes",
+        )
+    return table
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A local-time window (may wrap midnight) during which delay and survey texts wait."""
+
+    start: time
+    end: time
+    tz: ZoneInfo
+
+    def contains(self, moment: datetime) -> bool:
+        local = moment.astimezone(self.tz).time()
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def next_end(self, moment: datetime) -> datetime:
+        """The first moment at or after ``moment`` that is outside the window."""
+        if not self.contains(moment):
+            return moment
+        local = moment.astimezone(self.tz)
+        candidate = datetime.combine(local.date(), self.end, tzinfo=self.tz)
+        if candidate <= local:
+            candidate = datetime.combine(
+                local.date() + timedelta(days=1), self.end, tzinfo=self.tz
+            )
+        return candidate.astimezone(moment.tzinfo)
+
+    def shift(self, moment: datetime, kind: TextKind) -> datetime:
+        return self.next_end(moment) if kind in QUIET_HOURS_KINDS else moment
+
+
+@dataclass(frozen=True)
+class Policy:
+    priorities: frozenset[int]
+    delay_notice_after: Mapping[int, timedelta]
+    call_types: Mapping[str, CallType]
+    survey_after_clear: timedelta = timedelta(minutes=15)
+    quiet_hours: QuietHours | None = None
+    survey_expires: timedelta = timedelta(days=7)
+    max_texts_per_phone_per_day: int = 8
+    # How late each kind may still go out before it is suppressed as stale.
+    expires_after: Mapping[TextKind, timedelta] = field(
+        default_factory=lambda: {
+            TextKind.CONFIRMATION: timedelta(hours=12),
+            TextKind.DELAY_NOTICE: timedelta(hours=4),
+            TextKind.SURVEY_INVITATION: timedelta(days=2),
+            TextKind.REPLY: timedelta(hours=1),
+        }
+    )
+
+    def call_type(self, code: str | None) -> CallType | None:
+        if code is None:
+            return None
+        return self.call_types.get(normalize_call_type_code(code))
+
+    def shift_out_of_quiet_hours(self, moment: datetime, kind: TextKind) -> datetime:
+        return self.quiet_hours.shift(moment, kind) if self.quiet_hours else moment
+
+    def in_quiet_hours(self, moment: datetime, kind: TextKind) -> bool:
+        return (
+            self.quiet_hours is not None
+            and kind in QUIET_HOURS_KINDS
+            and self.quiet_hours.contains(moment)
+        )
+
+
+# Reasons that never go away for an incident: once seen, the call is never texted again,
+# whatever a later (or out-of-order) event says. A wrong "yes" could hurt someone; a
+# wrong "no" costs one text.
+def is_sticky(reason: str) -> bool:
+    return reason.startswith("excluded:") or reason in _STICKY
+
+
+_STICKY = frozenset(
+    {
+        "ineligible:merged",
+        "ineligible:cancelled",
+        "ineligible:risk_flag",
+        "ineligible:in_progress",
+        "ineligible:opted_out",
+    }
+)
+
+
+def eligibility(call: Call, policy: Policy) -> str:
+    """``eligible`` or the first reason this call may not be texted."""
+    if call.blocked_reason:
+        return call.blocked_reason
+    if call.merged_into is not None:
+        return "ineligible:merged"
+    if call.cancelled_at is not None:
+        return "ineligible:cancelled"
+    if call.risk_flag:
+        return "ineligible:risk_flag"
+    if call.in_progress:
+        return "ineligible:in_progress"
+    if call.call_type_code is not None:
+        call_type = policy.call_type(call.call_type_code)
+        if call_type is not None and not call_type.textable:
+            return f"excluded:{call_type.category}"
+    if call.priority is None:
+        return "ineligible:no_priority"
+    if call.priority not in policy.priorities:
+        return "ineligible:priority"
+    if call.call_type_code is None:
+        return "ineligible:no_call_type"
+    if policy.call_type(call.call_type_code) is None:
+        return "ineligible:unknown_call_type"
+    if call.caller_opted_out:
+        return "ineligible:opted_out"
+    if call.phone is None:
+        return "ineligible:invalid_phone" if call.phone_invalid else "ineligible:no_phone"
+    return ELIGIBLE
+
+
+@dataclass(frozen=True)
+class PhoneContext:
+    """What the dispatcher knows about the phone beyond this call."""
+
+    opted_out: bool
+    texts_last_24h: int
+
+
+@dataclass(frozen=True)
+class SendCheck:
+    """The answer of the last re-check: send now, defer to ``retry_at``, or not at all."""
+
+    reason: str
+    retry_at: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == ELIGIBLE
+
+
+def check_before_send(
+    call: Call,
+    kind: TextKind,
+    *,
+    expires_at: datetime,
+    phone: PhoneContext,
+    policy: Policy,
+    now: datetime,
+) -> SendCheck:
+    """The policy again, against the call as it is now, right before a text leaves."""
+    reason = eligibility(call, policy)
+    if reason != ELIGIBLE:
+        return SendCheck(f"suppressed:{reason.split(':', 1)[1]}")
+    stale = _stale_reason(call, kind)
+    if stale:
+        return SendCheck(stale)
+    if now > expires_at:
+        return SendCheck("suppressed:stale")
+    if phone.opted_out:
+        return SendCheck("suppressed:opted_out")
+    if phone.texts_last_24h >= policy.max_texts_per_phone_per_day:
+        return SendCheck("suppressed:daily_cap")
+    if policy.in_quiet_hours(now, kind):
+        return SendCheck("deferred:quiet_hours", retry_at=policy.shift_out_of_quiet_hours(now, kind))
+    return SendCheck(ELIGIBLE)
+
+
+def _stale_reason(call: Call, kind: TextKind) -> str | None:
+    """A text whose moment has passed is suppressed, not sent late."""
+    if kind is TextKind.CONFIRMATION:
+        if call.cleared_at is not None:
+            return "suppressed:stale"
+        if call.case_number is None:
+            return "suppressed:no_case_number"
+    if kind is TextKind.DELAY_NOTICE and (
+        call.dispatched_at is not None or call.arrived_at is not None or call.cleared_at
+    ):
+        return "suppressed:stale"
+    if kind is TextKind.SURVEY_INVITATION and call.cleared_at is None:
+        return "suppressed:not_cleared"
+    return None
