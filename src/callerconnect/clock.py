@@ -37,15 +37,28 @@ class VirtualClock:
         if start.tzinfo is None:
             raise ValueError("VirtualClock needs a timezone-aware start time")
         self._now = start.astimezone(UTC)
+        self._live = False
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
         with self._lock:
+            if self._live:
+                self._now = max(self._now, datetime.now(UTC))
             return self._now
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
+        if seconds <= 0:
+            return
+        if self._live:
+            time.sleep(seconds)
+        else:
             self.advance(timedelta(seconds=seconds))
+
+    def go_live(self) -> None:
+        """From now on follow the real clock (never going back): a replay that has
+        caught up with the present hands over to real time."""
+        with self._lock:
+            self._live = True
 
     def advance(self, delta: timedelta) -> None:
         with self._lock:

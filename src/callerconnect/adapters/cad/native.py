@@ -1,0 +1,126 @@
+"""Native CAD events (contract section 1): validate one payload, turn it into a fact.
+
+Validation answers with the field and the rule that failed, for the 422 body and the
+dead-letter record. A caller phone that cannot be used is not a reason to reject the
+event (its other facts, such as a risk flag, still matter): the fact records it as
+``phone_invalid`` and the call is simply not texted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from callerconnect.adapters.sms.phone import InvalidPhone, normalize_phone
+from callerconnect.domain.facts import CallFact, FactType
+
+
+class EventRejected(ValueError):
+    """An event we cannot accept: ``field`` is a dotted path, ``rule`` the failed rule."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+        self.message = message
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "rule": self.rule, "message": self.message}
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = json.loads(
+        resources.files("callerconnect.adapters.cad")
+        .joinpath("cad-event.schema.json")
+        .read_text(encoding="utf-8")
+    )
+    return Draft202012Validator(schema)
+
+
+def _describe(error: ValidationError) -> EventRejected:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        # jsonschema reports the object; name the missing property instead.
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        missing = [name for name in error.validator_value if name not in instance]
+        field = ".".join(p for p in (path, missing[0] if missing else "") if p)
+        return EventRejected(field or "(body)", "required", f"{field} is required")
+    field = path or "(body)"
+    # Never echo a caller's phone number back into an error message or a log.
+    message = error.message if "phone" not in field else "caller.phone is not a string"
+    return EventRejected(field, str(error.validator), f"{field}: {message}")
+
+
+def parse_occurred_at(value: str, field: str = "occurred_at") -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise EventRejected(
+            field, "format", f"{field}: {value!r} is not an RFC 3339 date-time"
+        ) from None
+    if moment.tzinfo is None:
+        raise EventRejected(
+            field,
+            "format",
+            f"{field}: {value!r} needs a UTC offset, e.g. 2026-01-16T09:02:11-05:00",
+        )
+    return moment
+
+
+def normalize_language(value: str | None) -> str | None:
+    """``en``/``fr`` (also ``fr-CA``, ``French``...); anything else means "unknown",
+    which gets the bilingual text."""
+    if not value:
+        return None
+    head = value.strip().lower()[:2]
+    return head if head in ("en", "fr") else None
+
+
+def parse_event(payload: Any) -> CallFact:
+    """One native event → a fact, or :class:`EventRejected` naming the field and rule."""
+    if not isinstance(payload, dict):
+        raise EventRejected("(body)", "type", "an event must be a JSON object")
+    errors = sorted(_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise _describe(errors[0])
+    occurred_at = parse_occurred_at(payload["occurred_at"])
+    caller = payload.get("caller") or {}
+    phone: str | None = None
+    phone_invalid = False
+    if caller.get("phone"):
+        try:
+            phone = normalize_phone(caller["phone"])
+        except InvalidPhone:
+            phone_invalid = True
+    call_type = payload.get("call_type") or {}
+    unit = payload.get("unit") or {}
+    disposition = payload.get("disposition") or {}
+    return CallFact(
+        event_id=payload["event_id"],
+        incident_id=payload["incident_id"],
+        occurred_at=occurred_at,
+        type=FactType(payload["type"]),
+        case_number=payload.get("case_number"),
+        priority=payload.get("priority"),
+        call_type_code=call_type.get("code"),
+        call_type_description=call_type.get("description"),
+        district=payload.get("district"),
+        phone=phone,
+        phone_invalid=phone_invalid,
+        language=normalize_language(caller.get("language")),
+        sms_opt_out=caller.get("sms_opt_out"),
+        in_progress=payload.get("in_progress"),
+        risk_flag=payload.get("risk_flag"),
+        unit_id=unit.get("id"),
+        eta_minutes=unit.get("eta_minutes"),
+        disposition_code=disposition.get("code"),
+        disposition_description=disposition.get("description"),
+        merged_into=payload.get("merged_into"),
+    )

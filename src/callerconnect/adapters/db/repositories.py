@@ -1,0 +1,405 @@
+"""Repositories: the only code that turns rows into domain objects and back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from callerconnect.adapters.crypto import Vault
+from callerconnect.adapters.db.tables import (
+    CadEventRow,
+    CallRow,
+    DeadLetterRow,
+    DecisionRow,
+    OptOutRow,
+    OutboxRow,
+    RateLimitRow,
+    TextStatusChangeRow,
+)
+from callerconnect.domain.calls import Call
+from callerconnect.domain.lifecycle import CancelPending, ScheduleText
+from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
+
+# Domain fields stored one-to-one in the calls table.
+_PLAIN_FIELDS = (
+    "case_number",
+    "priority",
+    "call_type_code",
+    "call_type_description",
+    "district",
+    "phone_invalid",
+    "language",
+    "caller_opted_out",
+    "in_progress",
+    "risk_flag",
+    "unit_id",
+    "eta_minutes",
+    "disposition_code",
+    "disposition_description",
+    "merged_into",
+    "first_fact_at",
+    "received_at",
+    "dispatched_at",
+    "arrived_at",
+    "cleared_at",
+    "cancelled_at",
+    "merged_at",
+    "eligible_at",
+    "reason",
+    "blocked_reason",
+)
+
+
+class IllegalTransition(Exception):
+    def __init__(self, current: str, new: str) -> None:
+        super().__init__(f"a text cannot go from {current} to {new}")
+        self.current = current
+        self.new = new
+
+
+# --- CAD events and dead letters ------------------------------------------------------
+
+
+def event_exists(session: Session, agency_id: str, event_id: str) -> bool:
+    found = session.scalar(
+        select(CadEventRow.id).where(
+            CadEventRow.agency_id == agency_id, CadEventRow.event_id == event_id
+        )
+    )
+    return found is not None
+
+
+def add_event(session: Session, row: CadEventRow) -> bool:
+    """Store an accepted event; False if another transaction stored the same id first."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def add_dead_letter(session: Session, row: DeadLetterRow) -> int:
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+# --- calls ----------------------------------------------------------------------------
+
+
+@dataclass
+class StoredCall:
+    row: CallRow
+    call: Call
+
+
+class CallRepository:
+    def __init__(self, session: Session, vault: Vault) -> None:
+        self.session = session
+        self.vault = vault
+
+    def get(
+        self, agency_id: str, incident_id: str, *, for_update: bool = False
+    ) -> StoredCall | None:
+        query = select(CallRow).where(
+            CallRow.agency_id == agency_id, CallRow.incident_id == incident_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = self.session.scalar(query)
+        return None if row is None else StoredCall(row, self._to_domain(row))
+
+    def get_by_id(self, call_id: int, *, for_share: bool = False) -> StoredCall | None:
+        query = select(CallRow).where(CallRow.id == call_id)
+        if for_share:
+            query = query.with_for_update(read=True)
+        row = self.session.scalar(query)
+        return None if row is None else StoredCall(row, self._to_domain(row))
+
+    def save(self, call: Call, row: CallRow | None, now: datetime, category: str | None) -> CallRow:
+        if row is None:
+            row = CallRow(agency_id=call.agency_id, incident_id=call.incident_id, created_at=now)
+            self.session.add(row)
+        for name in _PLAIN_FIELDS:
+            setattr(row, name, getattr(call, name))
+        row.call_category = category
+        if call.phone is not None:
+            phone_hash = self.vault.phone_hash(call.phone)
+            if row.phone_hash != phone_hash or row.phone_encrypted is None:
+                row.phone_encrypted = self.vault.encrypt(call.phone)
+                row.phone_hash = phone_hash
+        row.texts_scheduled = ",".join(sorted(call.texts_scheduled))
+        row.field_times = {name: at.isoformat() for name, at in call.field_times.items()}
+        row.updated_at = now
+        self.session.flush()
+        return row
+
+    def _to_domain(self, row: CallRow) -> Call:
+        values: dict[str, Any] = {name: getattr(row, name) for name in _PLAIN_FIELDS}
+        phone = self.vault.decrypt(row.phone_encrypted) if row.phone_encrypted else None
+        times = {name: datetime.fromisoformat(at) for name, at in (row.field_times or {}).items()}
+        kinds = frozenset(k for k in row.texts_scheduled.split(",") if k)
+        return Call(
+            agency_id=row.agency_id,
+            incident_id=row.incident_id,
+            phone=phone,
+            texts_scheduled=kinds,
+            field_times=MappingProxyType(times),
+            **values,
+        )
+
+
+def record_decision(
+    session: Session,
+    call_id: int,
+    code: str,
+    *,
+    decided_at: datetime,
+    event_id: str | None = None,
+    event_at: datetime | None = None,
+    kind: str | None = None,
+) -> None:
+    session.add(
+        DecisionRow(
+            call_id=call_id,
+            code=code,
+            decided_at=decided_at,
+            event_id=event_id,
+            event_at=event_at,
+            kind=kind,
+        )
+    )
+
+
+# --- the outbox -----------------------------------------------------------------------
+
+
+def dedupe_key(agency_id: str, incident_id: str, kind: TextKind, sequence: int = 0) -> str:
+    return f"{agency_id}:{incident_id}:{kind.value}:{sequence}"
+
+
+class Outbox:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def schedule(self, call_row: CallRow, action: ScheduleText, now: datetime) -> OutboxRow | None:
+        """Create the text once; a reschedule only moves a text that is still waiting."""
+        key = dedupe_key(call_row.agency_id, call_row.incident_id, action.kind)
+        existing = self.session.scalar(select(OutboxRow).where(OutboxRow.dedupe_key == key))
+        if existing is not None:
+            if action.reschedule and existing.status == TextStatus.SCHEDULED:
+                existing.not_before = action.not_before
+                existing.expires_at = action.expires_at
+                existing.updated_at = now
+            return None
+        status = TextStatus.SUPPRESSED if action.suppressed_reason else TextStatus.SCHEDULED
+        row = OutboxRow(
+            agency_id=call_row.agency_id,
+            dedupe_key=key,
+            call_id=call_row.id,
+            kind=action.kind.value,
+            sequence=0,
+            status=status.value,
+            reason=action.suppressed_reason,
+            send_rank=action.kind.send_rank,
+            not_before=action.not_before,
+            expires_at=action.expires_at,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+            finished_at=now if action.suppressed_reason else None,
+        )
+        self.session.add(row)
+        self.session.flush()
+        self._history(row, now)
+        return row
+
+    def add_reply(
+        self,
+        *,
+        agency_id: str,
+        key: str,
+        phone_encrypted: str,
+        phone_hash: str,
+        language: str | None,
+        body: str,
+        encoding: str,
+        segments: int,
+        now: datetime,
+        expires_after: timedelta,
+    ) -> OutboxRow | None:
+        """A text that answers a phone's own message; ``key`` makes it once-only."""
+        if self.session.scalar(select(OutboxRow.id).where(OutboxRow.dedupe_key == key)):
+            return None
+        row = OutboxRow(
+            agency_id=agency_id,
+            dedupe_key=key,
+            call_id=None,
+            kind=TextKind.REPLY.value,
+            sequence=0,
+            status=TextStatus.SCHEDULED.value,
+            send_rank=TextKind.REPLY.send_rank,
+            not_before=now,
+            expires_at=now + expires_after,
+            attempts=0,
+            phone_encrypted=phone_encrypted,
+            phone_hash=phone_hash,
+            language=language,
+            body=body,
+            encoding=encoding,
+            segments=segments,
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(row)
+        self.session.flush()
+        self._history(row, now)
+        return row
+
+    def cancel_pending(self, call_id: int, action: CancelPending, now: datetime) -> int:
+        rows = self.session.scalars(
+            select(OutboxRow).where(
+                OutboxRow.call_id == call_id,
+                OutboxRow.status == TextStatus.SCHEDULED.value,
+                OutboxRow.kind.in_([k.value for k in action.kinds]),
+            )
+        ).all()
+        for row in rows:
+            self.transition(row, TextStatus.CANCELLED, now, reason=action.reason)
+        return len(rows)
+
+    def transition(
+        self,
+        row: OutboxRow,
+        new: TextStatus,
+        now: datetime,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        current = TextStatus(row.status)
+        if not current.can_become(new):
+            raise IllegalTransition(current.value, new.value)
+        row.status = new.value
+        if reason is not None:
+            row.reason = reason
+        row.updated_at = now
+        if new.is_final:
+            row.finished_at = now
+        if new is TextStatus.SENT:
+            row.sent_at = now
+        self.session.flush()
+        self._history(row, now)
+
+    def _history(self, row: OutboxRow, now: datetime) -> None:
+        self.session.add(
+            TextStatusChangeRow(outbox_id=row.id, status=row.status, reason=row.reason, at=now)
+        )
+
+    # --- claiming -------------------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int, *, skip_locked: bool
+    ) -> list[OutboxRow]:
+        """Due texts (or texts whose sender's lease expired), in sending order, leased
+        to ``owner``. On PostgreSQL rows locked by other workers are skipped."""
+        query = (
+            select(OutboxRow)
+            .where(
+                or_(
+                    (OutboxRow.status == TextStatus.SCHEDULED.value)
+                    & (OutboxRow.not_before <= now),
+                    (OutboxRow.status == TextStatus.SENDING.value)
+                    & (OutboxRow.lease_expires_at < now),
+                )
+            )
+            .order_by(OutboxRow.send_rank, OutboxRow.not_before, OutboxRow.id)
+            .limit(limit)
+        )
+        if skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        rows = list(self.session.scalars(query).all())
+        for row in rows:
+            if row.status == TextStatus.SCHEDULED.value:
+                self.transition(row, TextStatus.SENDING, now)
+            row.lease_owner = owner
+            row.lease_expires_at = now + lease
+            row.attempts += 1
+        self.session.flush()
+        return rows
+
+    def next_due_at(self) -> datetime | None:
+        return self.session.scalar(
+            select(func.min(OutboxRow.not_before)).where(
+                OutboxRow.status == TextStatus.SCHEDULED.value
+            )
+        )
+
+    def texts_to_phone_since(self, phone_hash: str, since: datetime) -> int:
+        return (
+            self.session.scalar(
+                select(func.count(OutboxRow.id)).where(
+                    OutboxRow.phone_hash == phone_hash,
+                    OutboxRow.sent_at >= since,
+                    OutboxRow.status.in_([s.value for s in COUNTS_AS_SENT]),
+                )
+            )
+            or 0
+        )
+
+    def by_provider_id(self, provider_message_id: str) -> OutboxRow | None:
+        return self.session.scalar(
+            select(OutboxRow).where(OutboxRow.provider_message_id == provider_message_id)
+        )
+
+
+# --- opt-outs and the shared rate limit -------------------------------------------------
+
+
+def is_opted_out(session: Session, phone_hash: str) -> bool:
+    row = session.get(OptOutRow, phone_hash)
+    return bool(row and row.opted_out)
+
+
+def set_opt_out(
+    session: Session, phone_hash: str, opted_out: bool, now: datetime, source: str
+) -> bool:
+    """Record the phone's choice; True if it changed."""
+    row = session.get(OptOutRow, phone_hash, with_for_update=True)
+    if row is None:
+        session.add(
+            OptOutRow(phone_hash=phone_hash, opted_out=opted_out, changed_at=now, source=source)
+        )
+        return opted_out
+    if row.opted_out == opted_out:
+        return False
+    row.opted_out = opted_out
+    row.changed_at = now
+    row.source = source
+    return True
+
+
+def reserve_send_slot(session: Session, name: str, interval: timedelta, now: datetime) -> datetime:
+    """The moment this sender may send: slots are ``interval`` apart across all
+    processes, because every reservation takes the same row lock."""
+    row = session.get(RateLimitRow, name, with_for_update=True)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(RateLimitRow(name=name, next_slot_at=now))
+                session.flush()
+        except IntegrityError:
+            pass  # another process created it first; lock theirs below
+        row = session.get(RateLimitRow, name, with_for_update=True, populate_existing=True)
+        assert row is not None
+    slot = max(now, row.next_slot_at)
+    row.next_slot_at = slot + interval
+    session.flush()
+    return slot

@@ -1,0 +1,256 @@
+"""The ``callerconnect`` command (contract section 8)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from callerconnect import __version__
+from callerconnect.config import ConfigError, Settings, load_settings
+from callerconnect.logs import configure_logging
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from callerconnect.bootstrap import build_application
+    from callerconnect.service.schema import ensure_schema
+    from callerconnect.web.app import create_app
+
+    settings = _settings(args)
+    settings.require_intake_keys()
+    configure_logging(settings.log_level)
+    application = build_application(settings)
+    ensure_schema(application.db)
+    try:
+        uvicorn.run(
+            create_app(application),
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        application.close()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from callerconnect.bootstrap import build_application
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    application = build_application(settings)
+    ensure_schema(application.db)
+    try:
+        if args.once:
+            handled = application.dispatcher.run_due()
+            print(f"handled {handled} due text(s)")
+            return 0
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        application.dispatcher.run_forever(
+            stop, poll_interval=settings.worker.poll_interval.total_seconds()
+        )
+    finally:
+        application.close()
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from callerconnect.adapters.db.engine import Database
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    db = Database.from_url(settings.database_url)
+    try:
+        revision = ensure_schema(db)
+    finally:
+        db.dispose()
+    print(f"database is at revision {revision}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from callerconnect.bootstrap import build_application
+    from callerconnect.service.ingest_file import ingest_lines
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    configure_logging("WARNING")
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: {path} is not a readable file", file=sys.stderr)
+        return 2
+    application = build_application(settings)
+    ensure_schema(application.db)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        with Progress(transient=False) as progress:
+            task = progress.add_task(f"ingesting {path.name}", total=len(lines))
+            counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
+    finally:
+        application.close()
+    print(
+        f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, "
+        f"{counts['rejected']} rejected (see: callerconnect deadletters list)"
+    )
+    return 0 if counts["rejected"] == 0 else 1
+
+
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    from callerconnect.bootstrap import build_application
+    from callerconnect.service import deadletters
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    configure_logging("WARNING")
+    application = build_application(settings)
+    ensure_schema(application.db)
+    try:
+        if args.action == "list":
+            letters = deadletters.list_letters(application.db, status=args.status)
+            if not letters:
+                print("no dead letters")
+            for letter in letters:
+                print(
+                    f"{letter.id:>6}  {letter.received_at:%Y-%m-%d %H:%M:%S}  {letter.source:<7} "
+                    f"{letter.status:<9} {letter.field or '-'}: {letter.error}"
+                )
+            return 0
+        if args.action == "show":
+            print(deadletters.show_letter(application.db, application.vault, args.ids[0]))
+            return 0
+        outcome = deadletters.replay(
+            application.db, application.vault, application.intake, args.ids, replay_all=args.all
+        )
+        for letter_id, result in outcome.items():
+            print(f"{letter_id}: {result}")
+        return 0 if all(r.startswith("replayed") for r in outcome.values()) else 1
+    finally:
+        application.close()
+
+
+def cmd_calltypes(args: argparse.Namespace) -> int:
+    from callerconnect.bootstrap import build_application
+    from callerconnect.service.reports import unknown_call_types
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    application = build_application(settings)
+    ensure_schema(application.db)
+    try:
+        rows = unknown_call_types(application.db)
+    finally:
+        application.close()
+    if args.json:
+        print(json.dumps([row._asdict() for row in rows], default=str, indent=2))
+        return 0
+    if not rows:
+        print("no unknown call types")
+    for row in rows:
+        print(f"{row.code:<16} {row.calls:>5} call(s)  last seen {row.last_seen:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from callerconnect.service.demo import run_demo
+
+    return run_demo(
+        port=args.port, host=args.host, once=args.once, calls=args.calls, seed=args.seed
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callerconnect",
+        description="Texts people who call the police about less urgent matters.",
+    )
+    parser.add_argument("--version", action="version", version=f"callerconnect {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML configuration file (default: ./callerconnect.toml if present); "
+        "CALLERCONNECT_* environment variables win",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="the whole flow on a simulated day (SQLite, console SMS)"
+    )
+    demo.add_argument("--once", action="store_true", help="exit after the summary")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--calls", type=int, default=60, help="incidents in the simulated day")
+    demo.add_argument("--seed", type=int, default=2024, help="seed of the simulated feed")
+    demo.set_defaults(handler=cmd_demo)
+
+    serve = commands.add_parser("serve", help="the API, webhooks and pages")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="the dispatcher and timers (run any number)")
+    worker.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    worker.set_defaults(handler=cmd_worker)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="apply all migrations")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+
+    ingest = commands.add_parser("ingest", help="feed a file of CAD events (one JSON a line)")
+    ingest.add_argument("file", metavar="FILE.jsonl")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    letters = commands.add_parser("deadletters", help="payloads that were not accepted")
+    letters.add_argument("action", choices=["list", "show", "replay"])
+    letters.add_argument("ids", nargs="*", type=int, metavar="ID")
+    letters.add_argument("--all", action="store_true", help="replay: every new dead letter")
+    letters.add_argument("--status", choices=["new", "replayed", "failed"], default=None)
+    letters.set_defaults(handler=cmd_deadletters)
+
+    calltypes = commands.add_parser(
+        "calltypes", help="call-type codes seen in calls but missing from the table"
+    )
+    calltypes.add_argument("action", choices=["unknown"])
+    calltypes.add_argument("--json", action="store_true")
+    calltypes.set_defaults(handler=cmd_calltypes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "deadletters" and args.action in ("show",) and len(args.ids) != 1:
+        parser.error("deadletters show takes exactly one ID")
+    if args.command == "deadletters" and args.action == "replay" and not (args.ids or args.all):
+        parser.error("deadletters replay takes IDs or --all")
+    handler: Any = args.handler
+    try:
+        code: int = handler(args)
+        return code
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""``callerconnect demo``: the whole flow in one process, on a simulated day.
+
+SQLite in a temporary folder, the console SMS provider, a simulated CAD feed replayed
+on a virtual clock (the last 24 hours), then the web server and an in-process worker
+until interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+from callerconnect.adapters.sms.base import OutgoingSms, SendResult, SmsProvider
+from callerconnect.adapters.sms.console import ConsoleProvider
+from callerconnect.bootstrap import Application, build_application, demo_secret
+from callerconnect.clock import VirtualClock
+from callerconnect.config import load_settings
+from callerconnect.logs import configure_logging
+from callerconnect.service import reports
+from callerconnect.service.schema import ensure_schema
+from callerconnect.service.simulation import replay, simulated_day
+
+_SURVEY_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]{22,}")
+
+
+class _TimestampedConsole:
+    """The console provider, with each text headed by the (virtual) local time."""
+
+    def __init__(
+        self, inner: ConsoleProvider, clock: VirtualClock, settings_tz: object, out: TextIO
+    ):
+        self.inner = inner
+        self.clock = clock
+        self.tz = settings_tz
+        self.out = out
+        self.name = inner.name
+
+    def send(self, message: OutgoingSms) -> SendResult:
+        local = self.clock.now().astimezone(self.tz)  # type: ignore[arg-type]
+        self.out.write(f"\n{local:%a %H:%M:%S}\n")
+        return self.inner.send(message)
+
+
+def run_demo(
+    *, port: int, host: str, once: bool, calls: int, seed: int, out: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    workdir = tempfile.mkdtemp(prefix="callerconnect-demo-")
+    base_url = f"http://{host}:{port}"
+    intake_key = "demo-" + secrets.token_urlsafe(16)
+    environ = {
+        **os.environ,
+        "CALLERCONNECT_DATABASE_URL": f"sqlite:///{workdir}/demo.db",
+        "CALLERCONNECT_PUBLIC_BASE_URL": base_url,
+        "CALLERCONNECT_SMS__PROVIDER": "console",
+        "CALLERCONNECT_INTAKE__API_KEYS": f'["{intake_key}"]',
+    }
+    settings = load_settings(environ=environ)
+    configure_logging("WARNING")
+    end = datetime.now(UTC).replace(microsecond=0)
+    # Calls come in over the 20 hours that start 36 hours ago; the rest of the window
+    # lets their texts play out, quiet hours included.
+    start = end - timedelta(hours=36)
+    clock = VirtualClock(start)
+    console = ConsoleProvider(out)
+    provider: SmsProvider = _TimestampedConsole(console, clock, settings.tz, out)
+    application = build_application(
+        settings, clock=clock, provider=provider, secret_key=demo_secret()
+    )
+    try:
+        ensure_schema(application.db)
+        feed = simulated_day(start, calls=calls, seed=seed)
+        out.write(
+            f"callerconnect demo — replaying {len(feed)} CAD events for {calls} calls "
+            f"over 20 hours from {start.astimezone(settings.tz):%a %H:%M} "
+            f"({settings.timezone}) on a virtual clock.\n"
+            "Every text is printed as it is sent; phone numbers are masked.\n"
+        )
+        replay(
+            feed,
+            clock,
+            submit=lambda payload: application.intake.submit(payload, "demo"),
+            run_due=application.dispatcher.run_due,
+            next_due_at=application.dispatcher.next_due_at,
+            until=end,
+        )
+        links = [m.group(0) for _, sms in console.sent for m in _SURVEY_LINK.finditer(sms.body)]
+        _print_summary(application, out, links, base_url, workdir, intake_key)
+        if once:
+            return 0
+        clock.go_live()
+        return _serve(application, host, port, out)
+    finally:
+        application.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _print_summary(
+    application: Application,
+    out: TextIO,
+    links: list[str],
+    base_url: str,
+    workdir: str,
+    intake_key: str,
+) -> None:
+    sent: Counter[str] = Counter()
+    not_sent: Counter[str] = Counter()
+    for kind, status, reason, count in reports.texts_by_outcome(application.db):
+        if status in ("sent", "delivered"):
+            sent[kind] += count
+        elif status == "scheduled":
+            not_sent[f"{kind} waiting for its time ({reason or 'quiet hours or delay'})"] += count
+        else:
+            not_sent[f"{kind} {status} ({reason or '-'})"] += count
+    out.write("\n=== Summary ===\nTexts sent:\n")
+    for kind, count in sorted(sent.items()):
+        out.write(f"  {count:>4}  {kind}\n")
+    out.write(f"  {sum(sent.values()):>4}  in all\n")
+    out.write("Texts not sent, and why:\n")
+    for label, count in sorted(not_sent.items()):
+        out.write(f"  {count:>4}  {label}\n")
+    out.write("Calls by eligibility (calls other than 'eligible' were never texted):\n")
+    for reason, count in reports.calls_by_reason(application.db):
+        out.write(f"  {count:>4}  {reason}\n")
+    unknown = reports.unknown_call_types(application.db)
+    if unknown:
+        out.write("Unknown call types waiting for an administrator to map them:\n")
+        for row in unknown:
+            out.write(f"  {row.calls:>4}  {row.code} ({row.description or 'no description'})\n")
+    out.write("\n")
+    if links:
+        out.write(f"Open a survey link the simulated callers received:\n  {links[-1]}\n")
+    out.write(
+        f"Health: {base_url}/healthz\n"
+        f"Send your own CAD events: curl -X POST {base_url}/api/v1/cad/events "
+        f"-H 'Authorization: Bearer {intake_key}' -H 'Content-Type: application/json' "
+        "-d @event.json\n"
+        f"(data lives in {workdir} until the demo stops)\n"
+    )
+    out.flush()
+
+
+def _serve(application: Application, host: str, port: int, out: TextIO) -> int:
+    import uvicorn
+
+    from callerconnect.web.app import create_app
+
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=application.dispatcher.run_forever, args=(stop, 1.0), daemon=True
+    )
+    worker.start()
+    out.write(f"Serving on http://{host}:{port} with an in-process worker; Ctrl-C to stop.\n")
+    out.flush()
+    try:
+        uvicorn.run(
+            create_app(application),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+    return 0

@@ -1,0 +1,226 @@
+"""CAD intake: every payload kept, each event folded into its call in one transaction.
+
+``submit`` is the handler behind the HTTP API, ``callerconnect ingest`` and dead-letter
+replay alike: validate → (duplicate?) → store the event → load the call (locked) →
+``decide`` → save the call, the outbox rows and the decisions → commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from callerconnect.adapters.cad.native import EventRejected, parse_event
+from callerconnect.adapters.crypto import Vault
+from callerconnect.adapters.db.engine import Database
+from callerconnect.adapters.db.repositories import (
+    CallRepository,
+    Outbox,
+    add_dead_letter,
+    add_event,
+    event_exists,
+    record_decision,
+)
+from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
+from callerconnect.clock import Clock
+from callerconnect.domain.facts import CallFact
+from callerconnect.domain.lifecycle import (
+    CancelPending,
+    RecordDecision,
+    ScheduleText,
+    decide,
+    new_call,
+)
+from callerconnect.domain.policy import Policy
+from callerconnect.logs import log_event
+
+log = logging.getLogger("callerconnect.intake")
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    event_id: str | None
+    status: Status
+    error: str | None = None
+    field: str | None = None
+    rule: str | None = None
+    dead_letter_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"event_id": self.event_id, "status": self.status}
+        if self.error is not None:
+            answer["error"] = self.error
+            answer["field"] = self.field
+            answer["rule"] = self.rule
+        return answer
+
+
+class Intake:
+    # A concurrent insert of the same new incident makes one transaction lose the
+    # unique-key race; it simply runs again and then finds the row.
+    _RETRIES = 3
+
+    def __init__(
+        self, db: Database, vault: Vault, policy: Policy, clock: Clock, agency_id: str
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.policy = policy
+        self.clock = clock
+        self.agency_id = agency_id
+
+    def submit(self, payload: Any, source: str, *, keep_rejected: bool = True) -> IntakeResult:
+        """Validate and fold one native event; a rejected one goes to the dead letters
+        (unless it already is one, being replayed)."""
+        event_id = payload.get("event_id") if isinstance(payload, dict) else None
+        event_id = event_id if isinstance(event_id, str) else None
+        try:
+            fact = parse_event(payload)
+        except EventRejected as rejected:
+            letter = (
+                self.dead_letter(json.dumps(payload), source, rejected) if keep_rejected else None
+            )
+            log_event(
+                log,
+                "event_rejected",
+                source=source,
+                field=rejected.field,
+                rule=rejected.rule,
+                dead_letter=letter,
+            )
+            return IntakeResult(
+                event_id,
+                "rejected",
+                rejected.message,
+                rejected.field,
+                rejected.rule,
+                letter,
+            )
+        for attempt in range(self._RETRIES):
+            try:
+                return self._fold(fact, payload, source)
+            except (IntegrityError, OperationalError):
+                if attempt < self._RETRIES - 1:
+                    continue
+                self._keep_after_failure(payload, source, keep_rejected)
+                raise
+            except Exception:
+                self._keep_after_failure(payload, source, keep_rejected)
+                raise
+        raise AssertionError("unreachable")
+
+    def _keep_after_failure(self, payload: Any, source: str, keep: bool) -> None:
+        """An event we failed to process is not lost: it waits in the dead letters for
+        a replay. If the database itself is down this fails too, and the CAD, seeing a
+        5xx, sends the event again."""
+        if not keep:
+            return
+        try:
+            self.dead_letter(
+                json.dumps(payload),
+                source,
+                EventRejected("(event)", "internal", "processing failed; replay it"),
+            )
+        except Exception:
+            log.exception("action=dead_letter_failed source=%s", source)
+
+    def submit_many(self, payloads: Sequence[Any], source: str) -> list[IntakeResult]:
+        return [self.submit(payload, source) for payload in payloads]
+
+    def dead_letter(self, raw: str, source: str, rejected: EventRejected) -> int:
+        with self.db.transaction() as session:
+            return add_dead_letter(
+                session,
+                DeadLetterRow(
+                    agency_id=self.agency_id,
+                    received_at=self.clock.now(),
+                    source=source,
+                    payload_encrypted=self.vault.encrypt(raw),
+                    error_code=rejected.rule,
+                    error=rejected.message,
+                    field=rejected.field,
+                    status="new",
+                ),
+            )
+
+    def _fold(self, fact: CallFact, payload: dict[str, Any], source: str) -> IntakeResult:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            if event_exists(session, self.agency_id, fact.event_id):
+                return IntakeResult(fact.event_id, "duplicate")
+            stored_row = CadEventRow(
+                agency_id=self.agency_id,
+                event_id=fact.event_id,
+                incident_id=fact.incident_id,
+                type=fact.type.value,
+                occurred_at=fact.occurred_at,
+                received_at=now,
+                source=source,
+                payload_encrypted=self.vault.encrypt(json.dumps(payload)),
+            )
+            if not add_event(session, stored_row):
+                return IntakeResult(fact.event_id, "duplicate")
+            self._apply(session, fact, now)
+        log_event(
+            log,
+            "event_accepted",
+            event_id=fact.event_id,
+            incident=fact.incident_id,
+            type=fact.type.value,
+            source=source,
+        )
+        return IntakeResult(fact.event_id, "accepted")
+
+    def _apply(self, session: Session, fact: CallFact, now: Any) -> None:
+        calls = CallRepository(session, self.vault)
+        stored = calls.get(self.agency_id, fact.incident_id, for_update=True)
+        call = stored.call if stored else new_call(self.agency_id, fact.incident_id)
+        decision = decide(call, fact, self.policy, now)
+        call_type = self.policy.call_type(decision.call.call_type_code)
+        row = calls.save(
+            decision.call,
+            stored.row if stored else None,
+            now,
+            call_type.category if call_type else None,
+        )
+        outbox = Outbox(session)
+        for action in decision.actions:
+            match action:
+                case ScheduleText():
+                    if outbox.schedule(row, action, now) is not None:
+                        log_event(
+                            log,
+                            "text_scheduled",
+                            incident=fact.incident_id,
+                            kind=action.kind.value,
+                            not_before=action.not_before.isoformat(),
+                            suppressed=action.suppressed_reason or "",
+                        )
+                case CancelPending():
+                    cancelled = outbox.cancel_pending(row.id, action, now)
+                    if cancelled:
+                        log_event(
+                            log,
+                            "texts_cancelled",
+                            incident=fact.incident_id,
+                            count=cancelled,
+                            reason=action.reason,
+                        )
+                case RecordDecision():
+                    record_decision(
+                        session,
+                        row.id,
+                        action.code,
+                        decided_at=now,
+                        event_id=fact.event_id,
+                        event_at=fact.occurred_at,
+                        kind=action.kind.value if action.kind else None,
+                    )

@@ -1,0 +1,48 @@
+"""The web application: CAD intake, health, and (with later work) webhooks and pages."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from callerconnect import __version__
+from callerconnect.bootstrap import Application
+from callerconnect.web.intake import build_intake_router
+
+log = logging.getLogger("callerconnect.web")
+
+
+def create_app(application: Application) -> FastAPI:
+    api = FastAPI(
+        title="callerconnect",
+        version=__version__,
+        description="Texts people who call the police about less urgent matters.",
+    )
+    api.state.application = application
+    api.include_router(build_intake_router(application))
+
+    @api.get("/healthz", tags=["operations"])
+    async def healthz() -> JSONResponse:
+        reachable = await run_in_threadpool(application.db.ping)
+        if reachable:
+            return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Never echo internals (they can carry personal data); the log has the trace.
+        log.exception("action=request_failed path=%s", request.url.path)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "internal",
+                    "message": "internal error; the request can be retried",
+                }
+            },
+            status_code=500,
+        )
+
+    return api
