@@ -12,7 +12,7 @@ from callerconnect.adapters.db.tables import CallRow, OutboxRow
 
 
 class UnknownCallType(NamedTuple):
-    code: str
+    code: str | None
     description: str | None
     calls: int
     last_seen: datetime
@@ -22,12 +22,12 @@ class TextOutcome(NamedTuple):
     kind: str
     status: str
     reason: str | None
-    count: int
+    texts: int
 
 
 class CallsWithReason(NamedTuple):
     reason: str
-    count: int
+    calls: int
 
 
 def unknown_call_types(db: Database) -> list[UnknownCallType]:

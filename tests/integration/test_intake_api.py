@@ -1,0 +1,180 @@
+"""The CAD intake API over real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
+from callerconnect.bootstrap import Application
+from tests.support.live_server import LiveServer
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "examples"
+
+
+def examples(name: str) -> list[dict[str, object]]:
+    lines = (EXAMPLES / name).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def event(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "event_id": "e-1",
+        "incident_id": "I-1",
+        "occurred_at": "2026-01-16T09:00:00-05:00",
+        "type": "call.received",
+        "priority": 4,
+        "case_number": "26-00001",
+        "call_type": {"code": "THEFT"},
+        "caller": {"phone": "613-555-0142", "language": "en"},
+    }
+    base.update(fields)
+    return base
+
+
+def count(app: Application, table: type) -> int:
+    with app.db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def test_single_event_is_accepted_and_schedules_a_confirmation(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=event(), headers=auth)
+    assert response.status_code == 202
+    assert response.json() == {"results": [{"event_id": "e-1", "status": "accepted"}]}
+    with app.db.transaction() as session:
+        kinds = sorted(session.scalars(select(OutboxRow.kind)).all())
+    assert kinds == ["confirmation", "delay_notice"]
+
+
+def test_batch_answers_in_request_order_with_duplicates(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    batch = examples("delayed-out-of-order.jsonl")
+    response = httpx.post(
+        f"{live_server.url}/api/v1/cad/events", json={"events": batch}, headers=auth
+    )
+    assert response.status_code == 202
+    results = response.json()["results"]
+    assert [r["event_id"] for r in results] == [e["event_id"] for e in batch]
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "accepted",
+        "duplicate",
+        "accepted",
+        "accepted",
+    ]
+    assert count(app, CadEventRow) == 4
+
+
+def test_repeat_of_a_whole_request_changes_nothing(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    batch = {"events": examples("eligible-theft-en.jsonl")}
+    url = f"{live_server.url}/api/v1/cad/events"
+    httpx.post(url, json=batch, headers=auth)
+    with app.db.transaction() as session:
+        before = [(r.kind, r.status) for r in session.scalars(select(OutboxRow))]
+    second = httpx.post(url, json=batch, headers=auth)
+    assert {r["status"] for r in second.json()["results"]} == {"duplicate"}
+    with app.db.transaction() as session:
+        after = [(r.kind, r.status) for r in session.scalars(select(OutboxRow))]
+    assert after == before
+
+
+def test_missing_or_wrong_key_is_401_and_stores_nothing(
+    app: Application, live_server: LiveServer
+) -> None:
+    url = f"{live_server.url}/api/v1/cad/events"
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        response = httpx.post(url, json=event(), headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert count(app, CadEventRow) == 0
+    assert count(app, DeadLetterRow) == 0
+
+
+def test_malformed_json_is_400_and_kept_as_a_dead_letter(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    response = httpx.post(
+        f"{live_server.url}/api/v1/cad/events",
+        content=b'{"event_id": "e-1", ',
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert count(app, DeadLetterRow) == 1
+
+
+def test_schema_violation_is_422_naming_field_and_rule(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    url = f"{live_server.url}/api/v1/cad/events"
+    cases = [
+        (event(priority=12), "priority", "maximum"),
+        (event(type="call.exploded"), "type", "enum"),
+        ({k: v for k, v in event().items() if k != "incident_id"}, "incident_id", "required"),
+        (event(occurred_at="2026-01-16T09:00:00"), "occurred_at", "format"),
+        (event(type="call.merged"), "merged_into", "required"),
+        (event(call_type={"description": "no code"}), "call_type.code", "required"),
+    ]
+    for body, field, rule in cases:
+        response = httpx.post(url, json=body, headers=auth)
+        assert response.status_code == 422, body
+        error = response.json()["error"]
+        assert (error["field"], error["rule"]) == (field, rule), error
+    assert count(app, DeadLetterRow) == len(cases)
+    assert count(app, CallRow) == 0
+
+
+def test_error_messages_never_contain_the_phone_number(
+    live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    body = event(caller={"phone": 6135550142})
+    response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=body, headers=auth)
+    assert response.status_code == 422
+    assert "5550142" not in response.text
+
+
+def test_batch_with_one_bad_event_accepts_the_others(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    batch = {"events": [event(), event(event_id="e-2", priority="high"), event(event_id="e-3")]}
+    response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=batch, headers=auth)
+    assert response.status_code == 202
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["accepted", "rejected", "accepted"]
+    assert response.json()["results"][1]["field"] == "priority"
+
+
+def test_batch_over_the_limit_is_refused_whole(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    batch = {"events": [event(event_id=f"e-{n}") for n in range(1001)]}
+    response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=batch, headers=auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "events"
+    assert count(app, CadEventRow) == 0
+
+
+def test_healthz_reports_the_database(live_server: LiveServer) -> None:
+    response = httpx.get(f"{live_server.url}/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_stored_payloads_do_not_hold_the_phone_in_clear(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    httpx.post(f"{live_server.url}/api/v1/cad/events", json=event(), headers=auth)
+    httpx.post(f"{live_server.url}/api/v1/cad/events", json=event(priority=99), headers=auth)
+    with app.db.engine.connect() as connection:
+        for table in ("cad_events", "dead_letters", "calls"):
+            rows = connection.exec_driver_sql(f"SELECT * FROM {table}").all()
+            assert rows
+            assert "5550142" not in repr(rows)
