@@ -12,12 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from callerconnect import __version__
-from callerconnect.config import ConfigError, Settings, load_settings
+from callerconnect.config import (
+    RECOMMENDED_SECRET_LENGTH,
+    ConfigError,
+    Settings,
+    load_settings,
+)
 from callerconnect.logs import configure_logging
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
+
+
+def _warn_weak_secrets(settings: Settings) -> None:
+    for key in settings.weak_secrets():
+        print(
+            f"warning: {key} is shorter than {RECOMMENDED_SECRET_LENGTH} characters; "
+            "use a long random value in production",
+            file=sys.stderr,
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -29,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.require_intake_keys()
+    _warn_weak_secrets(settings)
     configure_logging(settings.log_level)
     application = build_application(settings)
     ensure_schema(application.db)
@@ -51,6 +66,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from callerconnect.service.schema import ensure_schema
 
     settings = _settings(args)
+    _warn_weak_secrets(settings)
     configure_logging(settings.log_level)
     application = build_application(settings)
     ensure_schema(application.db)

@@ -1,0 +1,159 @@
+"""The texts a caller can receive (contract section 5), rendered in their language.
+
+Wording lives in the gettext catalogs (``callerconnect/i18n/locale``); the msgids
+below are the English texts, marked with :func:`_n` so ``pybabel extract -k _n``
+finds them. Each text is one SMS and is measured by :class:`SmsText`.
+
+Layout, the same in every language::
+
+    <English sentence(s)>            single language: just this line, in that language
+    <French sentence(s)>             bilingual only: English first, then French
+    <language-neutral last line>     survey link, or the delay notice's case number
+
+A value that reads the same in both languages and is long (the survey link, the
+case number of a delay notice) is written once, on the last line, instead of once
+per half: that is what keeps a bilingual text within two GSM-7 segments with a
+32-character case number. The confirmation keeps its case number inside each half
+because the number is what that text is for, and both halves still fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from callerconnect.domain.sms_encoding import SmsText
+from callerconnect.i18n import translator
+
+__all__ = ["BILINGUAL", "DEFAULT_NON_EMERGENCY_NUMBER", "TextKind", "render_text"]
+
+BILINGUAL = "en+fr"
+"""``SmsText.language`` of a text written in English then French."""
+
+DEFAULT_NON_EMERGENCY_NUMBER = "613-236-1222"
+
+# Languages a caller can be texted in on their own; anything else gets both.
+_SINGLE_LANGUAGES = ("en", "fr")
+# Between the halves and before the last line. A line feed is one GSM-7 septet,
+# cheaper than " / " and easier to read on a phone.
+_LINE_BREAK = "\n"
+
+
+def _n(message: str) -> str:
+    """Mark a msgid for extraction without translating it (translation happens later)."""
+    return message
+
+
+class TextKind(StrEnum):
+    """Every text callerconnect sends: three about the call, four replies to the caller."""
+
+    confirmation = "confirmation"
+    delay_notice = "delay_notice"
+    survey_invitation = "survey_invitation"
+    reply_opt_out = "reply_opt_out"
+    reply_opt_in = "reply_opt_in"
+    reply_help = "reply_help"
+    reply_unmonitored = "reply_unmonitored"
+
+
+_MESSAGES: Mapping[TextKind, str] = {
+    TextKind.confirmation: _n(
+        "%(agency_name)s: we received your call. Case number %(case_number)s. Police "
+        "will follow up. Reply STOP to opt out."
+    ),
+    TextKind.delay_notice: _n(
+        "%(agency_name)s: sorry, officers are busy with other calls and will respond "
+        "as soon as possible. In an emergency, call 9-1-1."
+    ),
+    TextKind.survey_invitation: _n(
+        "%(agency_name)s: how did our call-taker and officer do? Take a short, "
+        "voluntary survey. Reply STOP to opt out."
+    ),
+    TextKind.reply_opt_out: _n(
+        "%(agency_name)s: you will receive no more texts from us. Reply START to resume."
+    ),
+    TextKind.reply_opt_in: _n(
+        "%(agency_name)s: you will receive texts about your calls again. Reply STOP to opt out."
+    ),
+    TextKind.reply_help: _n(
+        "%(agency_name)s: text updates about your call. Emergency: call 9-1-1. "
+        "Non-emergency: %(non_emergency_number)s. Reply STOP to opt out."
+    ),
+    TextKind.reply_unmonitored: _n(
+        "%(agency_name)s: this number is not monitored. In an emergency, call 9-1-1. "
+        "Non-emergency: %(non_emergency_number)s."
+    ),
+}
+
+# The word in front of the delay notice's case number ("Case", "Dossier"); a context
+# because "Case" alone is ambiguous for a translator.
+CASE_LABEL_CONTEXT = "case number label"
+CASE_LABEL = _n("Case")
+
+
+def msgids() -> list[tuple[str | None, str]]:
+    """Every (context, msgid) this module looks up, so tests can check the catalogs."""
+    return [(None, msgid) for msgid in _MESSAGES.values()] + [(CASE_LABEL_CONTEXT, CASE_LABEL)]
+
+
+def _present(value: str | None) -> str | None:
+    """The value without surrounding whitespace, or None when there is nothing left."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+def render_text(
+    kind: TextKind | str,
+    language: str | None,
+    *,
+    agency_name: Mapping[str, str],
+    case_number: str | None = None,
+    survey_url: str | None = None,
+    non_emergency_number: str = DEFAULT_NON_EMERGENCY_NUMBER,
+) -> SmsText:
+    """Render one text for a caller.
+
+    ``language`` ``"en"`` or ``"fr"`` gives that language; ``None`` or anything else
+    gives one bilingual text, English first. ``agency_name`` maps ``"en"`` and
+    ``"fr"`` to the agency's name in each language.
+
+    Raises ValueError when the kind is unknown or a value it needs is missing:
+    ``case_number`` for a confirmation, ``survey_url`` for a survey invitation, or
+    the agency's name in a language the text is written in. The delay notice quotes
+    the case number only when it is given. The result is not truncated: callers that
+    care about cost read ``segments``.
+    """
+    kind = TextKind(kind)
+    languages = (language,) if language in _SINGLE_LANGUAGES else ("en", "fr")
+    case_number = _present(case_number)
+    survey_url = _present(survey_url)
+
+    if kind is TextKind.confirmation and case_number is None:
+        raise ValueError("a confirmation needs case_number")
+    if kind is TextKind.survey_invitation and survey_url is None:
+        raise ValueError("a survey invitation needs survey_url")
+    for lang in languages:
+        if _present(agency_name.get(lang)) is None:
+            raise ValueError(f"agency_name has no {lang!r} entry")
+
+    lines = [
+        translator(lang).gettext(_MESSAGES[kind])
+        % {
+            "agency_name": agency_name[lang].strip(),
+            "case_number": case_number,
+            "non_emergency_number": non_emergency_number,
+        }
+        for lang in languages
+    ]
+    if kind is TextKind.survey_invitation:
+        lines.append(str(survey_url))
+    elif kind is TextKind.delay_notice and case_number is not None:
+        label = "/".join(
+            translator(lang).pgettext(CASE_LABEL_CONTEXT, CASE_LABEL) for lang in languages
+        )
+        lines.append(f"{label} {case_number}")
+
+    tag = languages[0] if len(languages) == 1 else BILINGUAL
+    return SmsText.of(_LINE_BREAK.join(lines), tag)
