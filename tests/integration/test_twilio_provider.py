@@ -17,10 +17,10 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from tests.support.fake_twilio import FakeTwilio, Fault
 
 from callerconnect.adapters.sms.base import OutgoingSms, SendError, SmsProvider
 from callerconnect.adapters.sms.twilio import TwilioProvider
+from tests.support.fake_twilio import FakeTwilio, Fault
 
 SENDER = "+13438036032"
 CALLER = "+16135550142"

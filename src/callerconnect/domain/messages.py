@@ -71,9 +71,7 @@ TRANSITIONS: dict[TextStatus, frozenset[TextStatus]] = {
     TextStatus.SENDING: frozenset(
         {TextStatus.SENT, TextStatus.SCHEDULED, TextStatus.FAILED, TextStatus.SUPPRESSED}
     ),
-    TextStatus.SENT: frozenset(
-        {TextStatus.DELIVERED, TextStatus.UNDELIVERED, TextStatus.FAILED}
-    ),
+    TextStatus.SENT: frozenset({TextStatus.DELIVERED, TextStatus.UNDELIVERED, TextStatus.FAILED}),
     TextStatus.DELIVERED: frozenset(),
     TextStatus.UNDELIVERED: frozenset(),
     TextStatus.FAILED: frozenset(),

@@ -90,9 +90,7 @@ class QuietHours:
         local = moment.astimezone(self.tz)
         candidate = datetime.combine(local.date(), self.end, tzinfo=self.tz)
         if candidate <= local:
-            candidate = datetime.combine(
-                local.date() + timedelta(days=1), self.end, tzinfo=self.tz
-            )
+            candidate = datetime.combine(local.date() + timedelta(days=1), self.end, tzinfo=self.tz)
         return candidate.astimezone(moment.tzinfo)
 
     def shift(self, moment: datetime, kind: TextKind) -> datetime:
@@ -226,7 +224,9 @@ def check_before_send(
     if phone.texts_last_24h >= policy.max_texts_per_phone_per_day:
         return SendCheck("suppressed:daily_cap")
     if policy.in_quiet_hours(now, kind):
-        return SendCheck("deferred:quiet_hours", retry_at=policy.shift_out_of_quiet_hours(now, kind))
+        return SendCheck(
+            "deferred:quiet_hours", retry_at=policy.shift_out_of_quiet_hours(now, kind)
+        )
     return SendCheck(ELIGIBLE)
 
 
