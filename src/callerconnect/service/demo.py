@@ -143,7 +143,7 @@ def _print_summary(
         f"Send your own CAD events: curl -X POST {base_url}/api/v1/cad/events "
         f"-H 'Authorization: Bearer {intake_key}' -H 'Content-Type: application/json' "
         "-d @event.json\n"
-        f"(data lives in {workdir} until the demo stops)\n"
+        f"(data lives in {workdir} while the demo runs)\n"
     )
     out.flush()
 

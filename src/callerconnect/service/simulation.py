@@ -41,6 +41,12 @@ _EXCLUDED_TYPES = [
 ]
 _DISTRICTS = ["Central", "East", "West", "South", "Rural"]
 
+# The first incidents of every simulated day play these parts, so that each path of
+# the policy shows up in the demo whatever the seed; the others are drawn at random.
+_SCENARIOS = ["reclassified", "risk_flag", "unknown_type", "opt_out", "cancelled", "merged"]
+# Where each scenario falls on the random "fate" scale used below.
+_FATE = {"risk_flag": 0.0, "reclassified": 0.04, "cancelled": 0.07, "merged": 0.10}
+
 
 @dataclass(frozen=True)
 class FeedEvent:
@@ -77,10 +83,13 @@ def _incident(rng: random.Random, number: int, received: datetime) -> Iterator[F
         }
         return FeedEvent(at + timedelta(seconds=lag), payload)
 
+    scenario = _SCENARIOS[number] if number < len(_SCENARIOS) else None
     priority = rng.choices([1, 2, 3, 4, 5], weights=[4, 8, 25, 58, 5])[0]
-    if rng.random() < 0.14:
+    if scenario is not None:
+        priority = rng.choice([3, 4])
+    if scenario is None and rng.random() < 0.14:
         code, description = rng.choice(_EXCLUDED_TYPES)
-    elif rng.random() < 0.04:
+    elif scenario == "unknown_type" or (scenario is None and rng.random() < 0.04):
         code, description = "WELFARE2", "Welfare concern (new code)"
     else:
         code, description = rng.choices(
@@ -90,7 +99,7 @@ def _incident(rng: random.Random, number: int, received: datetime) -> Iterator[F
     language = rng.choices(["en", "fr", None], weights=[60, 25, 15])[0]
     if language:
         caller["language"] = language
-    if rng.random() < 0.03:
+    if scenario == "opt_out" or (scenario is None and rng.random() < 0.03):
         caller["sms_opt_out"] = True
     received_fields: dict[str, Any] = {
         "priority": priority,
@@ -98,7 +107,7 @@ def _incident(rng: random.Random, number: int, received: datetime) -> Iterator[F
         "district": rng.choice(_DISTRICTS),
         "caller": caller,
     }
-    if rng.random() < 0.05:
+    if scenario is None and rng.random() < 0.05:
         received_fields["in_progress"] = True
     case_later = rng.random() < 0.5
     if not case_later:
@@ -114,7 +123,7 @@ def _incident(rng: random.Random, number: int, received: datetime) -> Iterator[F
         # Out of order: the update sometimes arrives before the call itself.
         yield event(t, "call.updated", lag=-rng.uniform(0, 200), case_number=case_number)
 
-    fate = rng.random()
+    fate = _FATE.get(scenario or "", rng.random() if scenario is None else 1.0)
     if fate < 0.03:
         yield event(t + timedelta(minutes=10), "call.updated", risk_flag=True)
     elif fate < 0.06:
