@@ -113,6 +113,7 @@ class Application:
                 max_attempts=s.worker.max_attempts,
                 retry_base=s.worker.retry_base,
                 retry_max=s.worker.retry_max,
+                phone_retention=s.privacy.phone_retention,
             ),
         )
 

@@ -41,6 +41,7 @@ from callerconnect.clock import Clock
 from callerconnect.domain.messages import TextKind, TextStatus
 from callerconnect.domain.policy import PhoneContext, Policy, check_before_send
 from callerconnect.logs import log_event
+from callerconnect.service.retention import purge_phones
 
 log = logging.getLogger("callerconnect.dispatcher")
 
@@ -49,6 +50,8 @@ SMS_RATE = "sms"
 #: Bounds of an SMS validity period that networks honour (Twilio: 1 s to 10 h).
 _MIN_VALIDITY = timedelta(minutes=1)
 _MAX_VALIDITY = timedelta(hours=10)
+#: How often a worker looks for phone numbers to purge (cheap: one indexed query).
+_PURGE_EVERY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class DispatchOptions:
     max_attempts: int = 8
     retry_base: timedelta = timedelta(seconds=30)
     retry_max: timedelta = timedelta(minutes=30)
+    phone_retention: timedelta = timedelta(days=2)
     owner: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
 
     @property
@@ -120,8 +124,14 @@ class Dispatcher:
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         log_event(log, "worker_started", owner=self.options.owner, provider=self.provider.name)
+        next_purge = self.clock.now()
         while not stop.is_set():
             try:
+                if self.clock.now() >= next_purge:
+                    purge_phones(
+                        self.db, self.vault, self.clock.now(), self.options.phone_retention
+                    )
+                    next_purge = self.clock.now() + _PURGE_EVERY
                 self.run_due()
             except Exception:  # keep the worker alive through a database restart
                 log.exception("action=worker_pass_failed owner=%s", self.options.owner)
