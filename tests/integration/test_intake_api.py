@@ -12,7 +12,7 @@ from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow
 from callerconnect.bootstrap import Application
 from tests.support.live_server import LiveServer
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
 
 
 def examples(name: str) -> list[dict[str, object]]:
