@@ -10,10 +10,11 @@ from typing import TextIO
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.sms.base import SmsProvider
+from callerconnect.adapters.sms.base import InboundSms, PushProvider, SmsProvider, StatusReport
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.clock import Clock, SystemClock
 from callerconnect.config import ConfigError, Settings
+from callerconnect.domain.inbound import DangerTerms
 from callerconnect.domain.messages import TextKind
 from callerconnect.domain.policy import (
     CallType,
@@ -23,7 +24,9 @@ from callerconnect.domain.policy import (
     parse_call_types,
 )
 from callerconnect.service.dispatcher import Dispatcher, DispatchOptions
+from callerconnect.service.inbound import InboundHandler, bundled_danger_terms
 from callerconnect.service.intake import Intake
+from callerconnect.service.receipts import Receipts
 
 
 def load_call_types(path: Path) -> dict[str, CallType]:
@@ -73,11 +76,50 @@ def build_provider(settings: Settings, console_out: TextIO | None = None) -> Sms
             timeout=sms.twilio.timeout.total_seconds(),
         )
     if sms.provider == "smpp":
-        raise ConfigError(
-            "sms.provider",
-            "the smpp provider is not available in this version; use console or twilio",
+        from callerconnect.adapters.sms.smpp import SmppProvider
+
+        smpp = sms.smpp
+        assert smpp.host and smpp.system_id and smpp.password  # checked by config
+        # Built here in every process, but only ``worker`` starts it (binds): see
+        # Dispatcher.run_forever and adapters/sms/smpp.py.
+        return SmppProvider(
+            smpp.host,
+            smpp.port,
+            smpp.system_id,
+            smpp.password.get_secret_value(),
+            sender=sms.sender,
+            system_type=smpp.system_type,
+            message_id_mode=smpp.message_id_format,
+            liveness_interval=smpp.enquire_link_interval.total_seconds(),
+            reconnect_max=smpp.reconnect_max.total_seconds(),
         )
     return ConsoleProvider(console_out)
+
+
+def build_danger_terms(settings: Settings) -> DangerTerms:
+    terms = settings.inbound.danger_terms
+    if terms is None:
+        return bundled_danger_terms()
+    try:
+        return DangerTerms(terms)
+    except ValueError as error:
+        raise ConfigError("inbound.danger_terms", f"inbound.danger_terms: {error}") from None
+
+
+class ProviderSink:
+    """Receipts and inbound texts from the provider, whichever way they came, to the
+    services that record them (the ``ProviderEvents`` of adapters/sms/base.py)."""
+
+    def __init__(self, receipts: Receipts, inbound: InboundHandler, provider: str) -> None:
+        self.receipts = receipts
+        self.inbound_handler = inbound
+        self.provider = provider
+
+    def status(self, report: StatusReport) -> None:
+        self.receipts.apply(report)
+
+    def inbound(self, message: InboundSms) -> None:
+        self.inbound_handler.handle(message, self.provider)
 
 
 @dataclass
@@ -92,10 +134,32 @@ class Application:
     provider: SmsProvider
     intake: Intake = field(init=False)
     dispatcher: Dispatcher = field(init=False)
+    receipts: Receipts = field(init=False)
+    inbound: InboundHandler = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.intake = Intake(self.db, self.vault, self.policy, self.clock, s.agency_id)
+        self.receipts = Receipts(
+            self.db,
+            self.clock,
+            self.provider.name,
+            id_mode=getattr(self.provider, "message_id_mode", "same"),
+            opt_out_codes=frozenset({"21610"}) if self.provider.name == "twilio" else frozenset(),
+        )
+        self.inbound = InboundHandler(
+            self.db,
+            self.vault,
+            self.clock,
+            agency_id=s.agency_id,
+            agency_name={"en": s.agency_name.en, "fr": s.agency_name.fr},
+            non_emergency_number=s.non_emergency_number,
+            tz=s.tz,
+            reply_expires=self.policy.expires_after[TextKind.REPLY],
+            danger_terms=build_danger_terms(s),
+        )
+        if isinstance(self.provider, PushProvider):
+            self.provider.attach(ProviderSink(self.receipts, self.inbound, self.provider.name))
         self.dispatcher = Dispatcher(
             self.db,
             self.vault,

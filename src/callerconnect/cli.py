@@ -184,6 +184,39 @@ def cmd_calltypes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbound(args: argparse.Namespace) -> int:
+    from callerconnect.bootstrap import build_application
+    from callerconnect.service.inbound import flagged_texts, mark_reviewed
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    configure_logging("WARNING")
+    application = build_application(settings)
+    ensure_schema(application.db)
+    try:
+        if args.action == "reviewed":
+            if not args.ids:
+                print("error: give the ids of the texts a person has read", file=sys.stderr)
+                return 2
+            done = mark_reviewed(application.db, args.ids, application.clock.now())
+            print(f"{len(done)} text(s) marked reviewed: {' '.join(map(str, done)) or '-'}")
+            return 0
+        flagged = flagged_texts(application.db, application.vault, include_reviewed=args.all)
+    finally:
+        application.close()
+    if not flagged:
+        print("no flagged texts")
+    for text in flagged:
+        reviewed = f"  reviewed {text.reviewed_at:%Y-%m-%d %H:%M}" if text.reviewed_at else ""
+        print(
+            f"{text.id:>6}  {text.received_at:%Y-%m-%d %H:%M:%S}  {text.phone_masked}  "
+            f"[{text.terms}]{reviewed}"
+        )
+        for line in text.body.splitlines() or [""]:
+            print(f"        | {line}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from callerconnect.service.demo import run_demo
 
@@ -247,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     calltypes.add_argument("action", choices=["unknown"])
     calltypes.add_argument("--json", action="store_true")
     calltypes.set_defaults(handler=cmd_calltypes)
+
+    inbound = commands.add_parser(
+        "inbound", help="texts callers sent us: list the ones flagged for a person"
+    )
+    inbound.add_argument(
+        "action",
+        choices=["flagged", "reviewed"],
+        help="flagged: list flagged texts not yet reviewed; reviewed ID...: mark them read",
+    )
+    inbound.add_argument("ids", nargs="*", type=int, metavar="ID")
+    inbound.add_argument("--all", action="store_true", help="flagged: include reviewed ones")
+    inbound.set_defaults(handler=cmd_inbound)
     return parser
 
 

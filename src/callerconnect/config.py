@@ -378,7 +378,15 @@ class SmppSettings(_Section):
     password: SecretStr | None = None
     system_type: str = ""
     enquire_link_interval: PositiveDuration = timedelta(seconds=30)
-    """How often the link is probed so a dead connection is noticed."""
+    """How often the worker checks that the bind is alive (the SMPP library itself sends
+    enquire_link every 30 s and drops a link that stops answering); a dead link is
+    rebound at once, with backoff."""
+    reconnect_max: PositiveDuration = timedelta(seconds=60)
+    """Longest wait between two bind attempts (the wait doubles from 1 s up to this)."""
+    message_id_format: Literal["auto", "same", "receipt_decimal", "receipt_hex"] = "auto"
+    """How delivery receipts quote the message id that submit_sm_resp gave: ``same``;
+    ``receipt_decimal`` (submit_sm_resp in hex, receipts in decimal); ``receipt_hex`` (the
+    reverse); ``auto`` tries the id as given first, then the other base."""
 
 
 _SENDER_RE = re.compile(r"\+[1-9]\d{6,14}|\d{3,8}")
@@ -493,6 +501,17 @@ class PolicySettings(_Section):
         return self.call_types_file or _BUNDLED_CALL_TYPES
 
 
+class InboundSettings(_Section):
+    """Texts that callers send to our number."""
+
+    danger_terms: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, examples=[["help me", "knife", "au secours"]]
+    )
+    """Words and phrases that flag a caller's text for a person to read (matched as whole
+    words, ignoring case and accents; a trailing ``*`` matches any ending). ``None`` uses
+    the bundled English and French list (``data/danger-terms.txt``)."""
+
+
 class PrivacySettings(_Section):
     """Personal data lifetimes."""
 
@@ -564,6 +583,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -12,12 +12,23 @@ import sys
 from typing import Any
 
 _PHONE = re.compile(r"(?<![\w*])(\+?1?[\s.(-]*)(\d{3})([\s.)-]*)(\d{3})([\s.-]*)(\d{4})(?!\d)")
+# Any other international number: "+", then 8 to 15 digits with separators allowed.
+_INTERNATIONAL = re.compile(r"(?<![\w*])\+\d[\d\s.()-]{6,22}\d(?!\d)")
+
+
+def _mask_international(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    if not 8 <= len(digits) <= 15:
+        return match.group(0)
+    return f"+***{digits[-4:]}"
 
 
 def mask_phone_patterns(text: str) -> str:
-    """Hide every phone-looking number in free text, keeping the area code and the
-    last four digits so an operator can still tell callers apart."""
-    return _PHONE.sub(lambda m: f"{m.group(2)}***{m.group(6)}", text)
+    """Hide every phone-looking number in free text, keeping the area code (North
+    American numbers) and the last four digits so an operator can still tell callers
+    apart."""
+    masked = _PHONE.sub(lambda m: f"{m.group(2)}***{m.group(6)}", text)
+    return _INTERNATIONAL.sub(_mask_international, masked)
 
 
 def _format_value(value: Any) -> str:

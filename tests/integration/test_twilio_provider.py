@@ -25,6 +25,8 @@ from tests.support.fake_twilio import FakeTwilio, Fault
 SENDER = "+13438036032"
 CALLER = "+16135550142"
 CALLBACK = "https://callerconnect.example.org/webhooks/twilio/status"
+# The outbox reference rides in the callback URL so a callback finds its row by itself.
+CALLBACK_WITH_REF = CALLBACK + "?ref=inc-1%3Aconfirmation%3A0"
 
 
 def sms(to: str = CALLER, body: str = "Ottawa Police: we received your call. Case 2024-123456.",
@@ -109,7 +111,7 @@ def test_status_callback_and_validity_period_are_sent_when_configured(
     provider.send(sms(validity=3600))
 
     [request] = fake.requests
-    assert request.form["StatusCallback"] == CALLBACK
+    assert request.form["StatusCallback"] == CALLBACK_WITH_REF
     assert request.form["ValidityPeriod"] == "3600"
     assert set(request.form) == {"To", "From", "Body", "StatusCallback", "ValidityPeriod"}
 
@@ -449,6 +451,6 @@ def test_documented_create_response_yields_the_message_sid() -> None:
         "To": ["+15558675310"],
         "From": ["+15557122661"],
         "Body": ["Hi there"],
-        "StatusCallback": [CALLBACK],
+        "StatusCallback": [CALLBACK_WITH_REF],
         "ValidityPeriod": ["600"],
     }

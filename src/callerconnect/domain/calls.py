@@ -1,8 +1,9 @@
 """A call's state, and how one fact folds into it.
 
 Facts arrive late, duplicated and out of order. Folding is therefore per field: each
-field remembers the ``occurred_at`` of the fact that last set it, and an older fact never
-overwrites a newer value. Lifecycle moments keep the earliest evidence (received,
+field remembers the ``occurred_at`` (and event id) of the fact that last set it, and an
+older fact never overwrites a newer value; between facts of the same moment the greater
+event id wins, so the outcome does not depend on the order of arrival. Lifecycle moments keep the earliest evidence (received,
 dispatched, arrived) or the latest (cleared). Safety flags only ever switch on.
 """
 
@@ -29,6 +30,7 @@ VERSIONED_FIELDS = (
     "eta_minutes",
     "disposition_code",
     "disposition_description",
+    "merged_into",
 )
 
 
@@ -66,6 +68,9 @@ class Call:
     # The text kinds already put in the outbox for this call (each at most once).
     texts_scheduled: frozenset[str] = frozenset()
     field_times: Mapping[str, datetime] = field(default_factory=lambda: MappingProxyType({}))
+    # The event that set each field: breaks ties between facts with the same time, so
+    # the result never depends on which of two simultaneous facts arrived first.
+    field_events: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def started_at(self) -> datetime | None:
@@ -94,14 +99,16 @@ def fold(call: Call, fact: CallFact) -> Call:
     at = fact.occurred_at
     changes: dict[str, Any] = {"first_fact_at": _earliest(call.first_fact_at, at)}
     times = dict(call.field_times)
+    events = dict(call.field_events)
     for name in VERSIONED_FIELDS:
         value = getattr(fact, name)
         if value is None:
             continue
-        if name in times and times[name] > at:
+        if name in times and (times[name], events.get(name, "")) > (at, fact.event_id):
             continue  # a newer fact already set this field
         changes[name] = value
         times[name] = at
+        events[name] = fact.event_id
         if name == "phone":
             changes["phone_invalid"] = False
     if fact.phone_invalid and "phone" not in times:
@@ -129,8 +136,10 @@ def fold(call: Call, fact: CallFact) -> Call:
             changes["cancelled_at"] = _earliest(call.cancelled_at, at)
         case FactType.MERGED:
             changes["merged_at"] = _earliest(call.merged_at, at)
-            changes["merged_into"] = fact.merged_into or call.merged_into or "unknown"
+            if fact.merged_into is None and call.merged_into is None:
+                changes["merged_into"] = "unknown"  # merged, target not said: still closed
         case FactType.UPDATED:
             pass
     changes["field_times"] = MappingProxyType(times)
+    changes["field_events"] = MappingProxyType(events)
     return replace(call, **changes)

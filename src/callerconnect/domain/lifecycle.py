@@ -69,13 +69,18 @@ def new_call(agency_id: str, incident_id: str) -> Call:
 def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decision:
     before = call
     after = fold(call, fact)
+    reported = policy.call_type(fact.call_type_code)
+    if reported is not None and not reported.textable and after.blocked_reason is None:
+        # An excluded classification blocks the call even when it arrives late and a
+        # newer classification already stands: someone judged this call dangerous.
+        after = replace(after, blocked_reason=f"excluded:{reported.category}")
     reason = eligibility(after, policy)
     actions: list[Action] = []
 
     if is_sticky(reason) and after.blocked_reason is None:
         after = replace(after, blocked_reason=reason)
     if reason == ELIGIBLE and after.eligible_at is None:
-        after = replace(after, eligible_at=_moment_known(after))
+        after = replace(after, eligible_at=_moment_known(after, _ELIGIBILITY_FIELDS))
     if reason != before.reason:
         actions.append(RecordDecision(reason))
         after = replace(after, reason=reason)
@@ -121,7 +126,7 @@ def _texts_due(before: Call, after: Call, policy: Policy) -> list[tuple[TextKind
         and after.case_number is not None
         and not after.is_closed
     ):
-        due.append((TextKind.CONFIRMATION, _moment_known(after)))
+        due.append((TextKind.CONFIRMATION, _moment_known(after, _CONFIRMATION_FIELDS)))
 
     delay_at = _delay_moment(after, policy)
     if delay_at is not None and after.dispatched_at is None and not after.is_closed:
@@ -148,14 +153,15 @@ def _delay_moment(call: Call, policy: Policy) -> datetime | None:
     return call.started_at + threshold
 
 
-def _moment_known(call: Call) -> datetime:
-    """When everything needed to text this call was known, in event time: the latest of
-    the moments its case number, priority, call type and phone arrived."""
-    times = [
-        call.field_times[name]
-        for name in ("case_number", "priority", "call_type_code", "phone")
-        if name in call.field_times
-    ]
+# What eligibility depends on, and what a confirmation needs on top of it.
+_ELIGIBILITY_FIELDS = ("priority", "call_type_code", "phone")
+_CONFIRMATION_FIELDS = (*_ELIGIBILITY_FIELDS, "case_number")
+
+
+def _moment_known(call: Call, fields: tuple[str, ...]) -> datetime:
+    """When the given fields were all known, in event time (never before the call
+    started): the same whatever order the facts arrived in."""
+    times = [call.field_times[name] for name in fields if name in call.field_times]
     if call.started_at is not None:
         times.append(call.started_at)
     return max(times)

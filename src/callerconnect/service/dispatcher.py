@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from callerconnect import texts
@@ -31,22 +32,36 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.repositories import (
     CallRepository,
     Outbox,
+    defer_send_slots,
     is_opted_out,
     reserve_send_slot,
+    set_opt_out,
+    take_late_send,
 )
 from callerconnect.adapters.db.tables import OutboxRow, SurveyInvitationRow
-from callerconnect.adapters.sms.base import OutgoingSms, SendError, SmsProvider
+from callerconnect.adapters.sms.base import OutgoingSms, PushProvider, SendError, SmsProvider
 from callerconnect.adapters.sms.phone import mask_phone
 from callerconnect.clock import Clock
 from callerconnect.domain.messages import TextKind, TextStatus
 from callerconnect.domain.policy import PhoneContext, Policy, check_before_send
 from callerconnect.logs import log_event
+from callerconnect.service.inbound import reply_kind_of
+from callerconnect.service.receipts import lock_receipts, record_sent
 from callerconnect.service.retention import purge_phones
 
 log = logging.getLogger("callerconnect.dispatcher")
 
 #: The name of the shared rate-limit row for outgoing texts.
 SMS_RATE = "sms"
+#: Pause of every worker after a throttling answer that does not say how long.
+THROTTLE_PAUSE = timedelta(seconds=1)
+#: Pause of every worker after the provider answered that it is unavailable (HTTP 5xx,
+#: connection refused): a backlog is not burnt through against a provider that is down.
+OUTAGE_PAUSE = timedelta(seconds=1)
+#: How long before its rate slot a text is re-checked (a re-check takes milliseconds).
+CHECK_AHEAD = timedelta(milliseconds=50)
+#: How many later rate slots a text may take when its re-check ran past its own slot.
+_LATE_SLOT_RETRIES = 2
 #: Bounds of an SMS validity period that networks honour (Twilio: 1 s to 10 h).
 _MIN_VALIDITY = timedelta(minutes=1)
 _MAX_VALIDITY = timedelta(hours=10)
@@ -124,6 +139,9 @@ class Dispatcher:
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         log_event(log, "worker_started", owner=self.options.owner, provider=self.provider.name)
+        if isinstance(self.provider, PushProvider):
+            # SMPP: the worker holds the bind, and receives receipts and texts on it.
+            self.provider.start()
         next_purge = self.clock.now()
         while not stop.is_set():
             try:
@@ -159,10 +177,7 @@ class Dispatcher:
             return [row.id for row in rows]
 
     def _handle(self, outbox_id: int) -> None:
-        # The rate slot comes first, so the re-check below is the last thing before the
-        # provider call, not something a long wait for a slot could make stale.
-        self._wait_for_slot()
-        prepared = self._recheck_and_render(outbox_id)
+        prepared = self._checked_in_slot(outbox_id)
         if prepared is None:
             return
         try:
@@ -179,13 +194,27 @@ class Dispatcher:
             return
         now = self.clock.now()
         with self.db.transaction() as session:
+            lock_receipts(session)  # before the row lock: see service/receipts.py
             row = session.get(OutboxRow, outbox_id, with_for_update=True)
             assert row is not None
-            row.provider_message_id = result.provider_message_id
+            if row.provider_message_id is None:
+                row.provider_message_id = result.provider_message_id
+            elif row.provider_message_id != result.provider_message_id:
+                # A status callback adopted the id of an earlier attempt whose answer we
+                # never saw (service/receipts.py): this text went out twice.
+                log_event(log, "sms_sent_twice", level=logging.WARNING, outbox_id=outbox_id)
             row.error_code = None
             if row.status == TextStatus.SENDING.value:
                 Outbox(session).transition(row, TextStatus.SENT, now)
-            # else a receipt already moved it forward (it can arrive before we get here)
+            # Receipts that came before this commit are applied here (record_sent).
+            record_sent(
+                session,
+                row,
+                self.provider.name,
+                result.all_ids,
+                now,
+                id_mode=getattr(self.provider, "message_id_mode", "same"),
+            )
         log_event(
             log,
             "sms_sent",
@@ -196,11 +225,49 @@ class Dispatcher:
             provider=self.provider.name,
         )
 
-    def _wait_for_slot(self) -> None:
-        now = self.clock.now()
+    def _checked_in_slot(self, outbox_id: int) -> Prepared | None:
+        """Take a rate slot, re-check just before it, and wait for it: the text as it may
+        go out now, or None.
+
+        The re-check starts :data:`CHECK_AHEAD` before the slot, so it is the last thing
+        before the provider call (a long wait for a slot cannot make it stale) and its
+        own duration does not shift the send. A re-check that still ran past the slot by
+        more than half an interval (a cold start, a busy machine) sends late only if no
+        other sender holds the next slot (the slots then move on behind it); otherwise it
+        takes a later slot and checks again rather than go out bunched up with the next
+        sender. Across worker processes that keeps any second within ``max_per_second``
+        (+1 at its edge)."""
+        interval = self.options.send_interval
+        for retry in range(_LATE_SLOT_RETRIES + 1):
+            slot = self._reserve_slot()
+            self._sleep_until(slot - CHECK_AHEAD)
+            prepared = self._recheck_and_render(outbox_id)
+            if prepared is None:
+                return None  # not sent: its slot simply goes unused
+            now = self.clock.now()
+            if now - slot <= interval / 2 or retry == _LATE_SLOT_RETRIES:
+                self._sleep_until(slot)
+                return prepared
+            with self.db.transaction() as session:
+                if take_late_send(session, SMS_RATE, slot, interval, now):
+                    return prepared
+            log_event(
+                log,
+                "sms_slot_missed",
+                level=logging.DEBUG,
+                outbox_id=outbox_id,
+                late_ms=int((now - slot).total_seconds() * 1000),
+            )
+        raise AssertionError("unreachable")
+
+    def _reserve_slot(self) -> datetime:
         with self.db.transaction() as session:
-            slot = reserve_send_slot(session, SMS_RATE, self.options.send_interval, now)
-        wait = (slot - now).total_seconds()
+            return reserve_send_slot(
+                session, SMS_RATE, self.options.send_interval, self.clock.now()
+            )
+
+    def _sleep_until(self, moment: datetime) -> None:
+        wait = (moment - self.clock.now()).total_seconds()
         if wait > 0:
             self.clock.sleep(wait)
 
@@ -214,6 +281,10 @@ class Dispatcher:
                 or row.lease_owner != self.options.owner
             ):
                 return None  # another worker took it over after our lease ran out
+            # The lease runs from this last check, not from the claim: waiting for a rate
+            # slot can use up most of it, and a send still in flight when it ran out would
+            # let another worker claim the text and send it a second time.
+            row.lease_expires_at = now + self.options.lease
             outbox = Outbox(session)
             kind = TextKind(row.kind)
             if kind is TextKind.REPLY:
@@ -231,7 +302,7 @@ class Dispatcher:
                 call,
                 kind,
                 expires_at=row.expires_at,
-                phone=self._phone_context(session, phone_hash, now),
+                phone=self._phone_context(session, row, phone_hash, now),
                 policy=self.policy,
                 now=now,
             )
@@ -264,9 +335,19 @@ class Dispatcher:
     def _prepare_reply(
         self, session: Session, outbox: Outbox, row: OutboxRow, now: datetime
     ) -> Prepared | None:
-        """A reply answers the caller's own text; only its age can stop it."""
+        """A reply answers the caller's own text; its age or an opt-out can stop it.
+
+        An opted-out number gets no reply but the opt-out confirmation itself (the
+        number may have opted out again since the reply was queued)."""
         if now > row.expires_at:
             outbox.transition(row, TextStatus.SUPPRESSED, now, reason="suppressed:stale")
+            return None
+        if (
+            row.phone_hash is not None
+            and reply_kind_of(row.dedupe_key) != "opt_out"
+            and is_opted_out(session, row.phone_hash)
+        ):
+            outbox.transition(row, TextStatus.SUPPRESSED, now, reason="suppressed:opted_out")
             return None
         assert row.phone_encrypted is not None and row.body is not None
         row.provider = self.provider.name
@@ -278,11 +359,19 @@ class Dispatcher:
             validity=_validity(row.expires_at - now),
         )
 
-    def _phone_context(self, session: Session, phone_hash: str, now: datetime) -> PhoneContext:
+    def _phone_context(
+        self, session: Session, row: OutboxRow, phone_hash: str, now: datetime
+    ) -> PhoneContext:
+        if self.db.is_postgresql:
+            # Workers checking texts to the same phone take turns (until commit), so two
+            # of them cannot both count the texts below the daily cap and both send.
+            session.execute(
+                sql("SELECT pg_advisory_xact_lock(:key)"), {"key": int(phone_hash[:15], 16)}
+            )
         return PhoneContext(
             opted_out=is_opted_out(session, phone_hash),
             texts_last_24h=Outbox(session).texts_to_phone_since(
-                phone_hash, now - timedelta(days=1)
+                phone_hash, now - timedelta(days=1), excluding=row.id
             ),
         )
 
@@ -296,6 +385,10 @@ class Dispatcher:
     ) -> None:
         if retry_at is not None:
             outbox.transition(row, TextStatus.SCHEDULED, now, reason=reason)
+            # The text's moment moves to ``retry_at`` and its time to go out with it, as
+            # when the lifecycle schedules a text at the end of the quiet hours; else a
+            # delay notice that reached the worker at 21:05 would be stale at 08:00.
+            row.expires_at = max(row.expires_at, retry_at + (row.expires_at - row.not_before))
             row.not_before = retry_at
             row.attempts -= 1  # waiting out the quiet hours is not a failed attempt
         else:
@@ -330,7 +423,19 @@ class Dispatcher:
             assert row is not None
             outbox = Outbox(session)
             row.error_code = error.code
-            if error.retryable and row.attempts < self.options.max_attempts:
+            pause = _provider_pause(error)
+            if pause is not None:
+                # Every worker waits (the shared rate-limit row), not just this text.
+                defer_send_slots(session, SMS_RATE, now + pause)
+            if error.code == "throttled":
+                # Slow down, never fail: the text goes again once the pause is over and
+                # the attempt does not count (a text that waits too long goes stale).
+                assert pause is not None
+                outbox.transition(row, TextStatus.SCHEDULED, now, reason="retry:throttled")
+                row.not_before = now + pause
+                row.attempts -= 1
+                retry = True
+            elif error.retryable and row.attempts < self.options.max_attempts:
                 delay = min(
                     self.options.retry_max,
                     self.options.retry_base * (2 ** max(0, row.attempts - 1)),
@@ -341,6 +446,10 @@ class Dispatcher:
             else:
                 outbox.transition(row, TextStatus.FAILED, now, reason=f"failed:{error.code}")
                 retry = False
+            if error.code == "opted_out" and row.phone_hash is not None:
+                # The provider knows the phone replied STOP (Twilio 21610): every later
+                # text to it is suppressed here rather than refused there.
+                set_opt_out(session, row.phone_hash, True, now, f"provider:{self.provider.name}")
         log_event(
             log,
             "sms_send_failed",
@@ -350,6 +459,18 @@ class Dispatcher:
             provider_code=error.provider_code or "",
             retry=retry,
         )
+
+
+def _provider_pause(error: SendError) -> timedelta | None:
+    """How long every worker holds off after this error: the provider's Retry-After when
+    it throttles us (or :data:`THROTTLE_PAUSE`), :data:`OUTAGE_PAUSE` when it is down."""
+    if error.code == "throttled":
+        if error.retry_after is not None and error.retry_after > 0:
+            return timedelta(seconds=error.retry_after)
+        return THROTTLE_PAUSE
+    if error.code == "unavailable":
+        return OUTAGE_PAUSE
+    return None
 
 
 def _validity(remaining: timedelta) -> timedelta:

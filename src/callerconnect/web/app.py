@@ -11,6 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from callerconnect import __version__
 from callerconnect.bootstrap import Application
 from callerconnect.web.intake import build_intake_router
+from callerconnect.web.security import SecurityHeadersMiddleware, security_headers
+from callerconnect.web.survey import build_survey_router
+from callerconnect.web.webhooks import build_webhooks_router
 
 log = logging.getLogger("callerconnect.web")
 
@@ -23,6 +26,10 @@ def create_app(application: Application) -> FastAPI:
     )
     api.state.application = application
     api.include_router(build_intake_router(application))
+    api.include_router(build_survey_router(application))
+    api.include_router(build_webhooks_router(application))
+    https = application.settings.public_base_url.startswith("https://")
+    api.add_middleware(SecurityHeadersMiddleware, https=https)
 
     @api.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
@@ -43,6 +50,8 @@ def create_app(application: Application) -> FastAPI:
                 }
             },
             status_code=500,
+            # This handler runs outside the middleware stack: add the headers here.
+            headers=security_headers(https=https),
         )
 
     return api

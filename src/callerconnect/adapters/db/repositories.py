@@ -137,7 +137,10 @@ class CallRepository:
                 row.phone_encrypted = self.vault.encrypt(call.phone)
                 row.phone_hash = phone_hash
         row.texts_scheduled = ",".join(sorted(call.texts_scheduled))
-        row.field_times = {name: at.isoformat() for name, at in call.field_times.items()}
+        row.field_times = {
+            name: [at.isoformat(), call.field_events.get(name, "")]
+            for name, at in call.field_times.items()
+        }
         row.updated_at = now
         self.session.flush()
         return row
@@ -145,7 +148,9 @@ class CallRepository:
     def _to_domain(self, row: CallRow) -> Call:
         values: dict[str, Any] = {name: getattr(row, name) for name in _PLAIN_FIELDS}
         phone = self.vault.decrypt(row.phone_encrypted) if row.phone_encrypted else None
-        times = {name: datetime.fromisoformat(at) for name, at in (row.field_times or {}).items()}
+        versions = row.field_times or {}
+        times = {name: datetime.fromisoformat(at) for name, (at, _) in versions.items()}
+        events = {name: event_id for name, (_, event_id) in versions.items()}
         kinds = frozenset(k for k in row.texts_scheduled.split(",") if k)
         return Call(
             agency_id=row.agency_id,
@@ -153,6 +158,7 @@ class CallRepository:
             phone=phone,
             texts_scheduled=kinds,
             field_times=MappingProxyType(times),
+            field_events=MappingProxyType(events),
             **values,
         )
 
@@ -342,17 +348,20 @@ class Outbox:
             )
         )
 
-    def texts_to_phone_since(self, phone_hash: str, since: datetime) -> int:
-        return (
-            self.session.scalar(
-                select(func.count(OutboxRow.id)).where(
-                    OutboxRow.phone_hash == phone_hash,
-                    OutboxRow.sent_at >= since,
-                    OutboxRow.status.in_([s.value for s in COUNTS_AS_SENT]),
-                )
-            )
-            or 0
+    def texts_to_phone_since(
+        self, phone_hash: str, since: datetime, *, excluding: int | None = None
+    ) -> int:
+        """Texts to the phone sent since ``since``, plus those in flight (``sending``
+        after passing their last check, possibly at another worker), other than the
+        text ``excluding`` that is being checked."""
+        query = select(func.count(OutboxRow.id)).where(
+            OutboxRow.phone_hash == phone_hash,
+            OutboxRow.status.in_([s.value for s in COUNTS_AS_SENT]),
+            or_(OutboxRow.sent_at >= since, OutboxRow.status == TextStatus.SENDING.value),
         )
+        if excluding is not None:
+            query = query.where(OutboxRow.id != excluding)
+        return self.session.scalar(query) or 0
 
     def by_provider_id(self, provider_message_id: str) -> OutboxRow | None:
         return self.session.scalar(
@@ -403,3 +412,36 @@ def reserve_send_slot(session: Session, name: str, interval: timedelta, now: dat
     row.next_slot_at = slot + interval
     session.flush()
     return slot
+
+
+def take_late_send(
+    session: Session, name: str, slot: datetime, interval: timedelta, now: datetime
+) -> bool:
+    """A sender whose ``slot`` has passed asks to send ``now`` all the same: yes if no
+    other sender reserved the slot after it (nor a pause moved the slots on), and the
+    next slot then starts a full ``interval`` after this late send; no otherwise, so it
+    does not go out bunched up with the next sender's slot."""
+    row = session.get(RateLimitRow, name, with_for_update=True)
+    if row is None or row.next_slot_at > slot + interval:
+        return False
+    row.next_slot_at = max(row.next_slot_at, now + interval)
+    session.flush()
+    return True
+
+
+def defer_send_slots(session: Session, name: str, until: datetime) -> None:
+    """No sender may start before ``until``: the provider asked us to slow down, so every
+    worker process pauses (slots already handed out are kept; the next one waits)."""
+    row = session.get(RateLimitRow, name, with_for_update=True)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(RateLimitRow(name=name, next_slot_at=until))
+                session.flush()
+            return
+        except IntegrityError:
+            row = session.get(RateLimitRow, name, with_for_update=True, populate_existing=True)
+            assert row is not None
+    if row.next_slot_at < until:
+        row.next_slot_at = until
+        session.flush()

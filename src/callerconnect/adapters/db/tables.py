@@ -141,7 +141,8 @@ class CallRow(Base):
     reason: Mapped[str] = mapped_column(String(64), index=True)
     blocked_reason: Mapped[str | None] = mapped_column(String(64))
     texts_scheduled: Mapped[str] = mapped_column(String(128), default="")
-    field_times: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # {field: [occurred_at ISO, event id]}: the version of each field, for folding.
+    field_times: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -250,3 +251,127 @@ class SurveyInvitationRow(Base):
     expires_at: Mapped[datetime]
     opened_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
+
+
+class SurveyResponseRow(Base):
+    """One response per call, from its survey link or the landline feedback page.
+
+    Tied to the call (district, priority and call type for the reports), never to the
+    phone number. The comment may hold personal details despite the form's note, so it
+    is encrypted at rest like a phone number (``Vault``) and only ever shown redacted.
+    """
+
+    __tablename__ = "survey_responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), unique=True)
+    invitation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("survey_invitations.id", ondelete="SET NULL"), unique=True
+    )
+    # "link" (the texted survey link) or "landline" (the case-number page).
+    channel: Mapped[str] = mapped_column(String(16))
+    survey_version: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    answered_at: Mapped[datetime] = mapped_column(index=True)
+    comment_encrypted: Mapped[str | None] = mapped_column(Text)
+
+
+class SurveyAnswerRow(Base):
+    """One answered question of a response: a scale point or an extra choice."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        UniqueConstraint("response_id", "question_id", name="uq_survey_answers_response_question"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("survey_responses.id"), index=True)
+    question_id: Mapped[str] = mapped_column(String(32))
+    # A scale point (1-5), or None when the answer is a choice such as "no_officer".
+    score: Mapped[int | None]
+    choice: Mapped[str | None] = mapped_column(String(32))
+
+
+class WebRateHitRow(Base):
+    """Hits per client and fixed window on the public pages' guessable inputs (unknown
+    survey tokens, landline case numbers), shared by every ``serve`` process. The client
+    is a keyed hash of its address: no address is stored."""
+
+    __tablename__ = "web_rate_hits"
+
+    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True, index=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
+# --- SMS providers: message parts, early receipts, inbound texts (issue 3) ----------------
+
+
+class SmsPartRow(Base):
+    """One message as the provider knows it: a whole text (Twilio), or one part of a
+    long text that an SMPP link sent as several messages, each with its own id and
+    its own delivery receipt. ``message_id`` is normalised (lower case, no leading
+    zeros) so that ids written in different cases or paddings still match."""
+
+    __tablename__ = "sms_parts"
+    __table_args__ = (Index("ix_sms_parts_provider_message", "provider", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(String(64))
+    part_number: Mapped[int] = mapped_column(Integer)
+    parts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_retryable: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PendingReceiptRow(Base):
+    """A receipt for a message id the dispatcher has not recorded yet (it can arrive
+    before the provider's answer is committed); applied when the id is recorded, and
+    forgotten after a day if it never is."""
+
+    __tablename__ = "sms_pending_receipts"
+    __table_args__ = (Index("ix_sms_pending_receipts_provider_message", "provider", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_retryable: Mapped[bool | None] = mapped_column(Boolean)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class InboundMessageRow(Base):
+    """A text a caller sent to our number: kept (number masked, body encrypted), with
+    what we made of it and whether a person should read it."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint(
+            "provider", "provider_message_id", name="uq_inbound_messages_provider_message"
+        ),
+        Index("ix_inbound_messages_flagged", "flagged", "reviewed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_message_id: Mapped[str] = mapped_column(String(64))
+    phone_masked: Mapped[str] = mapped_column(String(32))
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The text itself may hold personal details: encrypted at rest like a phone number.
+    body_encrypted: Mapped[str] = mapped_column(Text)
+    # opt_out, opt_in, help or other
+    classification: Mapped[str] = mapped_column(String(16))
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_terms: Mapped[str | None] = mapped_column(String(200))
+    reply_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    reviewed_at: Mapped[datetime | None]

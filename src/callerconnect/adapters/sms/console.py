@@ -30,7 +30,7 @@ class ConsoleProvider:
 
     name = "console"
 
-    def __init__(self, out: TextIO | None = None, *, keep: int = 1000) -> None:
+    def __init__(self, out: TextIO | None = None, *, keep: int = 10_000) -> None:
         # Resolved at call time, not as a default argument, so pytest's capture (which
         # swaps sys.stdout) and a demo that redirects output both see the texts.
         self._out = out

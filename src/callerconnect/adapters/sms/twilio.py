@@ -114,6 +114,43 @@ _MAX_DETAIL = 200
 _MAX_ERROR_BODY = 64 * 1024
 
 
+# Delivery error codes Twilio puts on undelivered/failed status callbacks
+# (https://www.twilio.com/docs/api/errors), judged by whether sending the same text
+# again later could reach the caller. Landlines, unknown or deactivated numbers,
+# carrier-level opt-outs and blocks are permanent; queue overflow, congestion, rate
+# limits and "unknown" carrier errors are retryable. Codes not listed: unknown (None).
+DELIVERY_ERROR_RETRYABLE: Mapping[str, bool] = {
+    "30001": True,  # queue overflow
+    "30002": False,  # account suspended
+    "30003": True,  # unreachable destination handset (switched off, out of coverage)
+    "30004": False,  # message blocked (by the recipient or their carrier)
+    "30005": False,  # unknown destination handset
+    "30006": False,  # landline or unreachable carrier
+    "30007": False,  # carrier violation / filtered as spam
+    "30008": True,  # unknown error
+    "30009": True,  # missing segment
+    "30010": False,  # message price exceeds max price
+    "30017": True,  # carrier network congestion
+    "30018": False,  # destination carrier requires sender registration
+    "30022": True,  # rate limits exceeded (US A2P 10DLC)
+    "30023": True,  # daily message cap reached
+    "30024": False,  # numeric sender id not provisioned
+    "30032": False,  # toll-free number not verified
+    "30034": False,  # message from an unregistered number
+    "30036": False,  # validity period expired: the moment has passed, do not resend
+    "21610": False,  # the recipient replied STOP to our number (carrier-level opt-out)
+    "21612": False,  # not reachable from this sender
+    "21614": False,  # not a mobile number
+}
+
+
+def classify_delivery_error(code: str | None) -> bool | None:
+    """Whether a delivery error code is retryable (None: no code, or not one we know)."""
+    if not code:
+        return None
+    return DELIVERY_ERROR_RETRYABLE.get(code.strip())
+
+
 class TwilioPayloadError(ValueError):
     """A webhook form lacks a field Twilio always sends; answer 400, change nothing."""
 
@@ -142,6 +179,7 @@ def parse_status(form: Mapping[str, str]) -> StatusReport:
         provider_message_id=sid,
         status=map_message_status(raw_status),
         error_code=error_code,
+        retryable=classify_delivery_error(error_code),
     )
 
 
@@ -203,9 +241,24 @@ def _twilio_error(response: httpx.Response) -> tuple[int | None, str]:
     return code, message if isinstance(message, str) else ""
 
 
-def _retry_after(response: httpx.Response) -> str:
+#: Longest pause a Retry-After header may impose; a bigger value is capped, not obeyed.
+MAX_RETRY_AFTER = 300.0
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Twilio's ``Retry-After`` (whole seconds) as a float, or None when absent/unusable.
+
+    The HTTP-date form is not used by Twilio and is ignored rather than guessed.
+    """
     value = response.headers.get("Retry-After", "").strip()
-    return f"; retry after {value}s" if value.isdigit() else ""
+    if not value.isdigit():
+        return None
+    return min(float(value), MAX_RETRY_AFTER)
+
+
+def _retry_after(response: httpx.Response) -> str:
+    seconds = retry_after_seconds(response)
+    return f"; retry after {seconds:g}s" if seconds is not None else ""
 
 
 def _classify(status: int, code: int | None) -> tuple[str, bool]:
@@ -306,7 +359,14 @@ class TwilioProvider:
         """The exact form fields sent for ``message`` (also used by tests and dry runs)."""
         form = {"To": message.to, "From": self._sender, "Body": message.body}
         if self._status_callback_url:
-            form["StatusCallback"] = self._status_callback_url
+            # Our reference rides along in the callback URL (Twilio signs the whole URL,
+            # query included): a callback for a text whose answer we never saw (a read
+            # timeout, a crash before the commit) still finds its outbox row, so the
+            # dispatcher records the sid instead of sending the text a second time.
+            separator = "&" if "?" in self._status_callback_url else "?"
+            form["StatusCallback"] = (
+                f"{self._status_callback_url}{separator}ref={quote(message.reference, safe='')}"
+            )
         if message.validity_seconds is not None:
             # Clamped, not passed through: Twilio refuses the whole request (21624) when the
             # value is outside its documented range, and the dispatcher still wants the text
@@ -350,13 +410,16 @@ class TwilioProvider:
             detail += f" Twilio {twilio_code}"
         if twilio_message:
             detail += f": {_clean(twilio_message, message.to)}"
+        retry_after = None
         if code == "throttled":
             detail += _retry_after(response)
+            retry_after = retry_after_seconds(response)
         raise SendError(
             code,
             retryable=retryable,
             provider_code=str(twilio_code) if twilio_code is not None else None,
             detail=detail,
+            retry_after=retry_after,
         )
 
     @staticmethod

@@ -1,0 +1,210 @@
+"""Storage for the survey: invitations by token hash, responses, and the rate-limit
+counters of the public pages. The only module that writes these tables.
+
+Single use is enforced by the database, not by a read-then-write in Python:
+
+- :func:`claim_invitation` is a conditional ``UPDATE ... WHERE answered_at IS NULL AND
+  expires_at > now``; of two concurrent submissions exactly one sees ``rowcount == 1``
+  (PostgreSQL re-evaluates the condition after the first commits; SQLite's
+  ``BEGIN IMMEDIATE`` runs them one after the other);
+- ``survey_responses.call_id`` is unique, so a call gets one response whatever the
+  channel (survey link or landline page): :func:`add_response` reports the loser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from callerconnect.adapters.db.tables import (
+    CallRow,
+    SurveyAnswerRow,
+    SurveyInvitationRow,
+    SurveyResponseRow,
+    WebRateHitRow,
+)
+
+__all__ = [
+    "FEEDBACK_REASONS",
+    "accepts_feedback",
+    "add_response",
+    "claim_invitation",
+    "count_hits",
+    "find_invitation",
+    "find_landline_call",
+    "has_response",
+    "mark_opened",
+    "record_hit",
+]
+
+#: Eligibility reasons of a call that may be asked for feedback: the ones a survey text
+#: could follow, and those that could not be texted only for want of a usable phone
+#: (a landline, a withheld number) or because the caller opted out of texts.
+FEEDBACK_REASONS = frozenset(
+    {"eligible", "ineligible:no_phone", "ineligible:invalid_phone", "ineligible:opted_out"}
+)
+#: The one sticky reason that does not close a survey: opting out of texts is not
+#: opting out of being heard.
+_HARMLESS_BLOCK = "ineligible:opted_out"
+
+
+def accepts_feedback(call: CallRow, *, landline: bool) -> bool:
+    """Whether a response about ``call`` may be stored.
+
+    A call blocked for safety (excluded type, also after a reclassification; a risk flag;
+    a crime in progress; merged or cancelled) never takes one, even through a link that
+    was already sent. The landline page is stricter: only the reasons in
+    :data:`FEEDBACK_REASONS`, so priorities outside the policy and unknown call types
+    (which could be excluded ones not mapped yet) are refused too.
+    """
+    if call.blocked_reason not in (None, _HARMLESS_BLOCK):
+        return False
+    if call.reason.startswith("excluded:"):
+        return False
+    return call.reason in FEEDBACK_REASONS if landline else True
+
+
+def find_invitation(session: Session, token_hash: str) -> SurveyInvitationRow | None:
+    return session.scalar(
+        select(SurveyInvitationRow).where(SurveyInvitationRow.token_hash == token_hash)
+    )
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def mark_opened(session: Session, invitation_id: int, now: datetime) -> bool:
+    """Record the first opening only; True if this was it."""
+    result = session.execute(
+        update(SurveyInvitationRow)
+        .where(SurveyInvitationRow.id == invitation_id, SurveyInvitationRow.opened_at.is_(None))
+        .values(opened_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def claim_invitation(session: Session, invitation_id: int, now: datetime) -> bool:
+    """Mark the invitation answered if it is still open; False if another submission
+    got there first or it has expired meanwhile."""
+    result = session.execute(
+        update(SurveyInvitationRow)
+        .where(
+            SurveyInvitationRow.id == invitation_id,
+            SurveyInvitationRow.answered_at.is_(None),
+            SurveyInvitationRow.expires_at > now,
+        )
+        .values(
+            answered_at=now,
+            opened_at=func.coalesce(SurveyInvitationRow.opened_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def add_response(
+    session: Session, response: SurveyResponseRow, answers: Mapping[str, int | str]
+) -> bool:
+    """Store a response and its answers; False (and nothing stored) if the call already
+    has one."""
+    try:
+        with session.begin_nested():
+            session.add(response)
+            session.flush()
+            for question_id, value in answers.items():
+                session.add(
+                    SurveyAnswerRow(
+                        response_id=response.id,
+                        question_id=question_id,
+                        score=value if isinstance(value, int) else None,
+                        choice=value if isinstance(value, str) else None,
+                    )
+                )
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def has_response(session: Session, call_id: int) -> bool:
+    found = session.scalar(select(SurveyResponseRow.id).where(SurveyResponseRow.call_id == call_id))
+    return found is not None
+
+
+def find_landline_call(
+    session: Session, agency_id: str, case_number: str, cleared_since: datetime
+) -> CallRow | None:
+    """The most recently cleared call of the agency with this case number, cleared since
+    ``cleared_since``, that accepts landline feedback and has no response yet. (No upper
+    bound: a CAD clock slightly ahead of ours must not lose the feedback.)"""
+    rows = session.scalars(
+        select(CallRow)
+        .where(
+            CallRow.agency_id == agency_id,
+            func.upper(CallRow.case_number) == case_number,
+            CallRow.cleared_at.is_not(None),
+            CallRow.cleared_at >= cleared_since,
+        )
+        .order_by(CallRow.cleared_at.desc())
+        .limit(20)
+    ).all()
+    for row in rows:
+        if not accepts_feedback(row, landline=True):
+            continue
+        if not has_response(session, row.id):
+            return row
+    return None
+
+
+# --- rate limits ------------------------------------------------------------------------
+
+
+def count_hits(session: Session, bucket: str, client_hash: str, window_start: datetime) -> int:
+    hits = session.scalar(
+        select(WebRateHitRow.hits).where(
+            WebRateHitRow.bucket == bucket,
+            WebRateHitRow.client_hash == client_hash,
+            WebRateHitRow.window_start == window_start,
+        )
+    )
+    return hits or 0
+
+
+def record_hit(
+    session: Session,
+    bucket: str,
+    client_hash: str,
+    window_start: datetime,
+    *,
+    forget_before: datetime,
+) -> int:
+    """Count one hit in the window (an upsert, safe under concurrency); return the
+    window's count. Windows of the bucket that ended before ``forget_before`` are
+    deleted on the way, so the table holds only what the limit still needs."""
+    session.execute(
+        delete(WebRateHitRow).where(
+            WebRateHitRow.bucket == bucket, WebRateHitRow.window_start < forget_before
+        )
+    )
+    values = {"bucket": bucket, "client_hash": client_hash, "window_start": window_start, "hits": 1}
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(WebRateHitRow)
+        .values(**values)
+        .on_conflict_do_update(
+            index_elements=["bucket", "client_hash", "window_start"],
+            set_={"hits": WebRateHitRow.hits + 1},
+        )
+        .returning(WebRateHitRow.hits)
+    )
+    return int(session.execute(statement).scalar_one())

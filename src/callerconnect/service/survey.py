@@ -1,0 +1,251 @@
+"""Survey handlers: open a link, submit a response, give feedback by case number.
+
+Each handler is one unit of work: open a transaction, load, apply the domain rules,
+save, commit. The web layer turns each outcome into a page; nothing here knows HTTP.
+
+Rate limits live in the database (``web_rate_hits``), not in process memory, so that
+every ``serve`` process behind a load balancer shares them and a restart does not reset
+them; the cost is one small write per *unknown* token or landline attempt, which honest
+use hardly ever makes. Windows are fixed (``window_start`` = the clock floored to the
+window length), read from the injected clock, so tests step through them exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from importlib import resources
+
+from sqlalchemy.orm import Session
+
+from callerconnect.adapters.crypto import Vault, token_hash
+from callerconnect.adapters.db import survey_store as store
+from callerconnect.adapters.db.engine import Database
+from callerconnect.adapters.db.tables import CallRow, SurveyInvitationRow, SurveyResponseRow
+from callerconnect.clock import Clock
+from callerconnect.domain.survey import Answers, SurveyDefinition, parse_definition
+from callerconnect.logs import log_event
+
+log = logging.getLogger("callerconnect.survey")
+
+DEFAULT_DEFINITION = "survey-v1.json"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,64}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def load_definition(name: str = DEFAULT_DEFINITION) -> SurveyDefinition:
+    """The bundled survey definition ``callerconnect/data/<name>``."""
+    text = (resources.files("callerconnect.data") / name).read_text(encoding="utf-8")
+    return parse_definition(json.loads(text))
+
+
+class Channel(StrEnum):
+    LINK = "link"
+    LANDLINE = "landline"
+
+
+class LinkStatus(StrEnum):
+    """What a survey link leads to."""
+
+    OPEN = "open"
+    UNKNOWN = "unknown"  # no such token (404)
+    ANSWERED = "answered"  # used already, or the call has a response (409)
+    CLOSED = "closed"  # expired, or the call may no longer be surveyed (410)
+    LIMITED = "limited"  # this client guessed too many tokens (429)
+    RECORDED = "recorded"  # a submission was stored
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    status: LinkStatus
+    language: str | None = None
+    """The invitation's language (the caller's, from the CAD), when the link is known."""
+
+
+class LandlineStatus(StrEnum):
+    # One status for "recorded" and "no such recent call": the page must not tell them apart.
+    RECEIVED = "received"
+    LIMITED = "limited"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    hits: int
+    window: timedelta
+
+    def window_start(self, now: datetime) -> datetime:
+        seconds = self.window.total_seconds()
+        elapsed = (now - _EPOCH).total_seconds()
+        return _EPOCH + timedelta(seconds=elapsed - elapsed % seconds)
+
+
+@dataclass(frozen=True)
+class SurveyLimits:
+    # Unknown survey tokens per client: a mistyped link is rare, and 128 random bits are
+    # not guessable anyway; this stops a scanner from even trying at speed.
+    token_guesses: RateLimit = field(default_factory=lambda: RateLimit(20, timedelta(minutes=1)))
+    # Landline feedback attempts per client: case numbers are short and sequential, so
+    # this is the limit that matters.
+    landline_attempts: RateLimit = field(default_factory=lambda: RateLimit(10, timedelta(hours=1)))
+
+
+TOKEN_BUCKET = "survey_token"
+LANDLINE_BUCKET = "landline_feedback"
+
+
+class SurveyService:
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        clock: Clock,
+        definition: SurveyDefinition,
+        *,
+        agency_id: str,
+        survey_expires: timedelta,
+        client_key: bytes,
+        limits: SurveyLimits | None = None,
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.clock = clock
+        self.definition = definition
+        self.agency_id = agency_id
+        self.survey_expires = survey_expires
+        self.limits = limits or SurveyLimits()
+        self._client_key = client_key
+
+    # --- survey links ----------------------------------------------------------------
+
+    def open(self, token: str, client: str) -> LinkOutcome:
+        """Look a link up for display; records when it was first opened."""
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            outcome, invitation = self._resolve(session, token, client, now)
+            if (
+                outcome.status is LinkStatus.OPEN
+                and invitation is not None
+                and store.mark_opened(session, invitation.id, now)
+            ):
+                log_event(log, "survey_opened", invitation_id=invitation.id)
+            return outcome
+
+    def check(self, token: str, client: str) -> LinkOutcome:
+        """Like :meth:`open`, without recording an opening (form re-renders)."""
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            return self._resolve(session, token, client, now)[0]
+
+    def submit(self, token: str, answers: Answers, language: str, client: str) -> LinkOutcome:
+        """Store a response once. Validate ``answers`` before calling (the domain's
+        :func:`read_answers`); an empty one is refused here too."""
+        if answers.empty:
+            raise ValueError("a response needs at least one answer")
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            outcome, invitation = self._resolve(session, token, client, now)
+            if outcome.status is not LinkStatus.OPEN or invitation is None:
+                return outcome
+            if not store.claim_invitation(session, invitation.id, now):
+                return LinkOutcome(LinkStatus.ANSWERED, outcome.language)
+            recorded = store.add_response(
+                session,
+                self._response(invitation.call_id, invitation.id, Channel.LINK, language, answers),
+                answers.values,
+            )
+        if not recorded:  # the call was answered from the landline page meanwhile
+            return LinkOutcome(LinkStatus.ANSWERED, outcome.language)
+        log_event(log, "survey_answered", invitation_id=invitation.id, channel=Channel.LINK)
+        return LinkOutcome(LinkStatus.RECORDED, outcome.language)
+
+    def _resolve(
+        self, session: Session, token: str, client: str, now: datetime
+    ) -> tuple[LinkOutcome, SurveyInvitationRow | None]:
+        client_hash = self._client_hash(client)
+        limit = self.limits.token_guesses
+        window = limit.window_start(now)
+        if store.count_hits(session, TOKEN_BUCKET, client_hash, window) >= limit.hits:
+            return LinkOutcome(LinkStatus.LIMITED), None
+        invitation = (
+            store.find_invitation(session, token_hash(token)) if _TOKEN.fullmatch(token) else None
+        )
+        if invitation is None:
+            hits = store.record_hit(
+                session, TOKEN_BUCKET, client_hash, window, forget_before=window - limit.window
+            )
+            log_event(log, "survey_token_unknown", level=logging.WARNING, hits=hits)
+            return LinkOutcome(LinkStatus.UNKNOWN), None
+        language = invitation.language
+        call = session.get(CallRow, invitation.call_id)
+        if invitation.answered_at is not None or store.has_response(session, invitation.call_id):
+            return LinkOutcome(LinkStatus.ANSWERED, language), invitation
+        if (
+            now >= invitation.expires_at
+            or call is None
+            or not store.accepts_feedback(call, landline=False)
+        ):
+            return LinkOutcome(LinkStatus.CLOSED, language), invitation
+        return LinkOutcome(LinkStatus.OPEN, language), invitation
+
+    # --- landline page ---------------------------------------------------------------
+
+    def landline(
+        self, case_number: str, answers: Answers, language: str, client: str
+    ) -> LandlineStatus:
+        """Record feedback for a recently cleared, surveyable call with this (normalized)
+        case number, if there is one without a response. The answer is the same either
+        way: this page must not reveal whether a case number exists."""
+        if answers.empty:
+            raise ValueError("a response needs at least one answer")
+        now = self.clock.now()
+        limit = self.limits.landline_attempts
+        window = limit.window_start(now)
+        client_hash = self._client_hash(client)
+        with self.db.transaction() as session:
+            if store.count_hits(session, LANDLINE_BUCKET, client_hash, window) >= limit.hits:
+                return LandlineStatus.LIMITED
+            store.record_hit(
+                session, LANDLINE_BUCKET, client_hash, window, forget_before=window - limit.window
+            )
+            call = store.find_landline_call(
+                session, self.agency_id, case_number, now - self.survey_expires
+            )
+            recorded = call is not None and store.add_response(
+                session,
+                self._response(call.id, None, Channel.LANDLINE, language, answers),
+                answers.values,
+            )
+        log_event(log, "landline_feedback", recorded=recorded)
+        return LandlineStatus.RECEIVED
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _response(
+        self,
+        call_id: int,
+        invitation_id: int | None,
+        channel: Channel,
+        language: str,
+        answers: Answers,
+    ) -> SurveyResponseRow:
+        return SurveyResponseRow(
+            agency_id=self.agency_id,
+            call_id=call_id,
+            invitation_id=invitation_id,
+            channel=channel.value,
+            survey_version=self.definition.version,
+            language=language,
+            answered_at=self.clock.now(),
+            comment_encrypted=self.vault.encrypt(answers.comment) if answers.comment else None,
+        )
+
+    def _client_hash(self, client: str) -> str:
+        """A keyed hash of the client's address: enough to count, useless to anyone
+        reading the table."""
+        return hmac.new(self._client_key, client.encode(), hashlib.sha256).hexdigest()

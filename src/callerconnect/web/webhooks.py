@@ -1,0 +1,103 @@
+"""Twilio's webhooks (contract section 4): status callbacks and inbound texts.
+
+``POST {public_base_url}/webhooks/twilio/status`` and ``.../webhooks/twilio/inbound``.
+Each request must carry a valid ``X-Twilio-Signature``: HMAC-SHA1, keyed with the
+account's auth token, over the full URL Twilio requested — ``public_base_url`` plus the
+path and query *as configured*, since behind a proxy this server sees another host — and
+the sorted form fields. It is checked with the official ``twilio`` library's
+``RequestValidator``. A missing or bad signature is ``403`` and nothing is read further
+or changed. Both endpoints answer ``404`` when no Twilio auth token is configured.
+
+* status: forward-only (service/receipts.py); a callback for an unknown ``MessageSid`` is
+  ``200`` and changes no text (it waits a day in case the id is being recorded right
+  now); the ``ref`` query parameter that the provider put in ``StatusCallback`` lets a
+  callback find a text whose send answer was lost.
+* inbound: stored and handled (service/inbound.py), answered with an empty TwiML
+  ``<Response/>``. Replies are never put in the TwiML: they go through the outbox, which
+  rate-limits them, re-checks opt-outs right before sending and records their delivery.
+
+Twilio retries a webhook that fails; both handlers are idempotent (the status moves
+forward only; an inbound ``MessageSid`` is stored once).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from twilio.request_validator import RequestValidator
+
+from callerconnect.adapters.sms.twilio import TwilioPayloadError, parse_inbound, parse_status
+from callerconnect.bootstrap import Application
+from callerconnect.logs import log_event
+from callerconnect.service.receipts import Receipts
+from callerconnect.web.intake import error_response
+
+log = logging.getLogger("callerconnect.webhooks")
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+SIGNATURE_HEADER = "X-Twilio-Signature"
+#: Twilio's form posts are small; anything bigger is not Twilio.
+MAX_BODY = 64 * 1024
+
+
+def build_webhooks_router(app: Application) -> APIRouter:
+    router = APIRouter(prefix="/webhooks/twilio", tags=["SMS webhooks"])
+    token = app.settings.sms.twilio.auth_token
+    validator = RequestValidator(token.get_secret_value()) if token is not None else None
+    base_url = app.settings.public_base_url
+    # Twilio's callbacks are Twilio's whichever provider sends today (callbacks for texts
+    # sent before a switch still arrive), so they get a Receipts of their own.
+    receipts = Receipts(app.db, app.clock, "twilio", opt_out_codes=frozenset({"21610"}))
+
+    async def verified_form(request: Request) -> FormData | Response:
+        if validator is None:
+            return error_response(404, "not_found", "Twilio is not configured")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            return error_response(413, "too_large", "request body too large")
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        form = await request.form()
+        url = base_url + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        if not signature or not validator.validate(url, form, signature):
+            await form.close()
+            log_event(
+                log,
+                "webhook_rejected",
+                level=logging.WARNING,
+                path=request.url.path,
+                reason="missing_signature" if not signature else "bad_signature",
+            )
+            return error_response(403, "forbidden", "missing or invalid X-Twilio-Signature")
+        return form
+
+    @router.post("/status", include_in_schema=True)
+    async def status(request: Request) -> Response:
+        form = await verified_form(request)
+        if isinstance(form, Response):
+            return form
+        try:
+            report = parse_status({key: str(value) for key, value in form.items()})
+        except TwilioPayloadError as error:
+            return error_response(400, "bad_request", str(error))
+        reference = request.query_params.get("ref") or None
+        await run_in_threadpool(receipts.apply, report, reference=reference)
+        return Response(status_code=200)
+
+    @router.post("/inbound")
+    async def inbound(request: Request) -> Response:
+        form = await verified_form(request)
+        if isinstance(form, Response):
+            return form
+        try:
+            message = parse_inbound({key: str(value) for key, value in form.items()})
+        except TwilioPayloadError as error:
+            return error_response(400, "bad_request", str(error))
+        await run_in_threadpool(app.inbound.handle, message, "twilio")
+        return Response(EMPTY_TWIML, media_type="application/xml")
+
+    return router
