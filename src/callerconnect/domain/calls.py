@@ -3,8 +3,9 @@
 Facts arrive late, duplicated and out of order. Folding is therefore per field: each
 field remembers the ``occurred_at`` (and event id) of the fact that last set it, and an
 older fact never overwrites a newer value; between facts of the same moment the greater
-event id wins, so the outcome does not depend on the order of arrival. Lifecycle moments keep the earliest evidence (received,
-dispatched, arrived) or the latest (cleared). Safety flags only ever switch on.
+event id wins, so the outcome does not depend on the order of arrival. Lifecycle
+moments keep the earliest evidence (received, dispatched, arrived) or the latest
+(cleared). Safety flags only ever switch on.
 """
 
 from __future__ import annotations
