@@ -72,6 +72,8 @@ class Call:
     # The event that set each field: breaks ties between facts with the same time, so
     # the result never depends on which of two simultaneous facts arrived first.
     field_events: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The earliest moment any fact carried each field: when it was first known.
+    first_seen: Mapping[str, datetime] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def started_at(self) -> datetime | None:
@@ -101,10 +103,12 @@ def fold(call: Call, fact: CallFact) -> Call:
     changes: dict[str, Any] = {"first_fact_at": _earliest(call.first_fact_at, at)}
     times = dict(call.field_times)
     events = dict(call.field_events)
+    seen = dict(call.first_seen)
     for name in VERSIONED_FIELDS:
         value = getattr(fact, name)
         if value is None:
             continue
+        seen[name] = _earliest(seen.get(name), at)
         if name in times and (times[name], events.get(name, "")) > (at, fact.event_id):
             continue  # a newer fact already set this field
         changes[name] = value
@@ -143,4 +147,5 @@ def fold(call: Call, fact: CallFact) -> Call:
             pass
     changes["field_times"] = MappingProxyType(times)
     changes["field_events"] = MappingProxyType(events)
+    changes["first_seen"] = MappingProxyType(seen)
     return replace(call, **changes)

@@ -79,7 +79,7 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
 
     if is_sticky(reason) and after.blocked_reason is None:
         after = replace(after, blocked_reason=reason)
-    if reason == ELIGIBLE and after.eligible_at is None:
+    if reason == ELIGIBLE:
         after = replace(after, eligible_at=_moment_known(after, _ELIGIBILITY_FIELDS))
     if reason != before.reason:
         actions.append(RecordDecision(reason))
@@ -90,22 +90,26 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
             actions.append(CancelPending(frozenset(CALL_TEXT_KINDS), _cancel_reason(reason)))
         return Decision(after, tuple(actions))
 
-    if after.is_closed and not before.is_closed:
-        # Cleared: a confirmation or delay notice still waiting has lost its moment.
-        actions.append(
-            CancelPending(
-                frozenset({TextKind.CONFIRMATION, TextKind.DELAY_NOTICE}), "suppressed:stale"
-            )
-        )
-    elif after.dispatched_at is not None and before.dispatched_at is None:
-        actions.append(CancelPending(frozenset({TextKind.DELAY_NOTICE}), "suppressed:dispatched"))
-
+    # Each text's moment is computed from the state alone, before and after the fact,
+    # so a late event that moves a moment (an earlier start, a later clearance, another
+    # priority) moves a waiting text, and one that takes the moment away cancels it.
+    was = _moments(before, policy)
+    now_due = _moments(after, policy)
     scheduled = set(after.texts_scheduled)
-    for kind, moment in _texts_due(before, after, policy):
+    lost: dict[str, set[TextKind]] = {}
+    for kind in CALL_TEXT_KINDS:
+        if now_due[kind] is None and kind in scheduled and was[kind] is not None:
+            lost.setdefault(_lost_moment(after, kind), set()).add(kind)
+    actions.extend(CancelPending(frozenset(kinds), why) for why, kinds in sorted(lost.items()))
+    for kind in CALL_TEXT_KINDS:
+        moment = now_due[kind]
+        if moment is None:
+            continue
         not_before = policy.shift_out_of_quiet_hours(moment, kind)
         expires_at = not_before + policy.expires_after[kind]
         if kind in scheduled:
-            actions.append(ScheduleText(kind, not_before, expires_at, reschedule=True))
+            if moment != was[kind]:
+                actions.append(ScheduleText(kind, not_before, expires_at, reschedule=True))
             continue
         late = "suppressed:stale" if now > expires_at else None
         actions.append(ScheduleText(kind, not_before, expires_at, suppressed_reason=late))
@@ -116,32 +120,36 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
     return Decision(after, tuple(actions))
 
 
-def _texts_due(before: Call, after: Call, policy: Policy) -> list[tuple[TextKind, datetime]]:
-    """The texts an eligible call deserves now that it did not have yet, with their
-    moments; plus a delay notice whose moment moved because the priority changed."""
-    due: list[tuple[TextKind, datetime]] = []
-    scheduled = after.texts_scheduled
-    if (
-        TextKind.CONFIRMATION not in scheduled
-        and after.case_number is not None
-        and not after.is_closed
-    ):
-        due.append((TextKind.CONFIRMATION, _moment_known(after, _CONFIRMATION_FIELDS)))
+def _moments(call: Call, policy: Policy) -> dict[TextKind, datetime | None]:
+    """When each text is due for this call as it stands, or None if it has no moment
+    (yet, or any more). Eligibility is checked separately."""
+    confirmation = (
+        _moment_known(call, _CONFIRMATION_FIELDS)
+        if call.case_number is not None and not call.is_closed
+        else None
+    )
+    delay = (
+        _delay_moment(call, policy) if call.dispatched_at is None and not call.is_closed else None
+    )
+    survey = (
+        call.cleared_at + policy.survey_after_clear
+        if call.cleared_at is not None and call.cancelled_at is None and call.merged_into is None
+        else None
+    )
+    return {
+        TextKind.CONFIRMATION: confirmation,
+        TextKind.DELAY_NOTICE: delay,
+        TextKind.SURVEY_INVITATION: survey,
+    }
 
-    delay_at = _delay_moment(after, policy)
-    if delay_at is not None and after.dispatched_at is None and not after.is_closed:
-        moved = before.priority != after.priority and TextKind.DELAY_NOTICE in scheduled
-        if TextKind.DELAY_NOTICE not in scheduled or moved:
-            due.append((TextKind.DELAY_NOTICE, delay_at))
 
-    if (
-        TextKind.SURVEY_INVITATION not in scheduled
-        and after.cleared_at is not None
-        and after.cancelled_at is None
-        and after.merged_into is None
-    ):
-        due.append((TextKind.SURVEY_INVITATION, after.cleared_at + policy.survey_after_clear))
-    return due
+def _lost_moment(call: Call, kind: TextKind) -> str:
+    """Why a waiting text of an eligible call is cancelled."""
+    if kind is TextKind.DELAY_NOTICE and call.dispatched_at is not None and not call.is_closed:
+        return "suppressed:dispatched"
+    if kind is TextKind.DELAY_NOTICE and not call.is_closed:
+        return "suppressed:no_delay_threshold"  # the new priority has no delay notice
+    return "suppressed:stale"
 
 
 def _delay_moment(call: Call, policy: Policy) -> datetime | None:
@@ -160,8 +168,8 @@ _CONFIRMATION_FIELDS = (*_ELIGIBILITY_FIELDS, "case_number")
 
 def _moment_known(call: Call, fields: tuple[str, ...]) -> datetime:
     """When the given fields were all known, in event time (never before the call
-    started): the same whatever order the facts arrived in."""
-    times = [call.field_times[name] for name in fields if name in call.field_times]
+    started): the latest of their first appearances, the same in any order of arrival."""
+    times = [call.first_seen[name] for name in fields if name in call.first_seen]
     if call.started_at is not None:
         times.append(call.started_at)
     return max(times)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from callerconnect.domain.calls import Call
@@ -84,14 +84,41 @@ class QuietHours:
         return local >= self.start or local < self.end
 
     def next_end(self, moment: datetime) -> datetime:
-        """The first moment at or after ``moment`` that is outside the window."""
+        """The first moment at or after ``moment`` that is outside the window.
+
+        Daylight-saving changes make the local end time happen twice (fall back: the
+        window may be entered again in the repeated hour) or not at all (spring forward:
+        the window ends when the clock jumps over it), so candidates are real instants.
+        """
         if not self.contains(moment):
             return moment
-        local = moment.astimezone(self.tz)
-        candidate = datetime.combine(local.date(), self.end, tzinfo=self.tz)
-        if candidate <= local:
-            candidate = datetime.combine(local.date() + timedelta(days=1), self.end, tzinfo=self.tz)
-        return candidate.astimezone(moment.tzinfo)
+        today = moment.astimezone(self.tz).date()
+        candidates: list[datetime] = []
+        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+            first = datetime.combine(day, self.end, tzinfo=self.tz)
+            second = first.replace(fold=1)
+            early, late = first.astimezone(UTC), second.astimezone(UTC)
+            if late < early:  # the end time does not exist that day: find the jump
+                candidates.append(self._clock_reaches(day, late, early))
+            else:
+                candidates.extend({early, late})
+        for candidate in sorted(candidates):
+            if candidate > moment and not self.contains(candidate):
+                return candidate.astimezone(moment.tzinfo)
+        raise AssertionError("a quiet-hours window always ends within two days")
+
+    def _clock_reaches(self, day: date, low: datetime, high: datetime) -> datetime:
+        """The first instant in [low, high] whose local wall time on ``day`` is at or
+        past the end time (to the second): where the spring-forward jump passes it."""
+        target = datetime.combine(day, self.end)
+        while high - low > timedelta(seconds=1):
+            middle = low + (high - low) / 2
+            if middle.astimezone(self.tz).replace(tzinfo=None) >= target:
+                high = middle
+            else:
+                low = middle
+        whole = high.replace(microsecond=0)
+        return whole if whole == high else whole + timedelta(seconds=1)
 
     def shift(self, moment: datetime, kind: TextKind) -> datetime:
         return self.next_end(moment) if kind in QUIET_HOURS_KINDS else moment

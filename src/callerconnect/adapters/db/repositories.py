@@ -138,7 +138,11 @@ class CallRepository:
                 row.phone_hash = phone_hash
         row.texts_scheduled = ",".join(sorted(call.texts_scheduled))
         row.field_times = {
-            name: [at.isoformat(), call.field_events.get(name, "")]
+            name: [
+                at.isoformat(),
+                call.field_events.get(name, ""),
+                call.first_seen[name].isoformat(),
+            ]
             for name, at in call.field_times.items()
         }
         row.updated_at = now
@@ -149,8 +153,9 @@ class CallRepository:
         values: dict[str, Any] = {name: getattr(row, name) for name in _PLAIN_FIELDS}
         phone = self.vault.decrypt(row.phone_encrypted) if row.phone_encrypted else None
         versions = row.field_times or {}
-        times = {name: datetime.fromisoformat(at) for name, (at, _) in versions.items()}
-        events = {name: event_id for name, (_, event_id) in versions.items()}
+        times = {name: datetime.fromisoformat(v[0]) for name, v in versions.items()}
+        events = {name: v[1] for name, v in versions.items()}
+        seen = {name: datetime.fromisoformat(v[2]) for name, v in versions.items()}
         kinds = frozenset(k for k in row.texts_scheduled.split(",") if k)
         return Call(
             agency_id=row.agency_id,
@@ -159,6 +164,7 @@ class CallRepository:
             texts_scheduled=kinds,
             field_times=MappingProxyType(times),
             field_events=MappingProxyType(events),
+            first_seen=MappingProxyType(seen),
             **values,
         )
 

@@ -141,7 +141,7 @@ class CallRow(Base):
     reason: Mapped[str] = mapped_column(String(64), index=True)
     blocked_reason: Mapped[str | None] = mapped_column(String(64))
     texts_scheduled: Mapped[str] = mapped_column(String(128), default="")
-    # {field: [occurred_at ISO, event id]}: the version of each field, for folding.
+    # {field: [occurred_at ISO, event id, first seen ISO]}: each field's version.
     field_times: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
