@@ -53,9 +53,19 @@ def _describe(error: ValidationError) -> EventRejected:
         field = ".".join(p for p in (path, missing[0] if missing else "") if p)
         return EventRejected(field or "(body)", "required", f"{field} is required")
     field = path or "(body)"
-    # Never echo a caller's phone number back into an error message or a log.
-    message = error.message if "phone" not in field else "caller.phone is not a string"
+    # Never echo a caller's phone number back into an error message or a log: say
+    # which rule it broke, not what it was.
+    if "phone" in field:
+        message = _PHONE_RULES.get(str(error.validator), "is not a valid phone value")
+    else:
+        message = error.message
     return EventRejected(field, str(error.validator), f"{field}: {message}")
+
+
+_PHONE_RULES = {
+    "type": "must be a string such as 613-555-0142 or +16135550142",
+    "maxLength": "is longer than 32 characters",
+}
 
 
 def parse_occurred_at(value: str, field: str = "occurred_at") -> datetime:
