@@ -14,7 +14,7 @@ import itertools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -314,7 +314,8 @@ class IncidentSim:
 
     def advance(self, delta: timedelta, *, worker_up: bool = True) -> None:
         """Let ``delta`` pass; a running worker sends each row when it falls due."""
-        until = self.clock + delta
+        # Elapsed time, not wall-clock time: across a DST change they differ by an hour.
+        until = (self.clock.astimezone(UTC) + delta).astimezone(self.clock.tzinfo)
         while worker_up:
             due = [
                 r for r in self.rows.values() if r.status == "scheduled" and r.not_before <= until

@@ -7,7 +7,7 @@ CAD did not send are ``None``; the lifecycle only folds in what is present.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -48,3 +48,6 @@ class CallFact:
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must carry a UTC offset")
+        # In UTC, so that every "moment + duration" in the domain is elapsed time: with a
+        # zone such as America/Toronto, Python adds wall-clock time across a DST change.
+        object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
