@@ -64,7 +64,8 @@ def run_demo(
         "CALLERCONNECT_INTAKE__API_KEYS": f'["{intake_key}"]',
     }
     settings = load_settings(environ=environ)
-    configure_logging("WARNING")
+    # Quiet by default (the texts are the show); CALLERCONNECT_LOG_LEVEL opens it up.
+    configure_logging(settings.log_level if "CALLERCONNECT_LOG_LEVEL" in os.environ else "WARNING")
     end = datetime.now(UTC).replace(microsecond=0)
     # Calls come in over the 20 hours that start 36 hours ago; the rest of the window
     # lets their texts play out, quiet hours included.
