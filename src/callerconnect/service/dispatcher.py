@@ -51,6 +51,8 @@ from callerconnect.service.retention import purge_phones
 
 log = logging.getLogger("callerconnect.dispatcher")
 
+#: Slot spacing over the exact 1/rate: 95% of sms.max_per_second is used with a backlog.
+RATE_HEADROOM = 1.05
 #: The name of the shared rate-limit row for outgoing texts.
 SMS_RATE = "sms"
 #: Pause of every worker after a throttling answer that does not say how long.
@@ -86,7 +88,10 @@ class DispatchOptions:
 
     @property
     def send_interval(self) -> timedelta:
-        return timedelta(seconds=1 / self.max_per_second)
+        """Slots a little wider than 1/rate: a send starts at its slot, but network
+        jitter of a few milliseconds must not put rate + 1 requests into one second
+        at the provider."""
+        return timedelta(seconds=RATE_HEADROOM / self.max_per_second)
 
     @property
     def claim_size(self) -> int:
