@@ -94,7 +94,9 @@ class QuietHours:
             return moment
         today = moment.astimezone(self.tz).date()
         candidates: list[datetime] = []
-        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+        # Up to two days ahead: on a spring-forward night a short gap outside the window
+        # can vanish altogether, and the window then ends only the next day.
+        for day in (today + timedelta(days=n) for n in (-1, 0, 1, 2)):
             first = datetime.combine(day, self.end, tzinfo=self.tz)
             second = first.replace(fold=1)
             early, late = first.astimezone(UTC), second.astimezone(UTC)
@@ -105,7 +107,7 @@ class QuietHours:
         for candidate in sorted(candidates):
             if candidate > moment and not self.contains(candidate):
                 return candidate.astimezone(moment.tzinfo)
-        raise AssertionError("a quiet-hours window always ends within two days")
+        raise AssertionError("a quiet-hours window always ends within three days")
 
     def _clock_reaches(self, day: date, low: datetime, high: datetime) -> datetime:
         """The first instant in [low, high] whose local wall time on ``day`` is at or

@@ -63,7 +63,7 @@ def _describe(error: ValidationError) -> EventRejected:
 
 
 _PHONE_RULES = {
-    "type": "must be a string such as 613-555-0142 or +16135550142",
+    "type": "must be a string holding a North American or E.164 number",
     "maxLength": "is longer than 32 characters",
 }
 
