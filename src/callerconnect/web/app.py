@@ -10,7 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from callerconnect import __version__
 from callerconnect.bootstrap import Application
-from callerconnect.web.intake import build_intake_router
+from callerconnect.service.survey import load_definition
+from callerconnect.web import survey, webhooks
+from callerconnect.web.intake import build_intake_router, error_response
+from callerconnect.web.limits import BodyLimitMiddleware, BodyTooLarge
+from callerconnect.web.openapi import install_openapi
 from callerconnect.web.security import SecurityHeadersMiddleware, security_headers
 from callerconnect.web.survey import build_survey_router
 from callerconnect.web.webhooks import build_webhooks_router
@@ -23,13 +27,38 @@ def create_app(application: Application) -> FastAPI:
         title="callerconnect",
         version=__version__,
         description="Texts people who call the police about less urgent matters.",
+        # Swagger UI and ReDoc load scripts from a CDN, which the CSP (rightly) blocks:
+        # no broken pages. The document itself is at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.application = application
+    definition = load_definition()
     api.include_router(build_intake_router(application))
-    api.include_router(build_survey_router(application))
+    api.include_router(build_survey_router(application, definition=definition))
     api.include_router(build_webhooks_router(application))
+    install_openapi(api, definition)
     https = application.settings.public_base_url.startswith("https://")
+    # Innermost first: the headers middleware also covers the limit's refusals.
+    api.add_middleware(
+        BodyLimitMiddleware,
+        limits=[
+            ("/api/v1/cad/", application.settings.intake.max_body_bytes),
+            ("/webhooks/", webhooks.MAX_BODY),
+            ("/s/", survey.MAX_FORM_BYTES),
+            ("/feedback", survey.MAX_FORM_BYTES),
+        ],
+        default=64 * 1024,
+    )
     api.add_middleware(SecurityHeadersMiddleware, https=https)
+
+    @api.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
+        return error_response(
+            413,
+            "body_too_large",
+            f"the request body is over {error.limit} bytes; nothing more was read",
+        )
 
     @api.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

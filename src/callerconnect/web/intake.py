@@ -18,9 +18,21 @@ from callerconnect.adapters.cad.eido import EidoError, events_from_eido
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.bootstrap import Application
 from callerconnect.service.intake import IntakeResult
+from callerconnect.web.limits import BodyTooLarge
 
 # Kept verbatim up to this size when a body is refused for being too large.
 _OVERSIZE_SAMPLE = 64 * 1024
+
+
+class EchoSafeJSONResponse(JSONResponse):
+    """JSON whose text always encodes. An answer may echo what the client sent (an
+    ``event_id``), and JSON can carry half of a surrogate pair (``"\\ud800"``), which is
+    not a character and which UTF-8 cannot encode: it goes back as the same escape
+    instead of failing the request."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", errors="backslashreplace")
 
 
 def error_response(
@@ -41,7 +53,7 @@ def error_response(
     body: dict[str, Any] = {"error": error}
     if results is not None:
         body["results"] = results
-    return JSONResponse(body, status_code=status, headers=headers)
+    return EchoSafeJSONResponse(body, status_code=status, headers=headers)
 
 
 def _why(error: Exception) -> str:
@@ -50,6 +62,50 @@ def _why(error: Exception) -> str:
     if isinstance(error, RecursionError):
         return "nested too deeply"
     return "it cannot be decoded"
+
+
+#: Deepest nesting of arrays and objects accepted in a body. Events nest 4 deep in a
+#: batch and EIDO documents about 5; the limit keeps recursive code (schema validation,
+#: copying, re-encoding for the dead letters) far from Python's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON (RFC 8259: UTF-8, so anything else is refused rather than
+    guessed at), or :class:`EventRejected` saying why not."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise EventRejected(
+            "(body)", "encoding", f"the body is not UTF-8 (invalid byte at offset {error.start})"
+        ) from None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise EventRejected(
+            "(body)", "json", f"the body is not valid JSON: {_why(error)}"
+        ) from None
+    if _nesting_exceeds(value, MAX_JSON_DEPTH):
+        raise EventRejected(
+            "(body)", "maxDepth", f"the body nests more than {MAX_JSON_DEPTH} levels deep"
+        )
+    return value
 
 
 def build_intake_router(app: Application) -> APIRouter:
@@ -78,26 +134,34 @@ def build_intake_router(app: Application) -> APIRouter:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
             return await _too_large(request, source, int(declared))
-        raw = await request.body()
-        if len(raw) > limits.max_body_bytes:
-            return await _too_large(request, source, len(raw), raw)
-        text = raw.decode("utf-8", errors="replace")
+        # Read while counting: a chunked body has no Content-Length to check first, and
+        # BodyLimitMiddleware stops reading at the limit (web/limits.py).
+        raw = bytearray()
         try:
-            return json.loads(text)
-        except (ValueError, RecursionError) as error:
-            rejected = EventRejected("(body)", "json", f"the body is not valid JSON: {_why(error)}")
+            async for chunk in request.stream():
+                raw.extend(chunk)
+                if len(raw) > limits.max_body_bytes:
+                    return await _too_large(request, source, None, bytes(raw))
+        except BodyTooLarge:
+            return await _too_large(request, source, None, bytes(raw))
+        try:
+            return parse_json(bytes(raw))
+        except EventRejected as rejected:
+            text = raw.decode("utf-8", errors="replace")
             await run_in_threadpool(app.intake.dead_letter, text, source, rejected)
-            return error_response(400, "malformed_json", rejected.message)
+            return error_response(400, "malformed_json", rejected.message, rule=rejected.rule)
 
     async def _too_large(
-        request: Request, source: str, size: int, raw: bytes | None = None
+        request: Request, source: str, size: int | None, raw: bytes | None = None
     ) -> JSONResponse:
         sample = raw[:_OVERSIZE_SAMPLE] if raw is not None else b""
+        limit = limits.max_body_bytes
         rejected = EventRejected(
             "(body)",
             "maxBytes",
-            f"the body has {size} bytes; at most {limits.max_body_bytes} are accepted "
-            "— split the batch",
+            f"the body has {size} bytes; at most {limit} are accepted — split the batch"
+            if size is not None
+            else f"the body has more than {limit} bytes, the most accepted — split the batch",
         )
         await run_in_threadpool(
             app.intake.dead_letter, sample.decode("utf-8", errors="replace"), source, rejected
@@ -155,7 +219,9 @@ def build_intake_router(app: Application) -> APIRouter:
                     ),
                 )
             results = await run_in_threadpool(app.intake.submit_many, events, "native")
-            return JSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)
+            return EchoSafeJSONResponse(
+                {"results": [r.as_dict() for r in results]}, status_code=202
+            )
         if not isinstance(body, dict):
             return await reject_whole(
                 "native",
@@ -174,7 +240,7 @@ def build_intake_router(app: Application) -> APIRouter:
                 rule=result.rule,
                 results=[result.as_dict()],
             )
-        return JSONResponse({"results": [result.as_dict()]}, status_code=202)
+        return EchoSafeJSONResponse({"results": [result.as_dict()]}, status_code=202)
 
     @router.post(
         "/eido",
@@ -196,6 +262,6 @@ def build_intake_router(app: Application) -> APIRouter:
         except EidoError as error:
             return await reject_whole("eido", body, EventRejected(error.field, "eido", str(error)))
         results = await run_in_threadpool(app.intake.submit_many, events, "eido")
-        return JSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)
+        return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)
 
     return router

@@ -61,6 +61,7 @@ from callerconnect.service.survey import (
     SurveyService,
     load_definition,
 )
+from callerconnect.web.limits import BodyTooLarge
 
 LANGUAGES = ("en", "fr")
 OTHER = {"en": "fr", "fr": "en"}
@@ -396,10 +397,13 @@ async def read_form(request: Request) -> dict[str, str]:
     if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise FormTooLarge
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_FORM_BYTES:
-            raise FormTooLarge
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_FORM_BYTES:
+                raise FormTooLarge
+    except BodyTooLarge:  # the middleware's count (web/limits.py) got there first
+        raise FormTooLarge from None
     fields: dict[str, str] = {}
     try:
         pairs = parse_qsl(
@@ -535,7 +539,7 @@ def build_survey_router(
     render = Renderer(application, definition)
     https = application.settings.public_base_url.startswith("https://")
     css = (resources.files("callerconnect.web") / "static" / "survey.css").read_bytes()
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(tags=["survey"])
 
     def language_of(request: Request, invitation: str | None, posted: str | None = None) -> str:
         return pick_language(

@@ -34,6 +34,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.logs import log_event
 from callerconnect.service.receipts import Receipts
 from callerconnect.web.intake import error_response
+from callerconnect.web.twilio_fields import form_problem
 
 log = logging.getLogger("callerconnect.webhooks")
 
@@ -63,7 +64,9 @@ def build_webhooks_router(app: Application) -> APIRouter:
         url = base_url + request.url.path
         if request.url.query:
             url += "?" + request.url.query
-        if not signature or not validator.validate(url, form, signature):
+        # A file part cannot be signed (and would break the check): refused as unsigned.
+        texts = all(isinstance(value, str) for value in form.values())
+        if not signature or not texts or not validator.validate(url, form, signature):
             await form.close()
             log_event(
                 log,
@@ -73,6 +76,9 @@ def build_webhooks_router(app: Application) -> APIRouter:
                 reason="missing_signature" if not signature else "bad_signature",
             )
             return error_response(403, "forbidden", "missing or invalid X-Twilio-Signature")
+        problem = form_problem(form, request.query_params.get("ref"))
+        if problem is not None:
+            return error_response(400, "bad_request", problem)
         return form
 
     @router.post("/status", include_in_schema=True)

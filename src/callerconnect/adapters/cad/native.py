@@ -9,6 +9,7 @@ event (its other facts, such as a risk flag, still matter): the fact records it 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -68,6 +69,9 @@ _PHONE_RULES = {
 }
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # as the EIDO adapter accepts
+
+
 def parse_occurred_at(value: str, field: str = "occurred_at") -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -81,6 +85,14 @@ def parse_occurred_at(value: str, field: str = "occurred_at") -> datetime:
             "format",
             f"{field}: {value!r} needs a UTC offset, e.g. 2026-01-16T09:02:11-05:00",
         )
+    # Far from the ends of datetime's range, so that converting to UTC and comparing
+    # with other moments cannot overflow (year 1 at +01:00 is before year 1 in UTC).
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise EventRejected(
+            field,
+            "format",
+            f"{field}: {value!r} is outside the years {FIRST_YEAR}–{LAST_YEAR}",
+        )
     return moment
 
 
@@ -93,10 +105,49 @@ def normalize_language(value: str | None) -> str | None:
     return head if head in ("en", "fr") else None
 
 
+#: The text fields that are stored in columns of their own (the payload as a whole is
+#: kept encrypted, as escaped JSON, whatever it holds; the caller's phone and language
+#: are stored normalized, or not at all).
+STORED_TEXT_FIELDS = (
+    "event_id",
+    "incident_id",
+    "case_number",
+    "district",
+    "merged_into",
+    "call_type.code",
+    "call_type.description",
+    "unit.id",
+    "disposition.code",
+    "disposition.description",
+)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_field(payload: dict[str, Any]) -> str | None:
+    """The first stored text field that no database can store: one with a NUL character
+    (PostgreSQL's text cannot hold it) or half of a UTF-16 surrogate pair (JSON can
+    escape one, ``"\\ud800"``, but it is not a character and UTF-8 cannot encode it)."""
+    for path in STORED_TEXT_FIELDS:
+        value: Any = payload
+        for name in path.split("."):
+            value = value.get(name) if isinstance(value, dict) else None
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            return path
+    return None
+
+
 def parse_event(payload: Any) -> CallFact:
     """One native event → a fact, or :class:`EventRejected` naming the field and rule."""
     if not isinstance(payload, dict):
         raise EventRejected("(body)", "type", "an event must be a JSON object")
+    unstorable = _unstorable_field(payload)
+    if unstorable is not None:
+        raise EventRejected(
+            unstorable,
+            "characters",
+            f"{unstorable}: text must not contain NUL (\\u0000) or an unpaired surrogate "
+            "(\\ud800-\\udfff)",
+        )
     errors = sorted(_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:
         raise _describe(errors[0])
