@@ -19,11 +19,13 @@ import logging
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy import text as sql
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from callerconnect import texts
@@ -39,10 +41,16 @@ from callerconnect.adapters.db.repositories import (
     take_late_send,
 )
 from callerconnect.adapters.db.tables import OutboxRow, SurveyInvitationRow
-from callerconnect.adapters.sms.base import OutgoingSms, PushProvider, SendError, SmsProvider
+from callerconnect.adapters.sms.base import (
+    OutgoingSms,
+    PushProvider,
+    SendError,
+    SendResult,
+    SmsProvider,
+)
 from callerconnect.adapters.sms.phone import mask_phone
 from callerconnect.clock import Clock
-from callerconnect.domain.messages import TextKind, TextStatus
+from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
 from callerconnect.domain.policy import PhoneContext, Policy, check_before_send
 from callerconnect.logs import log_event
 from callerconnect.service.inbound import reply_kind_of
@@ -69,6 +77,14 @@ _MIN_VALIDITY = timedelta(minutes=1)
 _MAX_VALIDITY = timedelta(hours=10)
 #: How often a worker looks for phone numbers to purge (cheap: one indexed query).
 _PURGE_EVERY = timedelta(minutes=10)
+#: Longest wait for a rate slot while holding a text (also at most a quarter lease). A
+#: slot further away (a long Retry-After, a rate row set ahead by a wrong clock) is not
+#: slept through: the text goes back to the queue until then, the worker moves on.
+MAX_SLOT_WAIT = timedelta(seconds=5)
+#: A text sent back to the queue by a far slot is looked at again after this at most.
+PAUSE_RECHECK = timedelta(seconds=60)
+#: Between two tries to record a text the provider took while the database is away.
+RECORD_RETRY_PAUSE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,11 @@ class DispatchOptions:
         jitter of a few milliseconds must not put rate + 1 requests into one second
         at the provider."""
         return timedelta(seconds=RATE_HEADROOM / self.max_per_second)
+
+    @property
+    def slot_horizon(self) -> timedelta:
+        """How far ahead a rate slot may be for a worker to wait for it holding a text."""
+        return min(MAX_SLOT_WAIT, self.lease / 4)
 
     @property
     def claim_size(self) -> int:
@@ -128,18 +149,26 @@ class Dispatcher:
         self.clock = clock
         self.provider = provider
         self.options = options
+        # Texts claimed by a pass that failed before handling them (the database went
+        # away): given back at the next pass rather than left to wait out the lease.
+        self._unfinished: list[int] = []
 
     # --- loops -------------------------------------------------------------------------
 
     def run_due(self) -> int:
         """Handle every text due now; return how many rows were handled."""
         handled = 0
+        if self._unfinished:
+            self._release(self._unfinished)
+            self._unfinished = []
         while True:
             claimed = self._claim()
             if not claimed:
                 return handled
+            self._unfinished = list(claimed)
             for outbox_id in claimed:
                 self._handle(outbox_id)
+                self._unfinished.remove(outbox_id)
                 handled += 1
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
@@ -172,14 +201,21 @@ class Dispatcher:
     def _claim(self) -> list[int]:
         now = self.clock.now()
         with self.db.transaction() as session:
-            rows = Outbox(session).claim_due(
+            outbox = Outbox(session)
+            rows = outbox.claim_due(
                 now,
                 self.options.owner,
                 self.options.lease,
                 self.options.claim_size,
                 skip_locked=self.db.is_postgresql,
+                max_attempts=self.options.max_attempts,
             )
-            return [row.id for row in rows]
+            claimed, lost = [row.id for row in rows], outbox.lost
+        for outbox_id in lost:
+            # Taken by a worker that died (or hung) holding it, every attempt: a text
+            # that crashes the worker is not retried for ever.
+            log_event(log, "sms_worker_lost", level=logging.ERROR, outbox_id=outbox_id)
+        return claimed
 
     def _handle(self, outbox_id: int) -> None:
         prepared = self._checked_in_slot(outbox_id)
@@ -197,6 +233,39 @@ class Dispatcher:
         except SendError as error:
             self._record_failure(outbox_id, error)
             return
+        self._until_recorded(lambda: self._record_sent(outbox_id, prepared, result))
+
+    def _until_recorded(self, record: Callable[[], None]) -> None:
+        """Write what the provider answered, through a database outage (a restart takes
+        seconds): the answer exists only in this process, and a text whose ``sent`` is
+        never written goes out again once its lease runs out. Tries for half a lease."""
+        deadline = self.clock.now() + self.options.lease / 2
+        while True:
+            try:
+                return record()
+            except OperationalError:
+                if self.clock.now() >= deadline:
+                    raise
+                log_event(log, "sms_record_retry", level=logging.WARNING)
+                self.clock.sleep(RECORD_RETRY_PAUSE.total_seconds())
+
+    def _release(self, outbox_ids: list[int]) -> None:
+        """Give back texts a failed pass left leased to this worker: they expire now, to
+        be claimed again at once (by any worker) as after a crash."""
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id.in_(outbox_ids),
+                    OutboxRow.status == TextStatus.SENDING.value,
+                    OutboxRow.lease_owner == self.options.owner,
+                )
+                .values(lease_expires_at=now - timedelta(seconds=1))
+            )
+        log_event(log, "sms_leases_released", count=len(outbox_ids))
+
+    def _record_sent(self, outbox_id: int, prepared: Prepared, result: SendResult) -> None:
         now = self.clock.now()
         with self.db.transaction() as session:
             lock_receipts(session)  # before the row lock: see service/receipts.py
@@ -208,9 +277,16 @@ class Dispatcher:
                 # A status callback adopted the id of an earlier attempt whose answer we
                 # never saw (service/receipts.py): this text went out twice.
                 log_event(log, "sms_sent_twice", level=logging.WARNING, outbox_id=outbox_id)
-            row.error_code = None
+            outbox = Outbox(session)
+            if row.status == TextStatus.SCHEDULED.value:
+                # Our lease ran out while the provider answered; the worker that took the
+                # text over failed and rescheduled it. It went out (ours): not again.
+                outbox.transition(row, TextStatus.SENDING, now, reason="sent:late_answer")
             if row.status == TextStatus.SENDING.value:
-                Outbox(session).transition(row, TextStatus.SENT, now)
+                row.error_code = None
+                outbox.transition(row, TextStatus.SENT, now)
+            elif TextStatus(row.status) not in COUNTS_AS_SENT:  # failed, cancelled...
+                log_event(log, "sms_sent_late", level=logging.WARNING, outbox_id=outbox_id)
             # Receipts that came before this commit are applied here (record_sent).
             record_sent(
                 session,
@@ -245,6 +321,9 @@ class Dispatcher:
         interval = self.options.send_interval
         for retry in range(_LATE_SLOT_RETRIES + 1):
             slot = self._reserve_slot()
+            if slot - self.clock.now() > self.options.slot_horizon:
+                self._wait_in_queue(outbox_id, slot)  # the slot was not taken
+                return None
             self._sleep_until(slot - CHECK_AHEAD)
             prepared = self._recheck_and_render(outbox_id)
             if prepared is None:
@@ -268,8 +347,31 @@ class Dispatcher:
     def _reserve_slot(self) -> datetime:
         with self.db.transaction() as session:
             return reserve_send_slot(
-                session, SMS_RATE, self.options.send_interval, self.clock.now()
+                session,
+                SMS_RATE,
+                self.options.send_interval,
+                self.clock.now(),
+                horizon=self.options.slot_horizon,
             )
+
+    def _wait_in_queue(self, outbox_id: int, slot: datetime) -> None:
+        """Back to ``scheduled`` until ``slot`` (at most :data:`PAUSE_RECHECK` away): a
+        worker does not sleep for minutes holding texts whose lease runs out."""
+        now = self.clock.now()
+        until = min(slot, now + PAUSE_RECHECK)
+        with self.db.transaction() as session:
+            row = session.get(OutboxRow, outbox_id, with_for_update=True)
+            if row is None or not self._holds(row):
+                return
+            Outbox(session).transition(row, TextStatus.SCHEDULED, now, reason="retry:paused")
+            row.not_before = max(row.not_before, until)
+            row.attempts -= 1  # waiting for the provider is not a failed attempt
+        log_event(log, "sms_paused", outbox_id=outbox_id, until=until.isoformat())
+
+    def _holds(self, row: OutboxRow) -> bool:
+        """This worker still has the text: no other took it over after our lease ran
+        out (and nothing else moved it on)."""
+        return row.status == TextStatus.SENDING.value and row.lease_owner == self.options.owner
 
     def _sleep_until(self, moment: datetime) -> None:
         wait = (moment - self.clock.now()).total_seconds()
@@ -427,12 +529,19 @@ class Dispatcher:
             row = session.get(OutboxRow, outbox_id, with_for_update=True)
             assert row is not None
             outbox = Outbox(session)
-            row.error_code = error.code
+            held = self._holds(row)
+            if held:
+                row.error_code = error.code
             pause = _provider_pause(error)
             if pause is not None:
                 # Every worker waits (the shared rate-limit row), not just this text.
                 defer_send_slots(session, SMS_RATE, now + pause)
-            if error.code == "throttled":
+            retry: bool | None
+            if not held:
+                # Our lease ran out while the provider answered and another worker took
+                # the text over (it may have sent it): its outcome stands, not ours.
+                retry = None
+            elif error.code == "throttled":
                 # Slow down, never fail: the text goes again once the pause is over and
                 # the attempt does not count (a text that waits too long goes stale).
                 assert pause is not None
@@ -462,7 +571,7 @@ class Dispatcher:
             outbox_id=outbox_id,
             code=error.code,
             provider_code=error.provider_code or "",
-            retry=retry,
+            retry="taken_over" if retry is None else retry,
         )
 
 

@@ -201,6 +201,8 @@ def dedupe_key(agency_id: str, incident_id: str, kind: TextKind, sequence: int =
 class Outbox:
     def __init__(self, session: Session) -> None:
         self.session = session
+        #: Texts the last :meth:`claim_due` failed as ``failed:worker_lost``.
+        self.lost: list[int] = []
 
     def schedule(self, call_row: CallRow, action: ScheduleText, now: datetime) -> OutboxRow | None:
         """Create the text once; a reschedule only moves a text that is still waiting."""
@@ -318,26 +320,35 @@ class Outbox:
     # --- claiming -------------------------------------------------------------------
 
     def claim_due(
-        self, now: datetime, owner: str, lease: timedelta, limit: int, *, skip_locked: bool
+        self,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        *,
+        skip_locked: bool,
+        max_attempts: int | None = None,
     ) -> list[OutboxRow]:
-        """Due texts (or texts whose sender's lease expired), in sending order, leased
-        to ``owner``. On PostgreSQL rows locked by other workers are skipped."""
-        query = (
-            select(OutboxRow)
-            .where(
-                or_(
-                    (OutboxRow.status == TextStatus.SCHEDULED.value)
-                    & (OutboxRow.not_before <= now),
-                    (OutboxRow.status == TextStatus.SENDING.value)
-                    & (OutboxRow.lease_expires_at < now),
-                )
-            )
-            .order_by(OutboxRow.send_rank, OutboxRow.not_before, OutboxRow.id)
-            .limit(limit)
+        """Due texts in sending order, leased to ``owner``. On PostgreSQL rows locked by
+        other workers are skipped.
+
+        A text whose sender's lease expired (the worker died or hung) is taken back
+        first and alone, so a text that kills its worker does not take a batch of others
+        down with it each time. Every claim counts as an attempt: one taken back with
+        ``max_attempts`` used is failed as ``failed:worker_lost`` (its id in
+        :attr:`lost`) rather than retried for ever."""
+        self.lost = []
+        expired = (OutboxRow.status == TextStatus.SENDING.value) & (
+            OutboxRow.lease_expires_at < now
         )
-        if skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        rows = list(self.session.scalars(query).all())
+        while rows := self._lock_due(expired, 1, skip_locked):
+            if max_attempts is None or rows[0].attempts < max_attempts:
+                break
+            self.transition(rows[0], TextStatus.FAILED, now, reason="failed:worker_lost")
+            self.lost.append(rows[0].id)
+        if not rows:
+            due = (OutboxRow.status == TextStatus.SCHEDULED.value) & (OutboxRow.not_before <= now)
+            rows = self._lock_due(due, limit, skip_locked)
         for row in rows:
             if row.status == TextStatus.SCHEDULED.value:
                 self.transition(row, TextStatus.SENDING, now)
@@ -346,6 +357,17 @@ class Outbox:
             row.attempts += 1
         self.session.flush()
         return rows
+
+    def _lock_due(self, condition: Any, limit: int, skip_locked: bool) -> list[OutboxRow]:
+        query = (
+            select(OutboxRow)
+            .where(condition)
+            .order_by(OutboxRow.send_rank, OutboxRow.not_before, OutboxRow.id)
+            .limit(limit)
+        )
+        if skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query).all())
 
     def next_due_at(self) -> datetime | None:
         return self.session.scalar(
@@ -401,9 +423,17 @@ def set_opt_out(
     return True
 
 
-def reserve_send_slot(session: Session, name: str, interval: timedelta, now: datetime) -> datetime:
+def reserve_send_slot(
+    session: Session,
+    name: str,
+    interval: timedelta,
+    now: datetime,
+    *,
+    horizon: timedelta | None = None,
+) -> datetime:
     """The moment this sender may send: slots are ``interval`` apart across all
-    processes, because every reservation takes the same row lock."""
+    processes, because every reservation takes the same row lock. A slot more than
+    ``horizon`` after ``now`` is not taken, only returned: the sender comes back then."""
     row = session.get(RateLimitRow, name, with_for_update=True)
     if row is None:
         try:
@@ -415,6 +445,8 @@ def reserve_send_slot(session: Session, name: str, interval: timedelta, now: dat
         row = session.get(RateLimitRow, name, with_for_update=True, populate_existing=True)
         assert row is not None
     slot = max(now, row.next_slot_at)
+    if horizon is not None and slot - now > horizon:
+        return slot
     row.next_slot_at = slot + interval
     session.flush()
     return slot
