@@ -14,7 +14,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.unit.domain_strategies import (
+from tests.unit.domain_strategies import (  # the same shapes as the hypothesis strategies
+    _ALL_TYPES,
+    _NON_STICKY_TYPES,
     BASES,
     EXCLUDED_CODES,
     INCIDENT,
@@ -31,17 +33,6 @@ from tests.unit.domain_strategies import (
 
 from callerconnect.domain.facts import CallFact, FactType
 
-_ALL_TYPES = (
-    FactType.RECEIVED,
-    FactType.UPDATED,
-    FactType.UPDATED,
-    FactType.DISPATCHED,
-    FactType.ARRIVED,
-    FactType.CLEARED,
-    FactType.CANCELLED,
-    FactType.MERGED,
-)
-_NON_STICKY_TYPES = tuple(t for t in _ALL_TYPES if t not in (FactType.CANCELLED, FactType.MERGED))
 _POLICIES = [
     make_policy(
         priorities=priorities,
