@@ -444,20 +444,18 @@ class CrashRun:
         )
 
     def problems(self) -> list[str]:
-        found = []
-        for label, value in (
-            ("lost (never accepted by the provider)", self.lost),
-            ("outbox rows not sent", self.not_sent),
-            ("duplicates not explained by a kill in the window", self.unexplained),
-            ("rows whose attempts do not show their copies", self.attempts_short),
-            ("window kills that left no duplicate", self.window_without_duplicate),
-            ("kills that explain more than one copy", self.kills_explaining_twice),
-            ("worker log problems", self.problems_in_logs),
-            ("unclean exits", self.unclean_exits),
-        ):
-            if value:
-                found.append(f"{label}: {value}")
-        return found
+        return labelled_problems(
+            (
+                ("lost (never accepted by the provider)", self.lost),
+                ("outbox rows not sent", self.not_sent),
+                ("duplicates not explained by a kill in the window", self.unexplained),
+                ("rows whose attempts do not show their copies", self.attempts_short),
+                ("window kills that left no duplicate", self.window_without_duplicate),
+                ("kills that explain more than one copy", self.kills_explaining_twice),
+                ("worker log problems", self.problems_in_logs),
+                ("unclean exits", self.unclean_exits),
+            )
+        )
 
 
 def run_worker_crashes(
@@ -660,18 +658,16 @@ class IntakeRun:
         )
 
     def problems(self) -> list[str]:
-        found = []
-        for label, value in (
-            ("events not stored", self.missing),
-            ("events stored twice", self.stored_twice),
-            ("answers that break the promise", self.bad_answers),
-            ("accepted events without their effects", self.without_effects),
-            ("serve log problems", self.problems_in_logs),
-            ("unclean exits", self.unclean_exits),
-        ):
-            if value:
-                found.append(f"{label}: {value}")
-        return found
+        return labelled_problems(
+            (
+                ("events not stored", self.missing),
+                ("events stored twice", self.stored_twice),
+                ("answers that break the promise", self.bad_answers),
+                ("accepted events without their effects", self.without_effects),
+                ("serve log problems", self.problems_in_logs),
+                ("unclean exits", self.unclean_exits),
+            )
+        )
 
 
 def intake_batches(batches: int, size: int, seed: int) -> list[list[dict[str, Any]]]:
@@ -877,18 +873,16 @@ class BacklogRun:
         )
 
     def problems(self, *, duplicates_allowed: int = 0) -> list[str]:
-        found = []
-        if sum(self.duplicates.values()) > duplicates_allowed:
-            found.append(f"duplicates: {self.duplicates}")
-        for label, value in (
-            ("lost", self.lost),
-            ("not delivered to the provider's final state", self.not_final),
-            ("log problems", self.problems_in_logs),
-            ("unclean exits", self.unclean_exits),
-        ):
-            if value:
-                found.append(f"{label}: {value}")
-        return found
+        too_many = sum(self.duplicates.values()) > duplicates_allowed
+        return labelled_problems(
+            (
+                ("duplicates", self.duplicates if too_many else None),
+                ("lost", self.lost),
+                ("not delivered to the provider's final state", self.not_final),
+                ("log problems", self.problems_in_logs),
+                ("unclean exits", self.unclean_exits),
+            )
+        )
 
 
 def run_backlog(
@@ -1081,3 +1075,8 @@ def run_database_restart(
         f"sent (callback lost in the outage) {sum(1 for k in keys if rows[k].status == 'sent')}"
     )
     return run
+
+
+def labelled_problems(checks: tuple[tuple[str, object], ...]) -> list[str]:
+    """``label: value`` for every check whose value is not empty: what a run got wrong."""
+    return [f"{label}: {value}" for label, value in checks if value]
