@@ -7,9 +7,10 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callerconnect import __version__
 from callerconnect.config import (
@@ -20,9 +21,27 @@ from callerconnect.config import (
 )
 from callerconnect.logs import configure_logging
 
+if TYPE_CHECKING:
+    from callerconnect.bootstrap import Application
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
+
+
+@contextmanager
+def _application(settings: Settings, log_level: str = "WARNING") -> Iterator[Application]:
+    """The wired application on a migrated database; closed on the way out."""
+    from callerconnect.bootstrap import build_application
+    from callerconnect.service.schema import ensure_schema
+
+    configure_logging(log_level)
+    application = build_application(settings)
+    try:
+        ensure_schema(application.db)
+        yield application
+    finally:
+        application.close()
 
 
 def _warn_weak_secrets(settings: Settings) -> None:
@@ -37,17 +56,12 @@ def _warn_weak_secrets(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from callerconnect.bootstrap import build_application
-    from callerconnect.service.schema import ensure_schema
     from callerconnect.web.app import create_app
 
     settings = _settings(args)
     settings.require_intake_keys()
     _warn_weak_secrets(settings)
-    configure_logging(settings.log_level)
-    application = build_application(settings)
-    ensure_schema(application.db)
-    try:
+    with _application(settings, settings.log_level) as application:
         uvicorn.run(
             create_app(application),
             host=args.host,
@@ -56,21 +70,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,
             server_header=False,
         )
-    finally:
-        application.close()
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from callerconnect.bootstrap import build_application
-    from callerconnect.service.schema import ensure_schema
-
     settings = _settings(args)
     _warn_weak_secrets(settings)
-    configure_logging(settings.log_level)
-    application = build_application(settings)
-    ensure_schema(application.db)
-    try:
+    with _application(settings, settings.log_level) as application:
         if args.once:
             handled = application.dispatcher.run_due()
             print(f"handled {handled} due text(s)")
@@ -81,8 +87,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         application.dispatcher.run_forever(
             stop, poll_interval=settings.worker.poll_interval.total_seconds()
         )
-    finally:
-        application.close()
     return 0
 
 
@@ -103,25 +107,17 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from callerconnect.bootstrap import build_application
     from callerconnect.service.ingest_file import ingest_lines
-    from callerconnect.service.schema import ensure_schema
 
     settings = _settings(args)
-    configure_logging("WARNING")
     path = Path(args.file)
     if not path.is_file():
         print(f"error: {path} is not a readable file", file=sys.stderr)
         return 2
-    application = build_application(settings)
-    ensure_schema(application.db)
     lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        with Progress(transient=False) as progress:
-            task = progress.add_task(f"ingesting {path.name}", total=len(lines))
-            counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
-    finally:
-        application.close()
+    with _application(settings) as application, Progress(transient=False) as progress:
+        task = progress.add_task(f"ingesting {path.name}", total=len(lines))
+        counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
     print(
         f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected (see: callerconnect deadletters list)"
@@ -130,15 +126,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_deadletters(args: argparse.Namespace) -> int:
-    from callerconnect.bootstrap import build_application
     from callerconnect.service import deadletters
-    from callerconnect.service.schema import ensure_schema
 
-    settings = _settings(args)
-    configure_logging("WARNING")
-    application = build_application(settings)
-    ensure_schema(application.db)
-    try:
+    with _application(_settings(args)) as application:
         if args.action == "list":
             letters = deadletters.list_letters(application.db, status=args.status)
             if not letters:
@@ -158,22 +148,13 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         for letter_id, result in outcome.items():
             print(f"{letter_id}: {result}")
         return 0 if all(r.startswith("replayed") for r in outcome.values()) else 1
-    finally:
-        application.close()
 
 
 def cmd_calltypes(args: argparse.Namespace) -> int:
-    from callerconnect.bootstrap import build_application
     from callerconnect.service.reports import unknown_call_types
-    from callerconnect.service.schema import ensure_schema
 
-    settings = _settings(args)
-    application = build_application(settings)
-    ensure_schema(application.db)
-    try:
+    with _application(_settings(args)) as application:
         rows = unknown_call_types(application.db)
-    finally:
-        application.close()
     if args.json:
         print(json.dumps([row._asdict() for row in rows], default=str, indent=2))
         return 0
@@ -185,15 +166,9 @@ def cmd_calltypes(args: argparse.Namespace) -> int:
 
 
 def cmd_inbound(args: argparse.Namespace) -> int:
-    from callerconnect.bootstrap import build_application
     from callerconnect.service.inbound import flagged_texts, mark_reviewed
-    from callerconnect.service.schema import ensure_schema
 
-    settings = _settings(args)
-    configure_logging("WARNING")
-    application = build_application(settings)
-    ensure_schema(application.db)
-    try:
+    with _application(_settings(args)) as application:
         if args.action == "reviewed":
             if not args.ids:
                 print("error: give the ids of the texts a person has read", file=sys.stderr)
@@ -202,8 +177,6 @@ def cmd_inbound(args: argparse.Namespace) -> int:
             print(f"{len(done)} text(s) marked reviewed: {' '.join(map(str, done)) or '-'}")
             return 0
         flagged = flagged_texts(application.db, application.vault, include_reviewed=args.all)
-    finally:
-        application.close()
     if not flagged:
         print("no flagged texts")
     for text in flagged:
