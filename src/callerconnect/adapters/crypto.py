@@ -2,8 +2,8 @@
 are encrypted with a key derived from ``secret_key``; a keyed hash finds a phone
 (opt-outs, per-phone counts) without decrypting anything.
 
-Key rotation: the newest key encrypts; every key in ``old_secret_keys`` still decrypts
-(Fernet's MultiFernet), and ``rotate`` re-encrypts a token under the newest key.
+Keys: the newest key encrypts; every key in ``old_secret_keys`` still decrypts
+(Fernet's MultiFernet). Re-encrypting stored data under a new key is not built yet.
 """
 
 from __future__ import annotations
@@ -47,9 +47,6 @@ class Vault:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as error:
             raise VaultError("stored value cannot be decrypted with the configured keys") from error
-
-    def rotate(self, token: str) -> str:
-        return self._fernet.rotate(token.encode()).decode()
 
     def phone_hash(self, phone: str) -> str:
         return hmac.new(self._hash_key, phone.encode(), hashlib.sha256).hexdigest()
