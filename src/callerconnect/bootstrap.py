@@ -26,7 +26,9 @@ from callerconnect.domain.policy import (
 from callerconnect.service.dispatcher import Dispatcher, DispatchOptions
 from callerconnect.service.inbound import InboundHandler, bundled_danger_terms
 from callerconnect.service.intake import Intake
+from callerconnect.service.keys import UnknownKeyError, open_vault
 from callerconnect.service.receipts import Receipts
+from callerconnect.service.schema import ensure_schema
 
 
 def load_call_types(path: Path) -> dict[str, CallType]:
@@ -196,16 +198,29 @@ def build_application(
     secret_key: str | None = None,
     console_out: TextIO | None = None,
 ) -> Application:
-    """Wire the application. ``secret_key`` overrides the configured one (the demo makes
-    one up); otherwise the configured key is required."""
+    """Wire the application, bringing the database to the current schema first (the
+    vault reads its lookup key from it). ``secret_key`` overrides the configured one (the
+    demo makes one up); otherwise the configured key is required."""
     key = secret_key or settings.require_secret_key().get_secret_value()
-    vault = Vault(key, [k.get_secret_value() for k in settings.old_secret_keys])
+    clock = clock or SystemClock()
+    db = Database.from_url(settings.database_url)
+    try:
+        ensure_schema(db)
+        vault = open_vault(
+            db, key, [k.get_secret_value() for k in settings.old_secret_keys], clock.now()
+        )
+    except UnknownKeyError as error:
+        db.dispose()
+        raise ConfigError("old_secret_keys", str(error)) from None
+    except BaseException:
+        db.dispose()
+        raise
     return Application(
         settings=settings,
-        db=Database.from_url(settings.database_url),
+        db=db,
         vault=vault,
         policy=build_policy(settings),
-        clock=clock or SystemClock(),
+        clock=clock,
         provider=provider or build_provider(settings, console_out),
     )
 

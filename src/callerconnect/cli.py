@@ -33,15 +33,19 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _application(settings: Settings, log_level: str = "WARNING") -> Iterator[Application]:
     """The wired application on a migrated database; closed on the way out."""
     from callerconnect.bootstrap import build_application
-    from callerconnect.service.schema import ensure_schema
 
     configure_logging(log_level)
     application = build_application(settings)
     try:
-        ensure_schema(application.db)
         yield application
     finally:
         application.close()
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def _warn_weak_secrets(settings: Settings) -> None:
@@ -190,6 +194,62 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Rotation works with the keys alone (no lookup key): it must also report data that
+    no configured key can read, which is exactly when a normal start-up refuses."""
+    from callerconnect.adapters.crypto import Vault
+    from callerconnect.adapters.db.engine import Database
+    from callerconnect.service.keys import KeysReport, check_keys, rotate_keys
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    vault = Vault(
+        settings.require_secret_key().get_secret_value(),
+        [k.get_secret_value() for k in settings.old_secret_keys],
+    )
+    db = Database.from_url(settings.database_url)
+    try:
+        ensure_schema(db)
+        report: KeysReport = (
+            rotate_keys(db, vault, batch_size=args.batch_size)
+            if args.action == "rotate"
+            else check_keys(db, vault, batch_size=args.batch_size)
+        )
+    finally:
+        db.dispose()
+    print(f"{'column':<34} {'newest key':>10} {'rotated':>8} {'old key':>8} {'unreadable':>10}")
+    for column in report.columns:
+        print(
+            f"{column.column:<34} {column.current:>10} {column.rotated:>8} "
+            f"{column.old:>8} {column.unreadable:>10}"
+        )
+    if report.unreadable:
+        print(
+            f"{report.unreadable} value(s) cannot be read with the configured keys: add the "
+            "secret key they were written with to old_secret_keys and run `keys rotate`",
+            file=sys.stderr,
+        )
+        return 2
+    if report.old:
+        print(
+            f"{report.old} value(s) are still under an old key"
+            + (
+                " (written while rotating: a process still runs with the old secret_key; "
+                "restart it with the new key and rotate again)"
+                if args.action == "rotate"
+                else ": run `callerconnect keys rotate` before removing old_secret_keys"
+            ),
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"all {report.total} stored value(s) are under the newest key"
+        + ("; old_secret_keys can be removed" if settings.old_secret_keys else "")
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from callerconnect.service.demo import run_demo
 
@@ -265,6 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     inbound.add_argument("ids", nargs="*", type=int, metavar="ID")
     inbound.add_argument("--all", action="store_true", help="flagged: include reviewed ones")
     inbound.set_defaults(handler=cmd_inbound)
+
+    keys = commands.add_parser(
+        "keys", help="encryption keys: re-encrypt stored data under a new secret_key"
+    )
+    keys.add_argument(
+        "action",
+        choices=["rotate", "check"],
+        help="rotate: re-encrypt every stored value under secret_key (safe while running); "
+        "check: count values still under old_secret_keys (exit 0 when none)",
+    )
+    keys.add_argument(
+        "--batch-size", type=_positive_int, default=500, help="rows per transaction (default 500)"
+    )
+    keys.set_defaults(handler=cmd_keys)
     return parser
 
 

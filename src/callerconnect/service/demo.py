@@ -25,7 +25,6 @@ from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
 from callerconnect.logs import configure_logging
 from callerconnect.service import reports
-from callerconnect.service.schema import ensure_schema
 from callerconnect.service.simulation import replay, simulated_day
 
 _SURVEY_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]{22,}")
@@ -77,7 +76,6 @@ def run_demo(
         settings, clock=clock, provider=provider, secret_key=demo_secret()
     )
     try:
-        ensure_schema(application.db)
         feed = simulated_day(start, calls=calls, seed=seed)
         out.write(
             f"callerconnect demo — replaying {len(feed)} CAD events for {calls} calls "

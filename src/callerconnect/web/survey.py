@@ -373,14 +373,17 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
     return hmac.new(secret, purpose, hashlib.sha256).digest()
 
 
-def _secret(application: Application) -> bytes:
-    """Keys derive from ``secret_key``. The demo has none configured (it generates the
-    encryption key itself), so it gets a random one per process, which is enough for a
-    single-process demo: forms signed before a restart are refused, nothing else."""
+def _secrets(application: Application) -> list[bytes]:
+    """Keys derive from ``secret_key`` and, so that a form shown before a key rotation
+    can still be sent after it, from ``old_secret_keys``: oldest first, newest last (the
+    order itsdangerous verifies and signs in). The demo has none configured (it generates
+    the encryption key itself), so it gets a random one per process, which is enough for
+    a single-process demo: forms signed before a restart are refused, nothing else."""
     configured = application.settings.secret_key
     if configured is None:
-        return secrets.token_bytes(32)
-    return configured.get_secret_value().encode()
+        return [secrets.token_bytes(32)]
+    old = [k.get_secret_value().encode() for k in application.settings.old_secret_keys]
+    return [*reversed(old), configured.get_secret_value().encode()]
 
 
 # --- HTTP helpers -----------------------------------------------------------------------
@@ -522,7 +525,7 @@ def build_survey_router(
     limits: SurveyLimits | None = None,
 ) -> APIRouter:
     definition = definition or load_definition()
-    secret = _secret(application)
+    keys = _secrets(application)
     service = SurveyService(
         application.db,
         application.vault,
@@ -530,12 +533,12 @@ def build_survey_router(
         definition,
         agency_id=application.settings.agency_id,
         survey_expires=application.settings.policy.survey_expires,
-        client_key=_derive(secret, b"callerconnect survey client v1"),
+        client_key=_derive(keys[-1], b"callerconnect survey client v1"),
         limits=limits,
     )
-    csrf_key = _derive(secret, b"callerconnect survey csrf v1")
-    link_signer = URLSafeTimedSerializer(csrf_key, salt="survey-link")
-    landline_signer = URLSafeTimedSerializer(csrf_key, salt="landline-feedback")
+    csrf_keys = [_derive(key, b"callerconnect survey csrf v1") for key in keys]
+    link_signer = URLSafeTimedSerializer(csrf_keys, salt="survey-link")
+    landline_signer = URLSafeTimedSerializer(csrf_keys, salt="landline-feedback")
     render = Renderer(application, definition)
     https = application.settings.public_base_url.startswith("https://")
     css = (resources.files("callerconnect.web") / "static" / "survey.css").read_bytes()

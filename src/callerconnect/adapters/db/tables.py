@@ -228,6 +228,17 @@ class OptOutRow(Base):
     source: Mapped[str] = mapped_column(String(32))
 
 
+class VaultKeyRow(Base):
+    """A key of our own, stored encrypted under ``secret_key`` like any other value: the
+    phone lookup key, which must outlive every rotation of the secret."""
+
+    __tablename__ = "vault_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
 class RateLimitRow(Base):
     """The next free sending slot, shared by every worker process."""
 
