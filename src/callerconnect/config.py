@@ -644,6 +644,19 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a log level; use one of {', '.join(_LOG_LEVELS)}")
         return level
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Self:
+        """A text whose lease runs out while its request is still in flight is claimed and
+        sent again by another worker: the lease must outlast the provider's timeout."""
+        timeout = self.sms.twilio.timeout
+        if self.sms.provider == "twilio" and self.worker.lease <= timeout:
+            raise _combination_error(
+                f"must be longer than sms.twilio.timeout ({format_duration(timeout)}), or a "
+                "text still being sent when its lease ends is sent again by another worker",
+                "worker.lease",
+            )
+        return self
+
     @property
     def tz(self) -> ZoneInfo:
         """The configured time zone (validated at load, so this cannot fail)."""

@@ -483,6 +483,8 @@ def run_worker_crashes(
             fake,
             CALLERCONNECT_SMS__MAX_PER_SECOND=str(rate),
             CALLERCONNECT_WORKER__LEASE=f"{lease_seconds}s",
+            # The fake answers at once; the lease must outlast the provider timeout.
+            CALLERCONNECT_SMS__TWILIO__TIMEOUT=f"{max(lease_seconds - 1, 1)}s",
             CALLERCONNECT_WORKER__BATCH_SIZE="5",
             CALLERCONNECT_WORKER__RETRY_BASE="1s",
         )

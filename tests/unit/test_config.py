@@ -723,3 +723,32 @@ def test_format_duration_rejects_negative() -> None:
 @given(st.timedeltas(min_value=timedelta(0)).map(lambda d: timedelta(d.days, d.seconds)))
 def test_format_then_parse_round_trips(duration: timedelta) -> None:
     assert parse_duration(format_duration(duration)) == duration
+
+
+@pytest.mark.parametrize(("lease", "timeout"), [("10s", "10s"), ("5s", "10s"), ("30s", "1m")])
+def test_a_lease_that_ends_before_a_twilio_request_can_is_refused(lease: str, timeout: str) -> None:
+    error = config_error(
+        {
+            "CALLERCONNECT_SMS__PROVIDER": "twilio",
+            "CALLERCONNECT_SMS__TWILIO__ACCOUNT_SID": "AC0123",
+            "CALLERCONNECT_SMS__TWILIO__AUTH_TOKEN": "token",
+            "CALLERCONNECT_SMS__TWILIO__TIMEOUT": timeout,
+            "CALLERCONNECT_WORKER__LEASE": lease,
+        }
+    )
+    assert error.key == "worker.lease"
+    assert "CALLERCONNECT_WORKER__LEASE" in str(error)
+    assert "sms.twilio.timeout" in str(error)
+
+
+def test_a_lease_longer_than_the_twilio_timeout_is_accepted() -> None:
+    settings = load_settings(
+        environ={
+            "CALLERCONNECT_SMS__PROVIDER": "twilio",
+            "CALLERCONNECT_SMS__TWILIO__ACCOUNT_SID": "AC0123",
+            "CALLERCONNECT_SMS__TWILIO__AUTH_TOKEN": "token",
+            "CALLERCONNECT_SMS__TWILIO__TIMEOUT": "10s",
+            "CALLERCONNECT_WORKER__LEASE": "11s",
+        }
+    )
+    assert settings.worker.lease == timedelta(seconds=11)
