@@ -73,6 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_config=None,
             access_log=False,
             server_header=False,
+            # The survey's per-client limits need the real client address: trust the
+            # X-Forwarded-For of these proxies only (uvicorn's default: 127.0.0.1, or the
+            # FORWARDED_ALLOW_IPS variable), so nobody else can pose as many clients.
+            proxy_headers=True,
+            forwarded_allow_ips=args.forwarded_allow_ips,
         )
     return 0
 
@@ -285,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the API, webhooks and pages")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default=None,
+        help="comma-separated addresses of reverse proxies whose X-Forwarded-For is "
+        "trusted for the client address (default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="the dispatcher and timers (run any number)")

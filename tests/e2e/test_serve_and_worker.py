@@ -227,3 +227,44 @@ def test_reclassification_after_the_confirmation_stops_every_later_text(
     )
     time.sleep(6)  # past the delay threshold and the survey wait
     assert len(texts_to(twilio, "+16135550177")) == 1
+
+
+def _guess_until_limited(url: str, forwarded_for: Callable[[int], str]) -> list[int]:
+    """Unknown survey tokens, each from the client ``forwarded_for(n)`` claims to be."""
+    statuses = []
+    for n in range(21):  # one more than the survey's 20 unknown tokens a minute
+        response = httpx.get(
+            f"{url}/s/{n:022d}", headers={"X-Forwarded-For": forwarded_for(n)}, timeout=10
+        )
+        statuses.append(response.status_code)
+    return statuses
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_behind_a_trusted_proxy_each_client_has_its_own_guess_limit(
+    deployment: Deployment,
+) -> None:
+    """serve trusts X-Forwarded-For from 127.0.0.1 (here: the test, as the proxy)."""
+    first = _guess_until_limited(deployment.url, lambda n: "203.0.113.7")
+    other = httpx.get(
+        f"{deployment.url}/s/{'C' * 22}", headers={"X-Forwarded-For": "198.51.100.9"}, timeout=10
+    )
+    assert first == [404] * 20 + [429]
+    assert other.status_code == 404
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_client_that_is_not_a_trusted_proxy_cannot_dodge_the_limit_with_forwarded_for(
+    database_url: str, tmp_path: Path
+) -> None:
+    with FakeTwilio() as twilio:
+        deployment = Deployment(database_url, twilio, tmp_path)
+        deployment.start(
+            "serve", "--port", str(deployment.port), "--forwarded-allow-ips", "192.0.2.1"
+        )
+        try:
+            wait_until(lambda: _healthy(deployment.url), 20, "serve to answer /healthz")
+            spoofed = _guess_until_limited(deployment.url, lambda n: f"203.0.113.{n + 1}")
+        finally:
+            deployment.stop()
+    assert spoofed == [404] * 20 + [429]

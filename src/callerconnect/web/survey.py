@@ -420,8 +420,8 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def client_address(request: Request) -> str:
-    """The peer address (behind a reverse proxy, run uvicorn with ``--proxy-headers``
-    and ``--forwarded-allow-ips`` so that this is the real client)."""
+    """The client's address: the peer, or what a trusted reverse proxy forwarded
+    (``callerconnect serve --forwarded-allow-ips``; uvicorn applies it)."""
     return request.client.host if request.client else "unknown"
 
 
