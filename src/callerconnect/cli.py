@@ -144,7 +144,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
                 print("no dead letters")
             for letter in letters:
                 print(
-                    f"{letter.id:>6}  {letter.received_at:%Y-%m-%d %H:%M:%S}  {letter.source:<7} "
+                    f"{letter.id:>6}  {letter.received_at:%Y-%m-%d %H:%M:%S}  {letter.source:<15} "
                     f"{letter.status:<9} {letter.field or '-'}: {letter.error}"
                 )
             return 0

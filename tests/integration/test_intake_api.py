@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -10,6 +12,7 @@ from sqlalchemy import func, select
 
 from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
 from callerconnect.bootstrap import Application
+from callerconnect.web.app import create_app
 from tests.support.live_server import LiveServer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
@@ -178,3 +181,34 @@ def test_stored_payloads_do_not_hold_the_phone_in_clear(
             rows = connection.exec_driver_sql(f"SELECT * FROM {table}").all()
             assert rows
             assert "5550142" not in repr(rows)
+
+
+def test_every_event_and_dead_letter_names_the_key_that_posted_it(
+    app_factory: Callable[..., Application], database_url: str
+) -> None:
+    """Should a CAD key leak, what it posted can be found: each stored event and dead
+    letter records the channel and the key's public id (never the key)."""
+    cad_a, cad_b = "cad-a-key-0123456789abcdef", "cad-b-key-0123456789abcdef"
+    app = app_factory(database_url, CALLERCONNECT_INTAKE__API_KEYS=json.dumps([cad_a, cad_b]))
+    with LiveServer(create_app(app)) as server:
+        for key, incident in ((cad_a, "I-A"), (cad_b, "I-B")):
+            headers = {"Authorization": f"Bearer {key}"}
+            accepted = httpx.post(
+                f"{server.url}/api/v1/cad/events",
+                json=event(event_id=f"e-{incident}", incident_id=incident),
+                headers=headers,
+            )
+            assert accepted.status_code == 202, accepted.text
+        refused = httpx.post(
+            f"{server.url}/api/v1/cad/events",
+            json={"event_id": "bad", "type": "call.received"},
+            headers={"Authorization": f"Bearer {cad_b}"},
+        )
+        assert refused.status_code == 422
+    with app.db.transaction() as session:
+        sources = dict(session.execute(select(CadEventRow.incident_id, CadEventRow.source)).all())
+        letters = session.scalars(select(DeadLetterRow.source)).all()
+    id_a = hashlib.sha256(cad_a.encode()).hexdigest()[:8]
+    id_b = hashlib.sha256(cad_b.encode()).hexdigest()[:8]
+    assert sources == {"I-A": f"native:{id_a}", "I-B": f"native:{id_b}"}
+    assert letters == [f"native:{id_b}"]

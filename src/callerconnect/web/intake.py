@@ -6,6 +6,7 @@ store, anything unusable in the dead letters, so an operator can list and replay
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from typing import Any
@@ -108,29 +109,40 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
+def intake_key_id(key: bytes) -> str:
+    """A short, public name for an intake key: the first 8 hex digits of its SHA-256
+    (``printf %s "$KEY" | sha256sum | cut -c1-8``). Names a key without revealing it."""
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
 def build_intake_router(app: Application) -> APIRouter:
     router = APIRouter(prefix="/api/v1/cad", tags=["CAD intake"])
     keys = [k.get_secret_value().encode() for k in app.settings.intake.api_keys]
     limits = app.settings.intake
 
-    def authorized(request: Request) -> bool:
+    def key_used(request: Request) -> str | None:
+        """The id of the intake key the request carries, or None when it carries none."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return False
+            return None
         # Compare with every key in constant time, so timing tells nothing.
-        return (
-            any(hmac.compare_digest(token.strip().encode(), key) for key in keys) if keys else False
-        )
+        matches = [hmac.compare_digest(token.strip().encode(), key) for key in keys]
+        return next((intake_key_id(k) for k, hit in zip(keys, matches, strict=True) if hit), None)
 
-    async def read_json(request: Request, source: str) -> Any | JSONResponse:
-        if not authorized(request):
+    async def read_json(request: Request, channel: str) -> Any | JSONResponse:
+        """The body as JSON, or the answer to give instead. Sets ``request.state.source``:
+        the channel and the id of the key that posted it, stored with every event and
+        dead letter, so what a leaked key sent can be found."""
+        key_id = key_used(request)
+        if key_id is None:
             return error_response(
                 401,
                 "unauthorized",
                 "send Authorization: Bearer <intake key>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        source = request.state.source = f"{channel}:{key_id}"
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
             return await _too_large(request, source, int(declared))
@@ -193,23 +205,24 @@ def build_intake_router(app: Application) -> APIRouter:
         body = await read_json(request, "native")
         if isinstance(body, JSONResponse):
             return body
+        source: str = request.state.source
         if isinstance(body, dict) and "events" in body and "event_id" not in body:
             events = body["events"]
             if not isinstance(events, list):
                 return await reject_whole(
-                    "native",
+                    source,
                     body,
                     EventRejected("events", "type", "events must be a list of event objects"),
                 )
             if not events:
                 return await reject_whole(
-                    "native",
+                    source,
                     body,
                     EventRejected("events", "minItems", "events must hold at least one event"),
                 )
             if len(events) > limits.max_batch:
                 return await reject_whole(
-                    "native",
+                    source,
                     body,
                     EventRejected(
                         "events",
@@ -218,19 +231,19 @@ def build_intake_router(app: Application) -> APIRouter:
                         f"at most {limits.max_batch} per request",
                     ),
                 )
-            results = await run_in_threadpool(app.intake.submit_many, events, "native")
+            results = await run_in_threadpool(app.intake.submit_many, events, source)
             return EchoSafeJSONResponse(
                 {"results": [r.as_dict() for r in results]}, status_code=202
             )
         if not isinstance(body, dict):
             return await reject_whole(
-                "native",
+                source,
                 body,
                 EventRejected(
                     "(body)", "type", 'the body must be one event object or {"events": [...]}'
                 ),
             )
-        result: IntakeResult = await run_in_threadpool(app.intake.submit, body, "native")
+        result: IntakeResult = await run_in_threadpool(app.intake.submit, body, source)
         if result.status == "rejected":
             return error_response(
                 422,
@@ -257,11 +270,12 @@ def build_intake_router(app: Application) -> APIRouter:
         body = await read_json(request, "eido")
         if isinstance(body, JSONResponse):
             return body
+        source: str = request.state.source
         try:
             events = events_from_eido(body)
         except EidoError as error:
-            return await reject_whole("eido", body, EventRejected(error.field, "eido", str(error)))
-        results = await run_in_threadpool(app.intake.submit_many, events, "eido")
+            return await reject_whole(source, body, EventRejected(error.field, "eido", str(error)))
+        results = await run_in_threadpool(app.intake.submit_many, events, source)
         return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)
 
     return router
