@@ -8,6 +8,7 @@ throttling pause pass instantly); the link itself is real.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -15,6 +16,7 @@ from datetime import timedelta
 import pytest
 import smpp34
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from callerconnect.adapters.db.repositories import Outbox, is_opted_out
 from callerconnect.adapters.db.tables import (
@@ -24,8 +26,9 @@ from callerconnect.adapters.db.tables import (
     RateLimitRow,
     SmsPartRow,
 )
-from callerconnect.adapters.sms.smpp import SmppProvider
-from callerconnect.bootstrap import Application, build_provider
+from callerconnect.adapters.sms.base import InboundSms, StatusReport
+from callerconnect.adapters.sms.smpp import ESME_RX_T_APPN, SmppProvider
+from callerconnect.bootstrap import Application, ProviderSink, build_provider
 from callerconnect.clock import VirtualClock
 from callerconnect.domain.sms_encoding import segment_count
 from callerconnect.service.dispatcher import SMS_RATE
@@ -383,3 +386,161 @@ def test_send_without_a_bind_is_a_retryable_outage(
         unreachable.close()
     confirmation = text(app, "I-1", "confirmation")
     assert (confirmation.status, confirmation.reason) == ("scheduled", "retry:unavailable")
+
+
+# --- acknowledging deliver_sm only once it is recorded --------------------------------------
+#
+# An SMSC forgets a deliver_sm once it got ESME_ROK for it. smpp34's client answers ESME_ROK
+# before Python sees the PDU; the provider answers them itself (adapters/sms/smpp.py,
+# _AckRelay), after the commit, or with a temporary error the SMSC retries.
+
+
+class Sink:
+    """The application's own sink (receipts, inbound handler) with two switches: ``down``
+    makes every call fail the way a database outage does, before anything is written;
+    ``gate`` holds every call until it is set (a slow or stuck worker)."""
+
+    def __init__(self, app: Application) -> None:
+        self.inner = ProviderSink(app.receipts, app.inbound, "smpp")
+        self.down = False
+        self.gate: threading.Event | None = None
+        self.calls = 0
+        self.entered = threading.Event()
+        self.returned_at: list[float] = []  # time.monotonic() after each commit
+
+    def _run(self, call: Callable[[], None]) -> None:
+        self.calls += 1
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(30)
+        if self.down:
+            raise OperationalError("INSERT …", {}, ConnectionError("database is down"))
+        call()
+        self.returned_at.append(time.monotonic())
+
+    def status(self, report: StatusReport) -> None:
+        self._run(lambda: self.inner.status(report))
+
+    def inbound(self, message: InboundSms) -> None:
+        self._run(lambda: self.inner.inbound(message))
+
+
+def attach_sink(app: Application) -> Sink:
+    sink = Sink(app)
+    provider_of(app).attach(sink)
+    return sink
+
+
+def opted_out(app: Application) -> bool:
+    with app.db.transaction() as session:
+        return is_opted_out(session, app.vault.phone_hash(CALLER))
+
+
+def test_stop_is_acknowledged_only_after_it_is_committed(app: Application, smsc: FakeSmsc) -> None:
+    sink = attach_sink(app)
+    sink.gate = threading.Event()
+    smsc.send_mo(CALLER, "STOP", wait=False)
+    assert sink.entered.wait(10)
+    time.sleep(0.5)  # ample time for a deliver_sm_resp, were one sent now
+    assert smsc.statuses("mo") == []  # the SMSC still owns the text
+    assert inbound_rows(app) == []
+
+    sink.gate.set()
+    wait_until(lambda: smsc.statuses("mo") == [0], "the deliver_sm_resp")
+    [delivery] = smsc.deliveries
+    [committed] = sink.returned_at
+    assert delivery.answered_at >= committed
+    [row] = inbound_rows(app)
+    assert row.classification == "opt_out" and opted_out(app)
+
+
+def test_stop_that_cannot_be_recorded_is_refused_for_now_and_delivered_again(
+    app: Application, smsc: FakeSmsc
+) -> None:
+    sink = attach_sink(app)
+    sink.down = True
+    smsc.send_mo(CALLER, "STOP", wait=False)
+    wait_until(lambda: len(smsc.statuses("mo")) >= 2, "a second delivery")
+    assert set(smsc.statuses("mo")) == {ESME_RX_T_APPN}  # "temporary app error": retry
+    assert inbound_rows(app) == [] and not opted_out(app)
+
+    sink.down = False  # the database is back
+    wait_until(lambda: smsc.statuses("mo")[-1] == 0, "the STOP accepted")
+    *refused, accepted = smsc.statuses("mo")
+    assert len(refused) >= 2 and set(refused) == {ESME_RX_T_APPN} and accepted == 0
+    [row] = inbound_rows(app)  # recorded exactly once
+    assert row.classification == "opt_out" and opted_out(app)
+    assert app.dispatcher.run_due() == 1  # one confirmation of the opt-out
+    [confirmation] = smsc.texts_to(CALLER_SMPP)
+    assert "START" in confirmation
+    submit(app, received("I-1", T0))  # and the caller is not texted again
+    app.dispatcher.run_due()
+    assert text(app, "I-1", "confirmation").reason == "suppressed:opted_out"
+    assert len(smsc.texts_to(CALLER_SMPP)) == 1
+
+
+def test_receipt_that_cannot_be_recorded_is_delivered_again(
+    app: Application, smsc: FakeSmsc
+) -> None:
+    sink = attach_sink(app)
+    sink.down = True
+    submit(app, received("I-1", T0))
+    assert app.dispatcher.run_due() == 1
+    wait_until(lambda: len(smsc.statuses("receipt")) >= 2, "a second delivery")
+    assert set(smsc.statuses("receipt")) == {ESME_RX_T_APPN}
+    assert status_of(app, "I-1") == "sent"
+
+    sink.down = False
+    wait_status(app, "I-1", "delivered")
+    wait_until(lambda: smsc.statuses("receipt")[-1] == 0, "the receipt accepted")
+    assert len(smsc.accepted) == 1
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["died-before-commit", "committed"])
+def test_text_whose_answer_was_lost_with_the_link_is_delivered_again_and_stored_once(
+    app: Application, smsc: FakeSmsc, committed: bool
+) -> None:
+    """The worker's crash window: the link (or the process holding it) goes before the
+    deliver_sm_resp. Without an answer the SMSC delivers the text again on the next bind.
+    If the first copy was committed, the second is recognised (same id) and stored once."""
+    provider = provider_of(app)
+    sink = attach_sink(app)
+    sink.gate = threading.Event()
+    sink.down = not committed
+    smsc.send_mo(CALLER, "STOP", wait=False)
+    assert sink.entered.wait(10)
+    smsc.drop_links()
+    wait_until(lambda: not provider.is_bound, "the link to drop")
+    sink.gate.set()  # the handler ends while there is no link to answer on
+    wait_until(lambda: sink.calls >= (1 if committed else 3), "the first delivery handled")
+    provider.drain_events()
+    sink.down = False
+
+    wait_until(lambda: smsc.statuses("mo")[-1:] == [0], "the text delivered again", timeout=20)
+    first, *retried, accepted = smsc.statuses("mo")
+    assert first is None  # no answer: the link was gone
+    assert set(retried) <= {ESME_RX_T_APPN} and accepted == 0
+    assert smsc.binds == 2
+    [row] = inbound_rows(app)
+    assert row.classification == "opt_out" and opted_out(app)
+
+
+def test_long_text_whose_last_part_cannot_be_recorded_is_completed_on_redelivery(
+    app: Application, smsc: FakeSmsc
+) -> None:
+    body = "STOP please, and " + "do not text me about this call again. " * 5
+    sink = attach_sink(app)
+    sink.down = True
+    smsc.send_mo(CALLER, body, wait=False)
+    total = segment_count(body)
+    assert total >= 2
+    # The first parts are acknowledged at once (nothing to record yet); the last, which
+    # completes the text, is refused until the text is recorded.
+    wait_until(lambda: len(smsc.statuses("mo")) >= total + 1, "the last part again")
+    assert smsc.statuses("mo")[: total - 1] == [0] * (total - 1)
+    assert set(smsc.statuses("mo")[total - 1 :]) == {ESME_RX_T_APPN}
+
+    sink.down = False
+    wait_until(lambda: smsc.statuses("mo")[-1] == 0, "the last part accepted")
+    [row] = inbound_rows(app)
+    assert app.vault.decrypt(row.body_encrypted) == body

@@ -10,6 +10,13 @@ and adds what an operator's SMSC does and the tests need:
 * receipts with a chosen failure for chosen numbers;
 * throttling (``ESME_RTHROTTLED`` / ``ESME_RMSGQFUL``) for the next N submits;
 * mobile-originated texts, long ones concatenated with a user-data header;
+* redelivery, as SMPP 3.4 has an SMSC do: a ``deliver_sm`` (receipt or text) answered with
+  a temporary error (``ESME_RX_T_APPN``, ``ESME_RSYSERR``, ``ESME_RMSGQFUL``,
+  ``ESME_RTHROTTLED``) or not answered at all (the link dropped, or no
+  ``deliver_sm_resp`` within the response timer) is delivered again after a pause — on
+  the same bind, or on the next one when that bind is gone; a permanent error
+  (``ESME_RX_P_APPN``, ``ESME_RX_R_APPN``, anything else) ends it. Every attempt and its
+  answer is recorded (:attr:`FakeSmsc.deliveries`);
 * a TCP proxy in front of the server that records every PDU the client sends (decoded
   with ``smpp34.decode``, so fields the server API does not expose, such as
   ``validity_period``, can be checked) and can drop every link at once, the way a
@@ -25,6 +32,7 @@ import contextlib
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +85,35 @@ class Submitted:
         return None if concat is None else (concat.reference, concat.total, concat.number)
 
 
+# deliver_sm_resp statuses after which an SMSC tries again (SMPP 3.4 5.1.3: "ESME receiver
+# temporary app error", and the system / queue / throttling errors SMSCs treat alike).
+TEMPORARY_STATUSES = frozenset({0x64, 0x08, 0x14, 0x58})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One ``deliver_sm`` attempt and the ESME's answer: ``status`` None means none came
+    (the link dropped, or the response timer ran out)."""
+
+    kind: str  # "receipt" or "mo"
+    attempt: int
+    session_id: str
+    short_message: bytes
+    status: int | None
+    sent_at: float  # time.monotonic()
+    answered_at: float
+
+
+@dataclass
+class _Pending:
+    """A ``deliver_sm`` the SMSC still owes an ESME."""
+
+    kind: str
+    fields: dict[str, Any]
+    session_id: str | None = None  # where it goes first (a receipt: the submitter's bind)
+    attempts: int = 0
+
+
 @dataclass
 class _Behaviour:
     id_base: str = "hex"  # how submit_sm_resp writes ids
@@ -87,6 +124,11 @@ class _Behaviour:
     hold_receipts: bool = False  # keep receipts until release_receipts()
     failures: dict[str, tuple[str, str]] = field(default_factory=dict)  # dest -> (stat, err)
     refuse_next: list[int] = field(default_factory=list)  # command_status for next submits
+    # Redelivery of deliver_sm: the pause between attempts, how many attempts before the
+    # SMSC gives up, and its response timer (smpp34's own is 30 s).
+    redeliver_after: float = 0.2
+    deliver_attempts: int = 50
+    response_timeout: float = 5.0
 
 
 class FakeSmsc:
@@ -107,7 +149,8 @@ class FakeSmsc:
         self._links: set[asyncio.StreamWriter] = set()
         self._errors: list[BaseException] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._held_receipts: list[tuple[Submitted, str, int]] = []
+        self._held: list[_Pending] = []  # for the next bind
+        self._deliveries: list[Delivery] = []
         self._manual_receipts: list[tuple[Submitted, str, int]] = []
 
     # --- lifecycle -------------------------------------------------------------------
@@ -186,6 +229,16 @@ class FakeSmsc:
             return list(self._client_pdus)
 
     @property
+    def deliveries(self) -> list[Delivery]:
+        """Every ``deliver_sm`` attempt that was answered or given up on, in order."""
+        with self._lock:
+            return list(self._deliveries)
+
+    def statuses(self, kind: str) -> list[int | None]:
+        """The answers to every ``deliver_sm`` attempt of one kind ("mo", "receipt")."""
+        return [d.status for d in self.deliveries if d.kind == kind]
+
+    @property
     def binds(self) -> int:
         with self._lock:
             return self._binds
@@ -237,30 +290,96 @@ class FakeSmsc:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._drop_links)
 
-    def send_mo(self, source: str, text: str, *, destination: str = "13438036032") -> None:
-        """A caller's text to every bound ESME (long ones as concatenated parts)."""
-        self._call(self._send_mo(source, text, destination))
+    def send_mo(
+        self,
+        source: str,
+        text: str,
+        *,
+        destination: str = "13438036032",
+        wait: bool = True,
+    ) -> None:
+        """A caller's text to a bound ESME (long ones as concatenated parts). ``wait``:
+        return once every part was answered (or given up on); else at once."""
+        self._call(self._send_mo(source, text, destination, wait), timeout=60)
 
-    async def _send_mo(self, source: str, text: str, destination: str) -> None:
+    async def _send_mo(self, source: str, text: str, destination: str, wait: bool) -> None:
         encoded = split_udh(text, 0x42)
         for _ in range(500):  # the client may be bound before the server lists its session
             if self._sessions:
                 break
             await asyncio.sleep(0.01)
         assert self._sessions, "no ESME bound to send the text to"
-        for esme in list(self._sessions.values()):
-            for part in encoded.parts:
-                response = await esme.deliver_sm(
-                    destination,
-                    part,
-                    source_addr=source.lstrip("+"),
-                    source_addr_ton=1 if source.startswith("+") else 0,
-                    source_addr_npi=1,
-                    esm_class=encoded.esm_class,
-                    data_coding=encoded.data_coding,
+        parts = [
+            _Pending(
+                "mo",
+                {
+                    "destination_addr": destination,
+                    "short_message": part,
+                    "source_addr": source.lstrip("+"),
+                    "source_addr_ton": 1 if source.startswith("+") else 0,
+                    "source_addr_npi": 1,
+                    "esm_class": encoded.esm_class,
+                    "data_coding": encoded.data_coding,
+                },
+            )
+            for part in encoded.parts
+        ]
+        if wait:
+            await self._deliver_in_order(parts)
+        else:
+            self._spawn(self._deliver_in_order(parts))
+
+    async def _deliver_in_order(self, items: list[_Pending]) -> None:
+        try:
+            for item in items:
+                await self._deliver(item)
+        except Exception as error:  # a bug in the helper: report it to the test
+            with self._lock:
+                self._errors.append(error)
+
+    async def _deliver(self, item: _Pending) -> None:
+        """Deliver until the ESME accepts or refuses for good, the SMSC gives up, or no
+        ESME is bound (then it waits for the next bind)."""
+        while True:
+            esme = self._sessions.get(item.session_id or "") or next(
+                iter(self._sessions.values()), None
+            )
+            if esme is None:
+                self._held.append(item)
+                return
+            item.session_id = esme.session_id
+            item.attempts += 1
+            sent_at = time.monotonic()
+            status: int | None
+            try:
+                response = await asyncio.wait_for(
+                    esme.deliver_sm(**item.fields), self.behaviour.response_timeout
                 )
-                assert response.is_success, response
-            return
+                status = int(response.command_status)
+            except smpp34.SmppError:  # the link dropped: that bind is gone
+                status = None
+                self._sessions.pop(esme.session_id, None)
+            except TimeoutError:  # no deliver_sm_resp in time
+                status = None
+            with self._lock:
+                self._deliveries.append(
+                    Delivery(
+                        item.kind,
+                        item.attempts,
+                        esme.session_id,
+                        bytes(item.fields["short_message"]),
+                        status,
+                        sent_at,
+                        time.monotonic(),
+                    )
+                )
+            if status == 0:
+                return
+            if status is not None and status not in TEMPORARY_STATUSES:
+                return  # refused for good: the SMSC drops it
+            if item.attempts >= self.behaviour.deliver_attempts:
+                return  # given up
+            await asyncio.sleep(self.behaviour.redeliver_after)
 
     # --- the server --------------------------------------------------------------------
 
@@ -272,8 +391,9 @@ class FakeSmsc:
                     with self._lock:
                         self._binds += 1
                     self._sessions[event.session_id] = event
-                    if self._held_receipts:
-                        self._spawn(self._redeliver(event))
+                    if self._held:
+                        held, self._held = self._held, []
+                        self._spawn(self._deliver_in_order(held))
                 elif isinstance(event, smpp34.Unbound):
                     self._sessions.pop(event.session_id, None)
                 elif isinstance(event, smpp34.SubmitSmEvent):
@@ -331,29 +451,11 @@ class FakeSmsc:
                 self._errors.append(error)
 
     async def _receipt(self, sub: Submitted, message_id: str, number: int) -> None:
-        """Send a receipt on the submitter's session; like an SMSC, keep it for the next
-        bind when that session is gone."""
+        """Send a receipt on the submitter's session (another one, or the next bind, when
+        that session is gone), delivered again until it is accepted."""
         if self.behaviour.hold_receipts:
             self._manual_receipts.append((sub, message_id, number))
             return
-        esme = self._sessions.get(sub.session_id)
-        if esme is None:
-            self._held_receipts.append((sub, message_id, number))
-            return
-        try:
-            await self._send_receipt(esme, sub, message_id, number)
-        except smpp34.SmppError:
-            self._held_receipts.append((sub, message_id, number))
-
-    async def _redeliver(self, esme: Any) -> None:
-        held, self._held_receipts = self._held_receipts, []
-        for sub, message_id, number in held:
-            try:
-                await self._send_receipt(esme, sub, message_id, number)
-            except smpp34.SmppError:
-                self._held_receipts.append((sub, message_id, number))
-
-    async def _send_receipt(self, esme: Any, sub: Submitted, message_id: str, number: int) -> None:
         stat, err = self.behaviour.failures.get(sub.destination, ("DELIVRD", "000"))
         now = datetime.now(UTC)
         delivered = "001" if stat == "DELIVRD" else "000"
@@ -362,14 +464,15 @@ class FakeSmsc:
             f"submit date:{now:%y%m%d%H%M} done date:{now:%y%m%d%H%M%S} "
             f"stat:{stat} err:{err} text:{sub.text[:20]}"
         )
-        await esme.deliver_sm(
-            sub.source,
-            text.encode("latin-1", errors="replace"),
-            source_addr=sub.destination,
-            source_addr_ton=sub.dest_ton,
-            esm_class=0x04,
-            data_coding=DATA_CODING_GSM7,
-        )
+        fields = {
+            "destination_addr": sub.source,
+            "short_message": text.encode("latin-1", errors="replace"),
+            "source_addr": sub.destination,
+            "source_addr_ton": sub.dest_ton,
+            "esm_class": 0x04,
+            "data_coding": DATA_CODING_GSM7,
+        }
+        await self._deliver(_Pending("receipt", fields, session_id=sub.session_id))
 
     # --- the proxy -----------------------------------------------------------------------
 

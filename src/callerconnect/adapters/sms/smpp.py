@@ -7,9 +7,23 @@ before the receipt is acknowledged — so the SMSC sends the same receipt again 
 rebind, for ever. It also keeps submits in an internal queue across disconnects, so a
 text this provider had already reported as failed could leave later (a duplicate once
 the dispatcher retries). ``smpp34`` hands each ``submit_sm`` its own awaitable
-``submit_sm_resp`` and each ``deliver_sm`` to us as raw bytes, which is what one outbox
-row per text needs. It sends ``enquire_link`` itself (every 30 s) and reports a dropped
-link; this module rebinds with backoff.
+``submit_sm_resp``, which is what one outbox row per text needs. It sends
+``enquire_link`` itself (every 30 s) and reports a dropped link; this module rebinds with
+backoff.
+
+Acknowledging ``deliver_sm`` only once it is recorded: smpp34's client answers every
+``deliver_sm`` with ``deliver_sm_resp`` (``ESME_ROK``) in its Rust core *before* Python
+sees the PDU, and offers no way to answer it ourselves. An SMSC forgets a message it got
+``ESME_ROK`` for, so a worker that died between that answer and the database commit lost
+the receipt — or a caller's STOP. So the client does not talk to the SMSC directly: it
+connects to :class:`_AckRelay`, a loopback hop in the same event loop that passes every
+PDU through unchanged except ``deliver_sm``, which it decodes (``smpp34.decode``) and
+answers itself, when the handler has committed (``ESME_ROK``) or failed (a temporary
+error, ``ESME_RX_T_APPN`` by default, so the SMSC delivers it again). A worker that dies
+first sends no answer at all, and the SMSC delivers the PDU again after its response
+timer or on the next bind. Delivery is therefore at least once: receipts are idempotent,
+and a caller's text delivered again after an answer that was lost keeps its first id
+here (see ``_mo_retry``) so it is stored once.
 
 How it runs:
 
@@ -38,6 +52,12 @@ no bind, link dropped, ESME_RSYSERR, anything else     ``unavailable``     yes
 no submit_sm_resp in time                              ``timeout``         yes
 =====================================================  ==================  =========
 
+Answers to ``deliver_sm`` (``command_status`` of ``deliver_sm_resp``): ``ESME_ROK`` once
+the receipt or text is committed, or when there is nothing to record (an unreadable
+receipt, an SME acknowledgement, a part of a longer text still incomplete);
+``retry_status`` (``ESME_RX_T_APPN``) when the handler failed, so the SMSC retries;
+``ESME_RX_P_APPN`` for a PDU this module cannot parse (trying again would not help).
+
 Throttling of a later part of a long text (the first parts already accepted) is waited
 out here, a few times, so the caller gets one whole text rather than a retry of parts
 already on their way.
@@ -49,6 +69,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import struct
 import threading
 import time
 import uuid
@@ -56,6 +77,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import smpp34
@@ -88,6 +110,12 @@ __all__ = ["SmppProvider", "classify_status"]
 log = logging.getLogger("callerconnect.smpp")
 
 ESME_ROK = 0x00
+#: deliver_sm_resp statuses (SMPP 3.4 section 5.1.3): "ESME receiver temporary / permanent
+#: app error" — the first asks the SMSC to deliver the message again later.
+ESME_RX_T_APPN = 0x64
+ESME_RX_P_APPN = 0x65
+_DELIVER_SM = 0x00000005
+_DELIVER_SM_RESP = 0x80000005
 _THROTTLED = frozenset({0x58, 0x14})
 _INVALID_NUMBER = frozenset({0x0B, 0x50, 0x51})
 _REJECTED = frozenset(
@@ -118,6 +146,7 @@ _TON_INTERNATIONAL, _NPI_E164 = 1, 1
 _TON_NETWORK_SPECIFIC, _NPI_UNKNOWN = 3, 0
 _REGISTERED_DELIVERY_FINAL = 0x01  # a receipt on success or failure
 _MO_PARTS_TTL = 600.0  # seconds an incomplete concatenated MO text is waited for
+_MO_RETRY_TTL = 3600.0  # seconds the id of a text the SMSC will deliver again is kept
 _EVENT_ATTEMPTS = 3
 
 
@@ -170,6 +199,7 @@ class SmppProvider:
         part_retries: int = 3,
         part_retry_pause: float = 0.5,
         connect_timeout: float = 10.0,
+        retry_status: int = ESME_RX_T_APPN,
     ) -> None:
         for label, value in (("host", host), ("system_id", system_id), ("sender", sender)):
             if not value or not value.strip():
@@ -188,7 +218,12 @@ class SmppProvider:
         self._bind_wait = bind_wait
         self._part_retries = part_retries
         self._part_retry_pause = part_retry_pause
+        self._connect_timeout = connect_timeout
         self._connect_timeout_ms = int(connect_timeout * 1000)
+        #: ``deliver_sm_resp`` status for a receipt or text that could not be recorded:
+        #: one the SMSC retries. SMPP 3.4 defines ESME_RX_T_APPN for it; some SMSCs only
+        #: retry on others (ESME_RSYSERR, ESME_RTHROTTLED), see docs/sms.md.
+        self._retry_status = retry_status
         self._events: ProviderEvents | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -198,6 +233,12 @@ class SmppProvider:
         self._smsc: Any = None
         self._event_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smpp-events")
         self._mo_parts: dict[tuple[str, int, int], _MoParts] = {}
+        # A caller's text not yet acknowledged, or that the SMSC will deliver again
+        # (refused, or our answer was lost although it may be committed) -> the message
+        # id it was given, so a second delivery is recognised as the same text (the
+        # inbound handler's unique id). SMPP has no id of its own for a mobile-originated
+        # text. Loop thread only.
+        self._mo_retry: dict[tuple[str, str, str], tuple[str, float]] = {}
         #: How many times a bind was established (1 + reconnects); for operators and tests.
         self.binds = 0
 
@@ -253,46 +294,55 @@ class SmppProvider:
         ready.set()
         delay = self._reconnect_min
         while not self._stopping.is_set():
-            client = smpp34.Client(
-                self._host,
-                self._port,
-                self._system_id,
-                self._password,
-                bind_type="TRX",
-                system_type=self._system_type,
-                connect_timeout_ms=self._connect_timeout_ms,
-            )
+            # The client binds through the relay, which answers deliver_sm itself
+            # (module docstring); one relay per connection.
+            relay = _AckRelay(self._host, self._port, self._connect_timeout, self._on_deliver_sm)
             try:
-                smsc = await client.connect()
-            except Exception as error:  # refused, timed out, bind rejected
-                log_event(
-                    log,
-                    "smpp_bind_failed",
-                    level=logging.WARNING,
-                    host=self._host,
-                    port=self._port,
-                    error=type(error).__name__,
-                    retry_in=f"{delay:g}s",
-                )
+                client: Any = None
+                try:
+                    port = await relay.start()  # connects to the SMSC
+                    client = smpp34.Client(
+                        "127.0.0.1",
+                        port,
+                        self._system_id,
+                        self._password,
+                        bind_type="TRX",
+                        system_type=self._system_type,
+                        connect_timeout_ms=self._connect_timeout_ms,
+                    )
+                    smsc = await client.connect()
+                except Exception as error:  # refused, timed out, bind rejected
+                    log_event(
+                        log,
+                        "smpp_bind_failed",
+                        level=logging.WARNING,
+                        host=self._host,
+                        port=self._port,
+                        error=type(error).__name__,
+                        retry_in=f"{delay:g}s",
+                    )
+                    if client is not None:
+                        await self._stop_client(client)
+                    if await self._sleep(delay):
+                        break
+                    delay = min(self._reconnect_max, delay * 2)
+                    continue
+                delay = self._reconnect_min
+                self.binds += 1
+                self._smsc = smsc
+                self._bound.set()
+                log_event(log, "smpp_bound", host=self._host, port=self._port, binds=self.binds)
+                try:
+                    await self._serve(client, smsc)
+                finally:
+                    self._bound.clear()
+                    self._smsc = None
+                if self._stopping.is_set():
+                    with contextlib.suppress(Exception):  # already gone
+                        await asyncio.wait_for(smsc.unbind(), timeout=5)
                 await self._stop_client(client)
-                if await self._sleep(delay):
-                    break
-                delay = min(self._reconnect_max, delay * 2)
-                continue
-            delay = self._reconnect_min
-            self.binds += 1
-            self._smsc = smsc
-            self._bound.set()
-            log_event(log, "smpp_bound", host=self._host, port=self._port, binds=self.binds)
-            try:
-                await self._serve(client, smsc)
             finally:
-                self._bound.clear()
-                self._smsc = None
-            if self._stopping.is_set():
-                with contextlib.suppress(Exception):  # already gone
-                    await asyncio.wait_for(smsc.unbind(), timeout=5)
-            await self._stop_client(client)
+                await relay.close()
             if not self._stopping.is_set():
                 log_event(log, "smpp_link_lost", level=logging.WARNING, host=self._host)
                 if await self._sleep(self._reconnect_min):
@@ -337,10 +387,10 @@ class SmppProvider:
                 receive = None
                 if isinstance(event, smpp34.Disconnected):
                     return
-                try:
-                    self._on_deliver_sm(event)
-                except Exception:  # one unreadable PDU must not take the link down
-                    log.exception("action=smpp_deliver_sm_unreadable")
+                # Not expected: the relay answers every deliver_sm it can decode and the
+                # library never sees it. One the library decoded where smpp34.decode did
+                # not was already acknowledged by the library; record it all the same.
+                self._on_deliver_sm(event, _answered_by_library)
         finally:
             stop.cancel()
             if receive is not None:
@@ -453,8 +503,25 @@ class SmppProvider:
         return int(response.command_status), response.message_id
 
     # --- receiving -------------------------------------------------------------------------
+    #
+    # Every deliver_sm gets exactly one answer through ``respond`` (the relay's, on this
+    # loop's thread): ESME_ROK only after the sink committed what it carried, so a worker
+    # that dies before the commit never acknowledged it and the SMSC delivers it again.
 
-    def _on_deliver_sm(self, event: Any) -> None:
+    def _on_deliver_sm(self, event: Any, respond: Callable[[int], bool]) -> None:
+        try:
+            job = self._read_deliver_sm(event)
+        except Exception:  # one unreadable PDU must not take the link down
+            log.exception("action=smpp_deliver_sm_unreadable")
+            respond(ESME_RX_P_APPN)  # the same bytes again would fail the same way
+            return
+        if job is None:
+            respond(ESME_ROK)  # nothing to record
+            return
+        self._deliver(job, respond)
+
+    def _read_deliver_sm(self, event: Any) -> _Job | None:
+        """What to record for one ``deliver_sm``; None when there is nothing to record."""
         tlvs = {tlv.tag: tlv for tlv in event.tlvs}
         if is_receipt(event.esm_class):
             receipted = tlvs.get(TLV_RECEIPTED_MESSAGE_ID)
@@ -466,32 +533,58 @@ class SmppProvider:
             )
             if receipt is None:
                 log_event(log, "smpp_receipt_unreadable", level=logging.WARNING)
-                return
+                return None
             report = StatusReport(
                 provider_message_id=receipt.message_id,
                 status=receipt.status,
                 error_code=receipt.error_code,
                 retryable=receipt.retryable,
             )
-            self._deliver(lambda events: events.status(report), "receipt")
-            return
+            return _Job("receipt", lambda events: events.status(report))
         if not is_mobile_originated(event.esm_class):
-            return  # SME acknowledgements: nothing for us
-        text = self._mo_text(event, tlvs)
-        if text is None:
-            return  # a part of a longer text; the rest is still to come
+            return None  # SME acknowledgements: nothing for us
+        whole = self._mo_text(event, tlvs)
+        if whole is None:
+            # A part of a longer text; the rest is still to come. It is acknowledged now
+            # (an SMSC may wait for that before sending the next part) and kept in memory
+            # only: see docs/sms.md, "Open points".
+            return None
+        text, parts_key = whole
         ton = event.source_addr_ton
         source = event.source_addr
         from_phone = f"+{source}" if ton == _TON_INTERNATIONAL and source.isdigit() else source
+        now = time.monotonic()
+        for key in [k for k, (_, t) in self._mo_retry.items() if now - t > _MO_RETRY_TTL]:
+            del self._mo_retry[key]
+        retry_key = (from_phone, event.destination_addr, text)
+        kept = self._mo_retry.get(retry_key)
+        message_id = kept[0] if kept is not None else f"smpp-mo-{uuid.uuid4().hex}"
+        # Kept from now on, not only after a failure: the SMSC may deliver it again (on
+        # another bind, after a link drop) while this copy is still being recorded.
+        self._mo_retry[retry_key] = (message_id, now)
         inbound = InboundSms(
             from_phone=from_phone,
             to=event.destination_addr,
             body=text,
-            provider_message_id=f"smpp-mo-{uuid.uuid4().hex}",
+            provider_message_id=message_id,
         )
-        self._deliver(lambda events: events.inbound(inbound), "inbound")
 
-    def _mo_text(self, event: Any, tlvs: dict[int, Any]) -> str | None:
+        def settled(recorded: bool, answered: bool) -> None:
+            if recorded and parts_key is not None:
+                self._mo_parts.pop(parts_key, None)
+            if recorded and answered:
+                self._mo_retry.pop(retry_key, None)
+            else:  # the SMSC delivers it again: under the same id
+                self._mo_retry[retry_key] = (message_id, time.monotonic())
+            if not recorded and parts_key in self._mo_parts:  # wait for the last part again
+                self._mo_parts[parts_key].first_seen = time.monotonic()
+
+        return _Job("inbound", lambda events: events.inbound(inbound), settled)
+
+    def _mo_text(self, event: Any, tlvs: dict[int, Any]) -> tuple[str, Any] | None:
+        """The whole text and, for a concatenated one, the key of its parts (dropped once
+        it is recorded: if recording fails the SMSC delivers the last part again, and the
+        earlier ones, already acknowledged, must still be here)."""
         data = bytes(event.short_message)
         payload = tlvs.get(0x0424)  # message_payload
         if not data and payload is not None:
@@ -503,7 +596,7 @@ class SmppProvider:
             ref, total, seq = (tlvs[tag].as_int() or 0 for tag in (0x020C, 0x020E, 0x020F))
             concat = Concatenation(ref, total, seq)
         if concat is None or concat.total <= 1:
-            return decode_short_message(data, event.data_coding)
+            return decode_short_message(data, event.data_coding), None
         now = time.monotonic()
         for key in [k for k, v in self._mo_parts.items() if now - v.first_seen > _MO_PARTS_TTL]:
             del self._mo_parts[key]
@@ -512,34 +605,204 @@ class SmppProvider:
         waiting.parts[concat.number] = data
         if len(waiting.parts) < waiting.total:
             return None
-        del self._mo_parts[key]
-        return "".join(
+        text = "".join(
             decode_short_message(waiting.parts[n], waiting.data_coding)
             for n in sorted(waiting.parts)
         )
+        return text, key
 
-    def _deliver(self, call: Callable[[ProviderEvents], None], what: str) -> None:
+    def _deliver(self, job: _Job, respond: Callable[[int], bool]) -> None:
+        """Record ``job`` on the event thread (a few tries on database errors), then
+        answer the SMSC from this loop: ESME_ROK after the commit, ``retry_status`` when
+        it failed. Called on the loop's thread."""
         events = self._events
-        if events is None:
-            log_event(log, "smpp_event_dropped", level=logging.WARNING, what=what)
+        if events is None:  # no sink: another bind (another worker) may have one
+            log_event(log, "smpp_event_refused", level=logging.WARNING, what=job.what)
+            self._settle(job, respond, recorded=False)
             return
+        loop = asyncio.get_running_loop()
 
         def run() -> None:
+            recorded = False
             for attempt in range(1, _EVENT_ATTEMPTS + 1):
                 try:
-                    call(events)
-                    return
+                    job.call(events)
+                    recorded = True
+                    break
                 except Exception:
                     if attempt == _EVENT_ATTEMPTS:
-                        log.exception("action=smpp_event_failed what=%s", what)
-                        return
+                        log.exception("action=smpp_event_failed what=%s", job.what)
+                        break
                     time.sleep(0.2 * attempt)
+            # A closed loop (the provider is closing): no answer; the SMSC delivers the
+            # PDU again after its response timer or on the next bind.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(partial(self._settle, job, respond, recorded=recorded))
 
         self._event_thread.submit(run)
 
+    def _settle(self, job: _Job, respond: Callable[[int], bool], *, recorded: bool) -> None:
+        status = ESME_ROK if recorded else self._retry_status
+        answered = respond(status)
+        if not answered:
+            log_event(
+                log,
+                "smpp_deliver_sm_unanswered",
+                level=logging.WARNING,
+                what=job.what,
+                recorded=recorded,
+            )
+        elif not recorded:
+            log_event(
+                log,
+                "smpp_deliver_sm_deferred",
+                level=logging.WARNING,
+                what=job.what,
+                command_status=f"0x{status:08X}",
+            )
+        if job.settled is not None:
+            job.settled(recorded, answered)
+
     def drain_events(self, timeout: float = 10.0) -> None:
-        """Wait until every receipt and inbound text received so far is handled (tests)."""
+        """Wait until every receipt and inbound text received so far is handled (tests).
+        Its answer to the SMSC follows on the link's loop a moment later."""
         self._event_thread.submit(lambda: None).result(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one ``deliver_sm`` asks us to record, and what to do once it is settled:
+    ``settled(recorded, answered)`` runs on the loop's thread after the answer."""
+
+    what: str
+    call: Callable[[ProviderEvents], None]
+    settled: Callable[[bool, bool], None] | None = None
+
+
+def _answered_by_library(status: int) -> bool:
+    return True
+
+
+class _AckRelay:
+    """A loopback hop between smpp34's client and the SMSC that answers ``deliver_sm``.
+
+    smpp34 acknowledges every ``deliver_sm`` in its core before the application sees it
+    (see the module docstring). The relay connects to the SMSC, then the client connects
+    to the relay instead; one connection is accepted and joined to it, and every PDU is
+    passed on unchanged, whole, both ways — except a ``deliver_sm`` from the SMSC that
+    ``smpp34.decode`` reads: that one is handed to ``on_deliver_sm(pdu, respond)`` and
+    not to the library, and its ``deliver_sm_resp`` is written to the SMSC when
+    ``respond(command_status)`` is called (False: the link is gone, nothing was sent).
+    The SMSC's sequence numbers are its own, so answers written here never collide with
+    the library's. All of it runs on the provider's event loop.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        connect_timeout: float,
+        on_deliver_sm: Callable[[Any, Callable[[int], bool]], None],
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._connect_timeout = connect_timeout
+        self._on_deliver_sm = on_deliver_sm
+        self._server: asyncio.Server | None = None
+        self._link_task: asyncio.Task[None] | None = None
+        self._streams: list[asyncio.StreamWriter] = []
+        self._from_smsc: asyncio.StreamReader | None = None
+        self._smsc: asyncio.StreamWriter | None = None
+
+    async def start(self) -> int:
+        """Connect to the SMSC (OSError, TimeoutError when that fails), then listen on a
+        free loopback port for the client, returned. Connecting first makes an SMSC that
+        is down a bind failure at once, not after the library's bind timer."""
+        self._from_smsc, to_smsc = await asyncio.wait_for(
+            asyncio.open_connection(self._host, self._port), self._connect_timeout
+        )
+        self._streams.append(to_smsc)
+        self._smsc = to_smsc
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self._smsc = None
+        for writer in self._streams:
+            writer.transport.abort()
+        if self._link_task is not None:
+            self._link_task.cancel()
+            await asyncio.gather(self._link_task, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback, so the task is ours to cancel (asyncio reports a cancelled
+        # client_connected_cb task as an error).
+        if self._link_task is not None or self._server is None:
+            writer.transport.abort()  # one connection per relay
+            return
+        self._server.close()  # stop listening; the accepted connection stays
+        self._streams.append(writer)
+        self._link_task = asyncio.ensure_future(self._link(reader, writer))
+
+    async def _link(self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter) -> None:
+        assert self._from_smsc is not None and self._smsc is not None
+        pumps = {
+            asyncio.ensure_future(self._pass(client, self._smsc)),
+            asyncio.ensure_future(self._pass(self._from_smsc, to_client, intercept=True)),
+        }
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            self._smsc = None
+            for writer in self._streams:
+                writer.close()  # what was written is still sent (an unbind_resp)
+
+    async def _pass(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        intercept: bool = False,
+    ) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, OSError):
+            while True:
+                header = await reader.readexactly(16)
+                length = int.from_bytes(header[:4], "big")
+                if length < 16:
+                    return  # not SMPP framing any more: end the link, rebind
+                pdu = header + await reader.readexactly(length - 16)
+                command_id = int.from_bytes(header[4:8], "big")
+                if intercept and command_id == _DELIVER_SM and self._take(pdu):
+                    continue
+                writer.write(pdu)  # one write per PDU: answers never land inside one
+                await writer.drain()
+
+    def _take(self, pdu: bytes) -> bool:
+        """Hand a decodable ``deliver_sm`` to the provider; False leaves it to the library
+        (which answers what it cannot read, as it always did)."""
+        try:
+            decoded = smpp34.decode(pdu)
+        except smpp34.SmppError:
+            return False
+        if not isinstance(decoded, smpp34.DeliverSm):
+            return False
+        self._on_deliver_sm(decoded, partial(self._respond, decoded.sequence_number))
+        return True
+
+    def _respond(self, sequence: int, command_status: int) -> bool:
+        writer = self._smsc
+        if writer is None or writer.is_closing():
+            return False
+        # deliver_sm_resp: header, then message_id — unused, a single NUL (SMPP 3.4 4.6.2).
+        writer.write(struct.pack(">IIII", 17, _DELIVER_SM_RESP, command_status, sequence) + b"\0")
+        return True
 
 
 class _NotBound(Exception):
