@@ -94,6 +94,7 @@ def build_provider(settings: Settings, console_out: TextIO | None = None) -> Sms
             message_id_mode=smpp.message_id_format,
             liveness_interval=smpp.enquire_link_interval.total_seconds(),
             reconnect_max=smpp.reconnect_max.total_seconds(),
+            retry_status=smpp.retry_status,
         )
     return ConsoleProvider(console_out)
 

@@ -369,6 +369,19 @@ class TwilioSettings(_Section):
     timeout: PositiveDuration = timedelta(seconds=10)
 
 
+def _command_status(value: object) -> object:
+    """An SMPP command_status, written in hex (``0x64``) or decimal; never 0 (ESME_ROK
+    would acknowledge what was not recorded)."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip(), 0)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an SMPP command_status such as 0x64") from None
+    if isinstance(value, int) and not 0 < value <= 0xFFFFFFFF:
+        raise ValueError("must be a non-zero SMPP command_status such as 0x64 (0 acknowledges)")
+    return value
+
+
 class SmppSettings(_Section):
     """SMPP 3.4 transceiver bind; host, system_id and password are required for ``smpp``."""
 
@@ -387,6 +400,11 @@ class SmppSettings(_Section):
     """How delivery receipts quote the message id that submit_sm_resp gave: ``same``;
     ``receipt_decimal`` (submit_sm_resp in hex, receipts in decimal); ``receipt_hex`` (the
     reverse); ``auto`` tries the id as given first, then the other base."""
+    retry_status: Annotated[int, BeforeValidator(_command_status)] = 0x64
+    """The ``deliver_sm_resp`` status for a receipt or caller's text that could not be
+    recorded, which must make the SMSC deliver it again: SMPP 3.4's ESME_RX_T_APPN
+    (``0x64``) by default; some SMSCs retry only on others, such as ESME_RSYSERR
+    (``0x08``) or ESME_RTHROTTLED (``0x58``). Ask the operator which."""
 
 
 _SENDER_RE = re.compile(r"\+[1-9]\d{6,14}|\d{3,8}")

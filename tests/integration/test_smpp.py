@@ -479,6 +479,21 @@ def test_stop_that_cannot_be_recorded_is_refused_for_now_and_delivered_again(
     assert len(smsc.texts_to(CALLER_SMPP)) == 1
 
 
+def test_the_refusal_status_is_the_one_configured_for_this_smsc(
+    make_app: Callable[..., Application], smsc: FakeSmsc
+) -> None:
+    """Some SMSCs retry only on ESME_RSYSERR: ``sms.smpp.retry_status`` says so."""
+    app = make_app(CALLERCONNECT_SMS__SMPP__RETRY_STATUS="0x08")
+    sink = attach_sink(app)
+    sink.down = True
+    smsc.send_mo(CALLER, "STOP", wait=False)
+    wait_until(lambda: len(smsc.statuses("mo")) >= 2, "a second delivery")
+    assert set(smsc.statuses("mo")) == {0x08}
+    sink.down = False
+    wait_until(lambda: smsc.statuses("mo")[-1] == 0, "the STOP accepted")
+    assert opted_out(app)
+
+
 def test_receipt_that_cannot_be_recorded_is_delivered_again(
     app: Application, smsc: FakeSmsc
 ) -> None:

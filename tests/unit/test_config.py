@@ -752,3 +752,24 @@ def test_a_lease_longer_than_the_twilio_timeout_is_accepted() -> None:
         }
     )
     assert settings.worker.lease == timedelta(seconds=11)
+
+
+@pytest.mark.parametrize(("written", "status"), [("0x08", 8), ("88", 88), ("0X58", 0x58)])
+def test_smpp_retry_status_is_read_in_hex_or_decimal(written: str, status: int) -> None:
+    settings = load_settings(environ={"CALLERCONNECT_SMS__SMPP__RETRY_STATUS": written})
+    assert settings.sms.smpp.retry_status == status
+
+
+@pytest.mark.parametrize("written", ["0", "0x0", "ok", "-1", "0x100000000"])
+def test_smpp_retry_status_that_would_acknowledge_or_is_not_a_status_is_refused(
+    written: str,
+) -> None:
+    error = config_error({"CALLERCONNECT_SMS__SMPP__RETRY_STATUS": written})
+    assert error.key == "sms.smpp.retry_status"
+    assert "CALLERCONNECT_SMS__SMPP__RETRY_STATUS" in str(error)
+
+
+def test_smpp_retry_status_in_toml_as_a_hex_integer(tmp_path: Path) -> None:
+    path = tmp_path / "callerconnect.toml"
+    path.write_text("[sms.smpp]\nretry_status = 0x08\n")
+    assert load_settings(path, environ={}).sms.smpp.retry_status == 8
