@@ -35,16 +35,6 @@ TEST_INTAKE_KEY = "test-intake-key-0123456789abcdef"
 T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)  # 09:00 in Ottawa
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """``-m 'not disruptive'`` (pyproject's addopts) keeps tests that restart shared
-    services out of every run; CALLERCONNECT_RUN_DISRUPTIVE=1 lets them in."""
-    if (
-        os.environ.get("CALLERCONNECT_RUN_DISRUPTIVE") == "1"
-        and config.option.markexpr == "not disruptive"
-    ):
-        config.option.markexpr = ""
-
-
 def _admin_engine() -> Any:
     from sqlalchemy import create_engine
 

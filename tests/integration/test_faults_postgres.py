@@ -1,6 +1,6 @@
 """The provider misbehaving while a backlog drains through real worker processes on
-PostgreSQL: down for a while, slow past the client's timeout, throttling. And (marked
-``disruptive``, not run by default) the PostgreSQL server restarted mid-run.
+PostgreSQL: down for a while, slow past the client's timeout, throttling. And the
+PostgreSQL server restarted mid-run (a server of the test's own, not the shared one).
 
 Each run: confirmations for N calls wait in the outbox, worker processes drain them
 through a Twilio-compatible server that misbehaves once the backlog is under way. The
@@ -12,20 +12,16 @@ An SMPP link dropped mid-run is covered by ``test_smpp.py``. Heavier runs:
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
-from tests.conftest import PG_ADMIN_URL
 from tests.support.crashes import KillingTwilio, run_backlog, run_database_restart
 from tests.support.fake_twilio import Fault
+from tests.support.private_postgresql import private_postgresql
 
 pytestmark = pytest.mark.postgres
 
@@ -135,58 +131,31 @@ def test_status_callbacks_close_the_read_timeout_window(
     assert run.adopted == SLOW
 
 
-# --- PostgreSQL restarted (disruptive: the server is shared) ------------------------------
-
-RUN_DISRUPTIVE = os.environ.get("CALLERCONNECT_RUN_DISRUPTIVE") == "1"
-
-
-def restart_postgresql() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+# --- PostgreSQL restarted (a server of the test's own: the machine's is shared) -----------
 
 
 @pytest.fixture
-def own_database() -> Iterator[str]:
-    """A database of its own whose engines hold no pooled connection across the
-    restart (the session's shared fixtures would find theirs broken)."""
-    name = f"callerconnect_restart_{os.getpid()}_{int(time.time())}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        yield url
-    finally:
-        for _ in range(30):  # the server may still be starting up
-            try:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                break
-            except Exception:
-                time.sleep(1)
-        admin.dispose()
+def restartable_database() -> Iterator[tuple[str, Callable[[], None]]]:
+    """A database on a PostgreSQL server of the test's own (the machine's is shared),
+    and the function that restarts that server."""
+    with private_postgresql() as server:
+        yield server.url, server.restart
 
 
-@pytest.mark.disruptive
-@pytest.mark.skipif(
-    not RUN_DISRUPTIVE, reason="restarts the shared PostgreSQL: CALLERCONNECT_RUN_DISRUPTIVE=1"
-)
 @pytest.mark.timeout(300)
 def test_postgresql_restart_mid_run_serve_and_workers_recover_by_themselves(
-    own_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    restartable_database: tuple[str, Callable[[], None]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from callerconnect.adapters.db.engine import Database
     from callerconnect.service.schema import ensure_schema
 
-    db = Database.from_url(own_database)
+    url, restart = restartable_database
+    db = Database.from_url(url)
     ensure_schema(db)
     db.dispose()
-    run = run_database_restart(own_database, tmp_path, calls=60, restart=restart_postgresql)
+    run = run_database_restart(url, tmp_path, calls=60, restart=restart)
     with capsys.disabled():
         print("\n" + run.summary())
     # A worker whose status write fails in the restart leaves its text to be sent
