@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from callerconnect.config import (
     Settings,
     load_settings,
 )
-from callerconnect.logs import configure_logging
+from callerconnect.logs import configure_logging, mask_phone_patterns
 
 if TYPE_CHECKING:
     from callerconnect.bootstrap import Application
@@ -40,6 +41,26 @@ def _application(settings: Settings, log_level: str = "WARNING") -> Iterator[App
         yield application
     finally:
         application.close()
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control and formatting character written as an escape.
+
+    What the CLI prints comes partly from outsiders: a caller's text (``inbound
+    flagged``), a CAD's call-type codes and rejected payloads. A raw ESC could clear the
+    operator's screen, retitle the window or write the clipboard; a carriage return or a
+    right-to-left override could make one line look like another. Line breaks and tabs
+    are kept; nothing else invisible is."""
+    return "".join(
+        char
+        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
+        else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def _show(text: str) -> None:
+    print(terminal_safe(text))
 
 
 def _positive_int(value: str) -> int:
@@ -143,19 +164,19 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
             if not letters:
                 print("no dead letters")
             for letter in letters:
-                print(
+                _show(
                     f"{letter.id:>6}  {letter.received_at:%Y-%m-%d %H:%M:%S}  {letter.source:<15} "
-                    f"{letter.status:<9} {letter.field or '-'}: {letter.error}"
+                    f"{letter.status:<9} {letter.field or '-'}: {mask_phone_patterns(letter.error)}"
                 )
             return 0
         if args.action == "show":
-            print(deadletters.show_letter(application.db, application.vault, args.ids[0]))
+            _show(deadletters.show_letter(application.db, application.vault, args.ids[0]))
             return 0
         outcome = deadletters.replay(
             application.db, application.vault, application.intake, args.ids, replay_all=args.all
         )
         for letter_id, result in outcome.items():
-            print(f"{letter_id}: {result}")
+            _show(f"{letter_id}: {result}")
         return 0 if all(r.startswith("replayed") for r in outcome.values()) else 1
 
 
@@ -170,7 +191,7 @@ def cmd_calltypes(args: argparse.Namespace) -> int:
     if not rows:
         print("no unknown call types")
     for row in rows:
-        print(f"{row.code:<16} {row.calls:>5} call(s)  last seen {row.last_seen:%Y-%m-%d %H:%M}")
+        _show(f"{row.code:<16} {row.calls:>5} call(s)  last seen {row.last_seen:%Y-%m-%d %H:%M}")
     return 0
 
 
@@ -195,7 +216,7 @@ def cmd_inbound(args: argparse.Namespace) -> int:
             f"[{text.terms}]{reviewed}"
         )
         for line in text.body.splitlines() or [""]:
-            print(f"        | {line}")
+            _show(f"        | {line}")
     return 0
 
 

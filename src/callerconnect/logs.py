@@ -6,14 +6,23 @@ masks anything that still looks like a North American or E.164 number in a recor
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import sys
 from typing import Any
 
-_PHONE = re.compile(r"(?<![\w*])(\+?1?[\s.(-]*)(\d{3})([\s.)-]*)(\d{3})([\s.-]*)(\d{4})(?!\d)")
+# Separators people and systems put between digit groups: spaces of every kind (\s is
+# Unicode-aware), dots, slashes, underscores and every dash (hyphen, non-breaking hyphen,
+# en and em dashes, minus sign). \d matches every script's digits (full-width too), as
+# the phone parser that accepts them does.
+_SEP = r"[\s./_\u2010-\u2015\u2212-]"
+_PHONE = re.compile(
+    rf"(?<![\w*])(\+?1?(?:{_SEP}|\()*)(\d{{3}})((?:{_SEP}|\))*)(\d{{3}})({_SEP}*)(\d{{4}})(?!\d)"
+)
 # Any other international number: "+", then 8 to 15 digits with separators allowed.
-_INTERNATIONAL = re.compile(r"(?<![\w*])\+\d[\d\s.()-]{6,22}\d(?!\d)")
+_INTERNATIONAL = re.compile(rf"(?<![\w*])\+\d(?:\d|{_SEP}|[()]){{6,22}}\d(?!\d)")
 
 
 def _mask_international(match: re.Match[str]) -> str:
@@ -29,6 +38,15 @@ def mask_phone_patterns(text: str) -> str:
     apart."""
     masked = _PHONE.sub(lambda m: f"{m.group(2)}***{m.group(6)}", text)
     return _INTERNATIONAL.sub(_mask_international, masked)
+
+
+def mask_phones_in_payload(raw: str) -> str:
+    """A stored payload with its phone numbers masked. JSON is written out without its
+    ``\\uXXXX`` escapes first, so a number in full-width digits or with non-ASCII dashes
+    (which the phone parser accepts) is found like any other; other text as it is."""
+    with contextlib.suppress(ValueError):  # not JSON: mask it as it is
+        raw = json.dumps(json.loads(raw), ensure_ascii=False)
+    return mask_phone_patterns(raw)
 
 
 def _format_value(value: Any) -> str:
@@ -56,19 +74,37 @@ class MaskPhones(logging.Filter):
         return True
 
 
+# A survey link's token opens one call's survey: it lives in the text message and, as a
+# hash, in the database, never in a log (a failed request logs its path).
+_SURVEY_TOKEN_IN_PATH = re.compile(r"(/s/)[A-Za-z0-9_-]{8,}")
+
+
+def mask_secrets(text: str) -> str:
+    """Phone numbers masked and survey tokens replaced, for anything written to a log."""
+    return _SURVEY_TOKEN_IN_PATH.sub(r"\1<token>", mask_phone_patterns(text))
+
+
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        return mask_phone_patterns(line)  # also covers exception text
+        return mask_secrets(line)  # also covers exception text
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+    """Our loggers at ``level``; every other library's (uvicorn's tracebacks, SQLAlchemy)
+    through the same masking formatter, so nothing reaches the terminal unmasked."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
         _Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     )
     handler.addFilter(MaskPhones())
-    root = logging.getLogger("callerconnect")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    handler._callerconnect = True  # type: ignore[attr-defined]  # ours, to replace later
+    ours = logging.getLogger("callerconnect")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level.upper())
+    ours.propagate = False
+    # Other libraries log through the root logger (at its level, WARNING by default):
+    # replace only a handler of ours there, leaving any other (a test runner's) alone.
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_callerconnect", False)]
+    root.addHandler(handler)

@@ -883,3 +883,60 @@ def test_no_hsts_when_the_public_url_is_plain_http(
         ]
     for response in responses:
         assert_security_headers(response, hsts=False)
+
+
+# --- found by probing a running instance -------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/s/{token}", "/feedback", INBOUND, "/api/v1/cad/events"])
+def test_a_client_that_hangs_up_mid_body_is_no_error_and_leaves_no_token_in_the_log(
+    sqlite_server: LiveServer,
+    new_invitation: Callable[[], str],
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+) -> None:
+    """Anyone can do this; it must not fill the log with errors, nor write a survey
+    token (which exists only in the text and, hashed, in the database) into it."""
+    token = new_invitation()
+    target = path.format(token=token)
+    host, port = sqlite_server.url.removeprefix("http://").split(":")
+    caplog.set_level("INFO")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(
+            f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n\r\nabc".encode()
+        )
+        raw.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while raw.recv(4096):
+                pass
+    assert httpx.get(f"{sqlite_server.url}/healthz").status_code == 200
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+    assert token not in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/s/{token}/", "/feedback/", "/healthz/"])
+def test_no_trailing_slash_redirect_built_from_the_host_header(
+    sqlite_server: LiveServer, new_invitation: Callable[[], str], path: str
+) -> None:
+    response = httpx.get(
+        sqlite_server.url + path.format(token=new_invitation()),
+        headers={"Host": "evil.example"},
+    )
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+def test_a_form_action_that_is_not_a_button_of_ours_records_nothing(
+    sqlite_app: Application, sqlite_server: LiveServer, new_invitation: Callable[[], str]
+) -> None:
+    token = new_invitation()
+    page = httpx.get(f"{sqlite_server.url}/s/{token}").text
+    for action in ("lang:de", "delete", ""):
+        response = httpx.post(
+            f"{sqlite_server.url}/s/{token}",
+            data={**ANSWERS, "csrf_token": csrf_of(page), "action": action},
+        )
+        assert response.status_code == 200, action
+        assert 'name="csrf_token"' in response.text  # the form again, answers kept
+    assert count(sqlite_app, SurveyResponseRow) == 0

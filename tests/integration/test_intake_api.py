@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
@@ -212,3 +214,63 @@ def test_every_event_and_dead_letter_names_the_key_that_posted_it(
     id_b = hashlib.sha256(cad_b.encode()).hexdigest()[:8]
     assert sources == {"I-A": f"native:{id_a}", "I-B": f"native:{id_b}"}
     assert letters == [f"native:{id_b}"]
+
+
+def _schema_fields() -> list[tuple[str, ...]]:
+    """Every property of the contract's event schema, nested ones as paths."""
+    schema = json.loads(
+        (
+            Path(__file__).resolve().parents[2]
+            / "src/callerconnect/adapters/cad/cad-event.schema.json"
+        ).read_text()
+    )
+    fields: list[tuple[str, ...]] = []
+    for name, spec in schema["properties"].items():
+        fields.append((name,))
+        fields.extend((name, inner) for inner in spec.get("properties", {}))
+    return fields
+
+
+PHONE_FORMS = ["613-555-0142", 6135550142, "+1 (613) 555-0142", "６１３-５５５-０１４２"]
+
+
+@pytest.mark.parametrize("path", _schema_fields(), ids=".".join)
+def test_a_phone_number_in_any_field_never_comes_back_in_an_error_or_a_dead_letter(
+    app: Application, live_server: LiveServer, auth: dict[str, str], path: tuple[str, ...]
+) -> None:
+    """A CAD that puts the caller's number in the wrong field, or in the right one in a
+    wrong shape, gets an error naming the field and rule — never the number, which would
+    then sit in its logs, our dead letters' error column and an operator's terminal."""
+    for n, phone in enumerate(PHONE_FORMS):
+        body = event(event_id=f"e-{n}")
+        target: dict[str, object] = body
+        for key in path[:-1]:
+            inner = target.get(key)
+            target[key] = inner = dict(inner) if isinstance(inner, dict) else {}
+            target = inner
+        target[path[-1]] = phone
+        response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=body, headers=auth)
+        assert response.status_code in (202, 422), response.text
+        # An accepted event's id is echoed by design; what was refused must not be.
+        refused = [r for r in response.json().get("results", []) if r["status"] == "rejected"]
+        errors = json.dumps(refused) + json.dumps(response.json().get("error", {}))
+        assert not _holds_the_phone(errors), (path, phone, errors)
+    with app.db.transaction() as session:
+        stored_errors = session.scalars(select(DeadLetterRow.error)).all()
+    assert not any(_holds_the_phone(error) for error in stored_errors), stored_errors
+
+
+def _holds_the_phone(text: str) -> bool:
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isdigit())
+    return "5550142" in digits
+
+
+def test_an_eido_priority_holding_a_phone_number_is_refused_without_echoing_it(
+    live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    document = json.loads((EXAMPLES.parent / "eido" / "theft-2001-1-received.json").read_text())
+    document["incidentComponent"]["incidentPriorityInternalText"] = "613-555-0142"
+    response = httpx.post(f"{live_server.url}/api/v1/cad/eido", json=document, headers=auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"].endswith("incidentPriorityInternalText")
+    assert not _holds_the_phone(response.text)

@@ -24,6 +24,13 @@ from callerconnect.service.inbound import bundled_danger_terms, reply_key, reply
         ("Cancel", Keyword.OPT_OUT),
         ("END", Keyword.OPT_OUT),
         ("quit", Keyword.OPT_OUT),
+        ("STOP?", Keyword.OPT_OUT),
+        ("\u200bSTOP", Keyword.OPT_OUT),  # a zero-width space slipped in by a keyboard
+        ("ST\u200dOP", Keyword.OPT_OUT),
+        ("«ARRÊT»", Keyword.OPT_OUT),
+        ('"stop"', Keyword.OPT_OUT),
+        ("¡stop!", Keyword.OPT_OUT),
+        ("ＳＴＯＰ", Keyword.OPT_OUT),
         ("START", Keyword.OPT_IN),
         ("début", Keyword.OPT_IN),
         ("DEBUT", Keyword.OPT_IN),
@@ -37,6 +44,9 @@ from callerconnect.service.inbound import bundled_danger_terms, reply_key, reply
         ("help me", Keyword.OTHER),
         ("", Keyword.OTHER),
         ("S T O P", Keyword.OTHER),
+        ("STOP?!?", Keyword.OPT_OUT),
+        ("?", Keyword.OTHER),
+        ("stop, please", Keyword.OTHER),
         ("STOP" * 20, Keyword.OTHER),
     ],
 )

@@ -58,12 +58,24 @@ def fold(text: str) -> str:
 
 
 def classify(body: str) -> Keyword:
-    """The keyword a whole text is, or :attr:`Keyword.OTHER`."""
+    """The keyword a whole text is, or :attr:`Keyword.OTHER`.
+
+    Generous at the edges, since missing a STOP means texting someone who asked us not
+    to: invisible formatting characters (a zero-width space a keyboard slipped in) are
+    dropped, and so is punctuation around the word (``"STOP?"``, ``"«ARRÊT»"``)."""
     stripped = body.strip()
     if len(stripped) > _MAX_KEYWORD_TEXT:
         return Keyword.OTHER
-    word = fold(stripped).rstrip(".!").strip()
+    visible = "".join(ch for ch in fold(stripped) if unicodedata.category(ch) != "Cf")
+    word = visible.strip().strip(_EDGE_PUNCTUATION).strip()
     return _KEYWORDS.get(word, Keyword.OTHER)
+
+
+# Every punctuation character (Unicode categories P*) below U+3100, for stripping the
+# edges of a keyword text.
+_EDGE_PUNCTUATION = "".join(
+    chr(code) for code in range(0x3100) if unicodedata.category(chr(code)).startswith("P")
+)
 
 
 def _words(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import DeadLetterRow
-from callerconnect.logs import mask_phone_patterns
+from callerconnect.logs import mask_phone_patterns, mask_phones_in_payload
 from callerconnect.service.intake import Intake
 
 
@@ -28,11 +28,11 @@ def show_letter(db: Database, vault: Vault, letter_id: int) -> str:
         letter = session.get(DeadLetterRow, letter_id)
         if letter is None:
             return f"no dead letter {letter_id}"
-        payload = mask_phone_patterns(vault.decrypt(letter.payload_encrypted))
+        payload = mask_phones_in_payload(vault.decrypt(letter.payload_encrypted))
         received = letter.received_at.strftime("%Y-%m-%d %H:%M:%S")
         return (
             f"dead letter {letter.id} ({letter.status}), received {received} via {letter.source}\n"
-            f"error: {letter.field or '-'}: {letter.error}\n"
+            f"error: {letter.field or '-'}: {mask_phone_patterns(letter.error)}\n"
             f"payload: {payload}"
         )
 

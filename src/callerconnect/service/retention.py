@@ -4,7 +4,9 @@ Once every text of a call is final and ``privacy.phone_retention`` has passed si
 call's last activity, its phone number is removed everywhere it is stored: the call row,
 its outbox rows and the raw events it came in. A call the CAD never closed is purged
 after ``_UNCLOSED_GRACE`` of silence, so a lost ``call.cleared`` cannot keep a number
-forever.
+forever. Replies to callers' texts (no call behind them) lose their number on the same
+terms. Dead letters keep theirs ``_REPLAY_GRACE`` longer, for an operator to fix and
+replay them; then every phone-looking number in the payload is masked.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from sqlalchemy import exists, func, select
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.tables import CadEventRow, CallRow, OutboxRow
+from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
 from callerconnect.domain.messages import TextStatus
-from callerconnect.logs import log_event
+from callerconnect.logs import log_event, mask_phone_patterns, mask_phones_in_payload
 
 log = logging.getLogger("callerconnect.retention")
 
 _UNCLOSED_GRACE = timedelta(days=30)
+_REPLAY_GRACE = timedelta(days=7)
 _PENDING = (TextStatus.SCHEDULED.value, TextStatus.SENDING.value)
 
 
@@ -69,8 +72,37 @@ def purge_phones(db: Database, vault: Vault, now: datetime, retention: timedelta
                 event.payload_encrypted = vault.encrypt(
                     _without_phone(vault.decrypt(event.payload_encrypted))
                 )
-    if calls:
-        log_event(log, "phones_purged", calls=len(calls))
+        replies = session.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.call_id.is_(None),
+                OutboxRow.phone_encrypted.is_not(None),
+                OutboxRow.status.not_in(_PENDING),
+                func.coalesce(OutboxRow.finished_at, OutboxRow.created_at) < cutoff,
+            )
+            .with_for_update()
+        ).all()
+        for reply in replies:
+            reply.phone_encrypted = None
+            reply.phone_hash = None
+        letters = session.scalars(
+            select(DeadLetterRow)
+            .where(
+                DeadLetterRow.phone_purged_at.is_(None),
+                DeadLetterRow.received_at < cutoff - _REPLAY_GRACE,
+            )
+            .with_for_update()
+        ).all()
+        for letter in letters:
+            letter.payload_encrypted = vault.encrypt(
+                mask_phones_in_payload(vault.decrypt(letter.payload_encrypted))
+            )
+            letter.error = mask_phone_patterns(letter.error)
+            letter.phone_purged_at = now
+    if calls or replies or letters:
+        log_event(
+            log, "phones_purged", calls=len(calls), replies=len(replies), dead_letters=len(letters)
+        )
     return len(calls)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from callerconnect import __version__
 from callerconnect.bootstrap import Application
+from callerconnect.logs import log_event, mask_secrets
 from callerconnect.service.survey import load_definition
 from callerconnect.web import survey, webhooks
 from callerconnect.web.intake import build_intake_router, error_response
@@ -31,6 +33,9 @@ def create_app(application: Application) -> FastAPI:
         # no broken pages. The document itself is at /openapi.json.
         docs_url=None,
         redoc_url=None,
+        # No "add a trailing slash" redirects: Starlette builds their Location from the
+        # Host header, and one would carry a survey token in an uncacheable-unmarked 307.
+        redirect_slashes=False,
     )
     api.state.application = application
     definition = load_definition()
@@ -67,10 +72,17 @@ def create_app(application: Application) -> FastAPI:
             return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
 
+    @api.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, error: ClientDisconnect) -> Response:
+        # The client hung up before its body was in: nobody to answer, nothing wrong here
+        # (and anyone can do it, so it must not fill the log with errors).
+        log_event(log, "client_disconnected", path=mask_secrets(request.url.path))
+        return Response(status_code=400, headers=security_headers(https=https))
+
     @api.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Never echo internals (they can carry personal data); the log has the trace.
-        log.exception("action=request_failed path=%s", request.url.path)
+        log.exception("action=request_failed path=%s", mask_secrets(request.url.path))
         return JSONResponse(
             {
                 "error": {

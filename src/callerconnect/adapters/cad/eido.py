@@ -196,6 +196,8 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
+from callerconnect.logs import mask_phone_patterns
+
 __all__ = ["EidoError", "events_from_eido"]
 
 # Limits from cad-event.schema.json.
@@ -228,6 +230,7 @@ class EidoError(ValueError):
     """
 
     def __init__(self, field: str, message: str) -> None:
+        message = mask_phone_patterns(message)  # a second line of defence, as for events
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
@@ -383,7 +386,7 @@ def _parse_time(value: Any, path: str) -> datetime:
     if match is None:
         raise EidoError(
             path,
-            f"{value!r} is not an RFC 3339 date-time with an offset; expected e.g. "
+            "is not an RFC 3339 date-time with an offset; expected e.g. "
             "'2026-02-10T09:03:40-05:00' or '2026-02-10T14:03:40Z'",
         )
     fraction = (match["frac"] or "")[:6].ljust(6, "0")
@@ -391,9 +394,9 @@ def _parse_time(value: Any, path: str) -> datetime:
     try:
         moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{offset}")
     except ValueError:
-        raise EidoError(path, f"{value!r} is not a valid date and time") from None
+        raise EidoError(path, "is not a valid date and time") from None
     if not _MIN_YEAR <= moment.year <= _MAX_YEAR:
-        raise EidoError(path, f"{value!r} is outside the years {_MIN_YEAR}–{_MAX_YEAR}")
+        raise EidoError(path, f"is outside the years {_MIN_YEAR}–{_MAX_YEAR}")
     return moment
 
 
@@ -503,10 +506,10 @@ def _priority(incident: Mapping[str, Any], path: str) -> int | None:
         raise EidoError(here, f"{expected}, got {_json_type(value)}")
     if isinstance(value, str):
         if not _PRIORITY.match(value.strip()):
-            raise EidoError(here, f'{value!r} is not a number; {expected} (e.g. "3")')
+            raise EidoError(here, f'is not a number; {expected} (e.g. "3")')
         value = int(value.strip())
     if not _MIN_PRIORITY <= value <= _MAX_PRIORITY:
-        raise EidoError(here, f"{value} is out of range; {expected}")
+        raise EidoError(here, f"is out of range; {expected}")
     return value
 
 

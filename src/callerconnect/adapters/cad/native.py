@@ -20,12 +20,15 @@ from jsonschema.exceptions import ValidationError
 
 from callerconnect.adapters.sms.phone import InvalidPhone, normalize_phone
 from callerconnect.domain.facts import CallFact, FactType
+from callerconnect.logs import mask_phone_patterns
 
 
 class EventRejected(ValueError):
     """An event we cannot accept: ``field`` is a dotted path, ``rule`` the failed rule."""
 
     def __init__(self, field: str, rule: str, message: str) -> None:
+        # Messages are written not to quote values; masking is the second line of defence.
+        message = mask_phone_patterns(message)
         super().__init__(message)
         self.field = field
         self.rule = rule
@@ -54,19 +57,56 @@ def _describe(error: ValidationError) -> EventRejected:
         field = ".".join(p for p in (path, missing[0] if missing else "") if p)
         return EventRejected(field or "(body)", "required", f"{field} is required")
     field = path or "(body)"
-    # Never echo a caller's phone number back into an error message or a log: say
-    # which rule it broke, not what it was.
+    # Never echo the value back: a CAD that puts the caller's number in the wrong field
+    # (or in the right one, wrongly shaped) must not find it in an error answer, a dead
+    # letter's error column or a log. Say which rule it broke, from the schema.
     if "phone" in field:
-        message = _PHONE_RULES.get(str(error.validator), "is not a valid phone value")
+        rule = _PHONE_RULES.get(str(error.validator), "is not a valid phone value")
     else:
-        message = error.message
-    return EventRejected(field, str(error.validator), f"{field}: {message}")
+        rule = _rule(str(error.validator), error.validator_value)
+    return EventRejected(field, str(error.validator), f"{field}: {rule}")
 
 
 _PHONE_RULES = {
     "type": "must be a string holding a North American or E.164 number",
     "maxLength": "is longer than 32 characters",
 }
+
+_JSON_TYPES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _rule(validator: str, expected: Any) -> str:
+    """The schema rule a value broke, in words, without the value."""
+    if validator == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        return "must be " + " or ".join(_JSON_TYPES.get(str(k), str(k)) for k in kinds)
+    if validator == "enum":
+        return "must be one of " + ", ".join(json.dumps(v) for v in expected)
+    if validator == "const":
+        return f"must be {json.dumps(expected)}"
+    words = {
+        "minLength": f"must be at least {expected} character(s) long",
+        "maxLength": f"must be at most {expected} characters long",
+        "minimum": f"must be at least {expected}",
+        "maximum": f"must be at most {expected}",
+        "exclusiveMinimum": f"must be more than {expected}",
+        "exclusiveMaximum": f"must be less than {expected}",
+        "pattern": f"must match the pattern {expected}",
+        "format": f"must be a valid {expected}",
+        "minItems": f"must hold at least {expected} item(s)",
+        "maxItems": f"must hold at most {expected} items",
+        "additionalProperties": "has a property the contract does not define",
+        "minProperties": f"must have at least {expected} propert(ies)",
+    }
+    return words.get(validator, f"breaks the schema rule '{validator}'")
 
 
 FIRST_YEAR, LAST_YEAR = 1900, 9998  # as the EIDO adapter accepts
@@ -76,14 +116,12 @@ def parse_occurred_at(value: str, field: str = "occurred_at") -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise EventRejected(
-            field, "format", f"{field}: {value!r} is not an RFC 3339 date-time"
-        ) from None
+        raise EventRejected(field, "format", f"{field}: is not an RFC 3339 date-time") from None
     if moment.tzinfo is None:
         raise EventRejected(
             field,
             "format",
-            f"{field}: {value!r} needs a UTC offset, e.g. 2026-01-16T09:02:11-05:00",
+            f"{field}: needs a UTC offset, e.g. 2026-01-16T09:02:11-05:00",
         )
     # Far from the ends of datetime's range, so that converting to UTC and comparing
     # with other moments cannot overflow (year 1 at +01:00 is before year 1 in UTC).
@@ -91,7 +129,7 @@ def parse_occurred_at(value: str, field: str = "occurred_at") -> datetime:
         raise EventRejected(
             field,
             "format",
-            f"{field}: {value!r} is outside the years {FIRST_YEAR}–{LAST_YEAR}",
+            f"{field}: is outside the years {FIRST_YEAR}–{LAST_YEAR}",
         )
     return moment
 

@@ -99,6 +99,8 @@ class DeadLetterRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="new")
     replayed_at: Mapped[datetime | None]
     replay_result: Mapped[str | None] = mapped_column(Text)
+    # Set when the retention job masked the phone numbers in the payload.
+    phone_purged_at: Mapped[datetime | None]
 
 
 class CallRow(Base):
