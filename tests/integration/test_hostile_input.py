@@ -368,7 +368,10 @@ def test_text_no_database_can_store_is_rejected_by_field(
     assert many.status_code == 202, many.text
     rejected = [(r["status"], r["field"], r["rule"]) for r in many.json()["results"]]
     assert rejected == [("rejected", field, "characters") for field in STORED_FIELDS]
-    assert count(app, CallRow) == 0
+    with app.db.transaction() as session:  # refused: at most held, never texted
+        reasons = set(session.scalars(sql_select(CallRow.reason)).all())
+    assert reasons <= {"held:unreadable_event"}
+    assert count(app, OutboxRow) == 0
     assert count(app, DeadLetterRow) == 1 + len(STORED_FIELDS)  # kept, to see and replay
 
 

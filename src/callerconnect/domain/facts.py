@@ -44,6 +44,10 @@ class CallFact:
     disposition_code: str | None = None
     disposition_description: str | None = None
     merged_into: str | None = None
+    # Set by the intake, never by a CAD: a reason (``held:...``) to stop texting this
+    # call for good, because something said about it could not be read
+    # (service/holds.py). Sticky, like an exclusion.
+    hold: str | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:

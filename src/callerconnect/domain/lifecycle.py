@@ -74,6 +74,8 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
         # An excluded classification blocks the call even when it arrives late and a
         # newer classification already stands: someone judged this call dangerous.
         after = replace(after, blocked_reason=f"excluded:{reported.category}")
+    if fact.hold is not None and after.blocked_reason is None:
+        after = replace(after, blocked_reason=fact.hold)  # fail closed: see service/holds.py
     reason = eligibility(after, policy)
     actions: list[Action] = []
 

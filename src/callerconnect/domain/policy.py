@@ -165,7 +165,7 @@ class Policy:
 # whatever a later (or out-of-order) event says. A wrong "yes" could hurt someone; a
 # wrong "no" costs one text.
 def is_sticky(reason: str) -> bool:
-    return reason.startswith("excluded:") or reason in _STICKY
+    return reason.startswith(("excluded:", "held:")) or reason in _STICKY
 
 
 _STICKY = frozenset(

@@ -24,12 +24,14 @@ from callerconnect.adapters.db.repositories import (
     Outbox,
     add_dead_letter,
     add_event,
-    event_exists,
     record_decision,
+    set_opt_out,
+    stored_event_payload,
 )
 from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
 from callerconnect.clock import Clock
-from callerconnect.domain.facts import CallFact
+from callerconnect.domain.calls import Call
+from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
     CancelPending,
     RecordDecision,
@@ -39,6 +41,13 @@ from callerconnect.domain.lifecycle import (
 )
 from callerconnect.domain.policy import Policy
 from callerconnect.logs import log_event
+from callerconnect.service.holds import (
+    HELD_CHANGED_EVENT,
+    HELD_MERGED_PROTECTED,
+    HELD_UNREADABLE,
+    incident_of,
+    may_change_safety,
+)
 
 log = logging.getLogger("callerconnect.intake")
 
@@ -88,6 +97,9 @@ class Intake:
             letter = (
                 self.dead_letter(json.dumps(payload), source, rejected) if keep_rejected else None
             )
+            incident = incident_of(payload)
+            if incident is not None and may_change_safety(payload, self.policy):
+                self.hold([incident], HELD_UNREADABLE, source)
             log_event(
                 log,
                 "event_rejected",
@@ -154,8 +166,29 @@ class Intake:
     def _fold(self, fact: CallFact, payload: dict[str, Any], source: str) -> IntakeResult:
         now = self.clock.now()
         with self.db.transaction() as session:
-            if event_exists(session, self.agency_id, fact.event_id):
-                return IntakeResult(fact.event_id, "duplicate")
+            stored_payload = stored_event_payload(session, self.agency_id, fact.event_id)
+            if stored_payload is not None:
+                duplicate = IntakeResult(fact.event_id, "duplicate")
+                if self._same_payload(stored_payload, payload):
+                    return duplicate
+                changed = True
+            else:
+                changed = False
+        if changed:
+            # The id was used before for something else: by contract only the first is
+            # folded, but the second might say the call is dangerous. Fail closed.
+            log_event(
+                log,
+                "event_id_reused",
+                logging.WARNING,
+                event_id=fact.event_id,
+                incident=fact.incident_id,
+                source=source,
+            )
+            if may_change_safety(payload, self.policy):
+                self.hold([fact.incident_id], HELD_CHANGED_EVENT, source)
+            return duplicate
+        with self.db.transaction() as session:
             stored_row = CadEventRow(
                 agency_id=self.agency_id,
                 event_id=fact.event_id,
@@ -168,7 +201,9 @@ class Intake:
             )
             if not add_event(session, stored_row):
                 return IntakeResult(fact.event_id, "duplicate")
-            self._apply(session, fact, now)
+            call = self._apply(session, fact, now)
+            if call.merged_into not in (None, "unknown"):
+                self._carry_protection(session, call, fact, now)
         log_event(
             log,
             "event_accepted",
@@ -179,7 +214,71 @@ class Intake:
         )
         return IntakeResult(fact.event_id, "accepted")
 
-    def _apply(self, session: Session, fact: CallFact, now: Any) -> None:
+    def _same_payload(self, stored_encrypted: str, payload: dict[str, Any]) -> bool:
+        try:
+            return bool(json.loads(self.vault.decrypt(stored_encrypted)) == payload)
+        except ValueError:  # VaultError included: cannot compare, so not the same
+            return False
+
+    def hold(self, incidents: Sequence[str], reason: str, source: str) -> None:
+        """Stop texting these incidents for good (service/holds.py): a hold fact folded
+        into each, creating the call if nothing else is known of it yet."""
+        now = self.clock.now()
+        for incident in incidents:
+            fact = CallFact(
+                event_id=f"{reason}:{now.isoformat()}",
+                incident_id=incident,
+                occurred_at=now,
+                type=FactType.UPDATED,
+                hold=reason,
+            )
+            for attempt in range(self._RETRIES):
+                try:
+                    with self.db.transaction() as session:
+                        self._apply(session, fact, now)
+                    break
+                except IntegrityError:  # a concurrent first insert of the call: again
+                    if attempt == self._RETRIES - 1:
+                        raise
+            log_event(
+                log,
+                "incident_held",
+                logging.WARNING,
+                incident=incident,
+                reason=reason,
+                source=source,
+            )
+
+    def _carry_protection(self, session: Session, call: Call, fact: CallFact, now: Any) -> None:
+        """A call merged into another takes its dangers with it: if the merged call may
+        not be texted for a reason about the incident itself (an exclusion, a risk flag,
+        in progress, a hold), the call it was merged into is held too — whether the
+        danger was known before the merge or arrives after it."""
+        target = call.merged_into
+        if target is None or target == call.incident_id:
+            return
+        call_type = self.policy.call_type(call.call_type_code)
+        protected = (
+            call.risk_flag
+            or call.in_progress
+            or (call.blocked_reason or "").startswith(("excluded:", "held:"))
+            or (call_type is not None and not call_type.textable)
+        )
+        if not protected:
+            return
+        hold = CallFact(
+            event_id=f"{HELD_MERGED_PROTECTED}:{fact.event_id}",
+            incident_id=target,
+            occurred_at=fact.occurred_at,
+            type=FactType.UPDATED,
+            hold=HELD_MERGED_PROTECTED,
+        )
+        self._apply(session, hold, now)
+        log_event(
+            log, "incident_held", logging.WARNING, incident=target, reason=HELD_MERGED_PROTECTED
+        )
+
+    def _apply(self, session: Session, fact: CallFact, now: Any) -> Call:
         calls = CallRepository(session, self.vault)
         stored = calls.get(self.agency_id, fact.incident_id, for_update=True)
         call = stored.call if stored else new_call(self.agency_id, fact.incident_id)
@@ -191,6 +290,11 @@ class Intake:
             now,
             call_type.category if call_type else None,
         )
+        learned = fact.sms_opt_out or fact.phone is not None
+        if learned and decision.call.caller_opted_out and row.phone_hash is not None:
+            # The caller told the call-taker "no texts": that is about the person, not
+            # this incident, so the number is opted out as if they had texted STOP.
+            set_opt_out(session, row.phone_hash, True, now, "cad")
         outbox = Outbox(session)
         for action in decision.actions:
             match action:
@@ -224,3 +328,4 @@ class Intake:
                         event_at=fact.occurred_at,
                         kind=action.kind.value if action.kind else None,
                     )
+        return decision.call

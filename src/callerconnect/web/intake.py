@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from callerconnect.adapters.cad.eido import EidoError, events_from_eido
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.bootstrap import Application
+from callerconnect.service.holds import HELD_UNREADABLE, eido_incidents
 from callerconnect.service.intake import IntakeResult
 from callerconnect.web.limits import BodyTooLarge
 
@@ -274,6 +275,9 @@ def build_intake_router(app: Application) -> APIRouter:
         try:
             events = events_from_eido(body)
         except EidoError as error:
+            # A snapshot we cannot read may hold a caution or a reclassification: the
+            # incidents it names are held (service/holds.py).
+            await run_in_threadpool(app.intake.hold, eido_incidents(body), HELD_UNREADABLE, source)
             return await reject_whole(source, body, EventRejected(error.field, "eido", str(error)))
         results = await run_in_threadpool(app.intake.submit_many, events, source)
         return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)

@@ -75,6 +75,15 @@ def event_exists(session: Session, agency_id: str, event_id: str) -> bool:
     return found is not None
 
 
+def stored_event_payload(session: Session, agency_id: str, event_id: str) -> str | None:
+    """The encrypted payload stored under an event id, to compare a duplicate with."""
+    return session.scalar(
+        select(CadEventRow.payload_encrypted).where(
+            CadEventRow.agency_id == agency_id, CadEventRow.event_id == event_id
+        )
+    )
+
+
 def add_event(session: Session, row: CadEventRow) -> bool:
     """Store an accepted event; False if another transaction stored the same id first."""
     try:

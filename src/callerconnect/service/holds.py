@@ -1,0 +1,105 @@
+"""Failing closed on what the intake cannot read.
+
+A refused event is kept as a dead letter, but what it said is not folded into its call:
+if it carried a risk flag, an excluded reclassification or an opt-out, the call would go
+on being texted as if nothing had been said. So an event that is refused, or that reuses
+an event id with other content, *holds* the incident it names when it may have carried
+a safety change: the call is never texted again (reason ``held:...``, sticky like an
+exclusion). A wrong hold costs a courtesy text; a missed risk flag could cost much more.
+
+What "may have carried a safety change" means is deliberately broad: any safety field
+that is not plainly harmless (``risk_flag: false`` is harmless; ``risk_flag: "yes"`` is
+not), a call type the policy would not text, a priority it would not text, a type that
+closes the call or that we do not know, a merge. An EIDO document is a snapshot of the
+whole incident (cautions, type, status): any refused one holds the incidents it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from callerconnect.domain.facts import FactType
+from callerconnect.domain.policy import Policy
+
+HELD_UNREADABLE = "held:unreadable_event"
+HELD_CHANGED_EVENT = "held:changed_event"
+HELD_MERGED_PROTECTED = "held:merged_protected_call"
+
+_MAX_INCIDENT_ID = 128  # calls.incident_id
+_OPEN_TYPES = frozenset(
+    {FactType.RECEIVED, FactType.UPDATED, FactType.DISPATCHED, FactType.ARRIVED, FactType.CLEARED}
+)
+
+
+def _harmless(value: Any) -> bool:
+    """Absent or exactly ``false``: ``0``, ``"no"`` or ``"false"`` are not what the
+    contract says a CAD sends, so nobody can be sure what they meant."""
+    return value is None or value is False
+
+
+def incident_of(payload: Any) -> str | None:
+    """The incident a native event names, if it names one we could store."""
+    if not isinstance(payload, Mapping):
+        return None
+    value = payload.get("incident_id")
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > _MAX_INCIDENT_ID:
+        return None
+    return value.strip()
+
+
+def may_change_safety(payload: Any, policy: Policy) -> bool:
+    """Whether a native event we could not accept might have made its call untextable."""
+    if not isinstance(payload, Mapping):
+        return False  # names no incident anyway
+    if not _harmless(payload.get("risk_flag")) or not _harmless(payload.get("in_progress")):
+        return True
+    caller = payload.get("caller")
+    if caller is not None and (
+        not isinstance(caller, Mapping) or not _harmless(caller.get("sms_opt_out"))
+    ):
+        return True
+    if "merged_into" in payload and payload["merged_into"] is not None:
+        return True
+    kind = payload.get("type")
+    if kind not in {t.value for t in _OPEN_TYPES}:
+        return True  # cancelled, merged, or a type we cannot read
+    if "call_type" in payload and payload["call_type"] is not None:
+        call_type = payload["call_type"]
+        code = call_type.get("code") if isinstance(call_type, Mapping) else None
+        known = policy.call_type(code) if isinstance(code, str) else None
+        if known is None or not known.textable:
+            return True
+    if "priority" in payload and payload["priority"] is not None:
+        priority = payload["priority"]
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            return True
+        if priority not in policy.priorities:
+            return True
+    return False
+
+
+def eido_incidents(document: Any) -> list[str]:
+    """Every incident id a refused EIDO document may be about (the adapter's rules:
+    ``incidentComponent.incidentTrackingIdentifier``, a top-level one, the top-level
+    ``$id``; keys in any case), all of them: holding one too many costs nothing."""
+    if not isinstance(document, Mapping):
+        return []
+    candidates = [_get(document, "incidentTrackingIdentifier"), _get(document, "$id")]
+    components = _get(document, "incidentComponent")
+    for component in components if isinstance(components, list) else [components]:
+        if isinstance(component, Mapping):
+            candidates.append(_get(component, "incidentTrackingIdentifier"))
+    found: list[str] = []
+    for value in candidates:
+        text = value.strip() if isinstance(value, str) else ""
+        if 0 < len(text) <= _MAX_INCIDENT_ID and text not in found:
+            found.append(text)
+    return found
+
+
+def _get(obj: Mapping[str, Any], key: str) -> Any:
+    if key in obj:
+        return obj[key]
+    wanted = key.casefold()
+    return next((v for k, v in obj.items() if isinstance(k, str) and k.casefold() == wanted), None)

@@ -1,0 +1,190 @@
+"""Failing closed on what the intake cannot read (service/holds.py), through the real
+intake, database and dispatcher on SQLite and PostgreSQL.
+
+Each case is one a probe of a running instance found texting: a risk flag or an
+excluded reclassification inside an event refused for another field, an EIDO snapshot
+refused whole, an event id reused with other content, a dangerous call merged into
+another, a "no texts" told to the call-taker on an earlier call.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from callerconnect.adapters.db.tables import CallRow
+from callerconnect.adapters.sms.console import ConsoleProvider
+from callerconnect.bootstrap import Application
+from callerconnect.clock import VirtualClock
+from callerconnect.web.app import create_app
+from tests.conftest import T0
+from tests.support.dispatch import event, received, texts
+from tests.support.live_server import LiveServer
+
+EIDO = Path(__file__).resolve().parents[1] / "fixtures" / "eido"
+PHONE = "613-555-0142"
+
+
+def post(app: Application, *events: dict[str, object]) -> list[str]:
+    return [app.intake.submit(e, "test").status for e in events]
+
+
+def sent_to(console: ConsoleProvider, phone: str = "+16135550142") -> list[str]:
+    return [sms.body for _, sms in console.sent if sms.to == phone]
+
+
+def reason_of(app: Application, incident: str) -> str:
+    with app.db.transaction() as session:
+        return session.scalars(select(CallRow.reason).where(CallRow.incident_id == incident)).one()
+
+
+def play_out(app: Application, clock: VirtualClock, hours: int = 3) -> None:
+    for _ in range(hours * 4):
+        clock.advance(timedelta(minutes=15))
+        app.dispatcher.run_due()
+
+
+def test_a_risk_flag_in_an_event_refused_for_another_field_still_stops_every_text(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    assert post(
+        app,
+        received("I-1", T0, priority=3),
+        event("I-1", "call.updated", T0 + timedelta(seconds=1), risk_flag=True, district="D" * 65),
+    ) == ["accepted", "rejected"]
+    play_out(app, clock)
+    assert sent_to(console) == []
+    assert reason_of(app, "I-1") == "held:unreadable_event"
+
+
+def test_an_excluded_reclassification_refused_after_the_confirmation_stops_the_survey(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(app, received("I-1", T0))
+    app.dispatcher.run_due()
+    assert len(sent_to(console)) == 1  # the confirmation
+    refused = event(
+        "I-1",
+        "call.updated",
+        T0 + timedelta(minutes=5),
+        call_type={"code": "SEXASSLT", "description": "x" * 201},
+    )
+    assert post(app, refused) == ["rejected"]
+    post(app, event("I-1", "call.cleared", T0 + timedelta(minutes=20)))
+    play_out(app, clock)
+    assert len(sent_to(console)) == 1
+    assert {t.reason for t in texts(app) if t.kind != "confirmation"} <= {
+        "suppressed:unreadable_event"
+    }
+
+
+def test_a_refused_event_that_says_nothing_about_safety_holds_nothing(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    assert post(
+        app,
+        received("I-1", T0),
+        event("I-1", "call.updated", T0 + timedelta(seconds=1), district="D" * 65),
+    ) == ["accepted", "rejected"]
+    app.dispatcher.run_due()
+    assert len(sent_to(console)) == 1
+    assert reason_of(app, "I-1") == "eligible"
+
+
+def test_a_risk_flag_refused_before_the_call_is_received_still_holds_it(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """The refused event may be the first word about the incident."""
+    early = event("I-1", "call.updated", T0, risk_flag="yes")
+    assert post(app, early, received("I-1", T0 + timedelta(seconds=5))) == [
+        "rejected",
+        "accepted",
+    ]
+    play_out(app, clock)
+    assert sent_to(console) == []
+
+
+def test_an_event_id_reused_with_a_risk_flag_holds_the_incident_it_names(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    first = received("XA", T0, phone="613-555-0199")
+    reused = {
+        **event("XB", "call.updated", T0 + timedelta(seconds=2), risk_flag=True),
+        "event_id": first["event_id"],
+    }
+    statuses = post(app, first, received("XB", T0, phone=PHONE), reused, dict(first))
+    assert statuses == ["accepted", "accepted", "duplicate", "duplicate"]
+    play_out(app, clock)
+    assert sent_to(console) == []  # XB: held
+    assert reason_of(app, "XB") == "held:changed_event"
+    assert reason_of(app, "XA") == "eligible"  # the true duplicate changed nothing
+
+
+def test_a_dangerous_call_merged_into_another_holds_the_one_it_was_merged_into(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(
+        app,
+        received("A", T0, code="SEXASSLT", phone="613-555-0199"),
+        received("B", T0, phone=PHONE),
+    )
+    app.dispatcher.run_due()
+    assert len(sent_to(console)) == 1  # B's confirmation, before anyone knew
+    post(
+        app,
+        event("A", "call.merged", T0 + timedelta(minutes=5), merged_into="B"),
+        event("B", "call.cleared", T0 + timedelta(minutes=20)),
+    )
+    play_out(app, clock)
+    assert len(sent_to(console)) == 1  # no survey about an incident with an assault in it
+    assert reason_of(app, "B") == "held:merged_protected_call"
+
+
+def test_a_danger_learned_after_the_merge_holds_the_call_it_was_merged_into(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(
+        app,
+        received("A", T0, phone="613-555-0199"),
+        received("B", T0, phone=PHONE),
+        event("A", "call.merged", T0 + timedelta(minutes=1), merged_into="B"),
+        event("A", "call.updated", T0 + timedelta(minutes=2), risk_flag=True),
+        event("B", "call.cleared", T0 + timedelta(minutes=20)),
+    )
+    play_out(app, clock)
+    assert [t.kind for t in texts(app) if t.status == "sent"] == []
+    assert reason_of(app, "B") == "held:merged_protected_call"
+
+
+def test_no_texts_told_to_the_call_taker_holds_for_the_callers_next_call(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    first = received("I-1", T0)
+    first["caller"] = {"phone": PHONE, "sms_opt_out": True}
+    post(app, first, received("I-2", T0 + timedelta(days=1), phone="(613) 555-0142"))
+    play_out(app, clock, hours=30)
+    assert sent_to(console) == []
+    assert reason_of(app, "I-2") == "eligible"  # eligible, but the number is opted out
+    assert {t.reason for t in texts(app)} == {"suppressed:opted_out"}
+
+
+def test_an_eido_snapshot_refused_whole_holds_the_incident_it_names(
+    app: Application, clock: VirtualClock, console: ConsoleProvider, auth: dict[str, str]
+) -> None:
+    snapshots = sorted(EIDO.glob("theft-2001-*.json"))
+    first = json.loads(snapshots[0].read_text())
+    unreadable = json.loads(snapshots[1].read_text())
+    unreadable["lastUpdateTimeStamp"] = "2026-11-28 14:00"  # not RFC 3339: refused whole
+    with LiveServer(create_app(app)) as server:
+        url = f"{server.url}/api/v1/cad/eido"
+        assert httpx.post(url, json=first, headers=auth).status_code == 202
+        assert httpx.post(url, json=unreadable, headers=auth).status_code == 422
+    with app.db.transaction() as session:
+        reasons = set(session.scalars(select(CallRow.reason)).all())
+    assert reasons == {"held:unreadable_event"}
+    play_out(app, clock)
+    assert [t for t in texts(app) if t.status == "sent"] == []
