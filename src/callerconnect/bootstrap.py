@@ -54,6 +54,7 @@ def build_policy(settings: Settings) -> Policy:
         quiet_hours=quiet,
         survey_expires=p.survey_expires,
         max_texts_per_phone_per_day=p.max_texts_per_phone_per_day,
+        protect_number_for=p.protect_number_for,
         expires_after={
             TextKind.CONFIRMATION: p.confirmation_expires,
             TextKind.DELAY_NOTICE: p.delay_notice_expires,

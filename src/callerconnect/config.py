@@ -490,6 +490,10 @@ class PolicySettings(_Section):
     """Survey link lifetime."""
     max_texts_per_phone_per_day: int = Field(8, ge=1, examples=[8])
     """Safety cap against a misbehaving feed."""
+    protect_number_for: Duration = timedelta(days=90)
+    """A number on a call about sexual assault, intimate partner violence or abduction,
+    or with a risk flag (or held), gets no text about any other call for this long
+    (``0s``: only the call itself is protected)."""
     call_types_file: Path | None = None
     """CSV mapping call-type codes to a category and eligibility; ``None`` uses the bundled
     list. A relative path is taken from the working directory."""

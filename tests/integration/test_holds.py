@@ -10,16 +10,18 @@ another, a "no texts" told to the call-taker on an earlier call.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy import select
 
-from callerconnect.adapters.db.tables import CallRow
+from callerconnect.adapters.db.tables import CallRow, ProtectedPhoneRow
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
+from callerconnect.service.retention import purge_phones
 from callerconnect.web.app import create_app
 from tests.conftest import T0
 from tests.support.dispatch import event, received, texts
@@ -188,3 +190,71 @@ def test_an_eido_snapshot_refused_whole_holds_the_incident_it_names(
     assert reasons == {"held:unreadable_event"}
     play_out(app, clock)
     assert [t for t in texts(app) if t.status == "sent"] == []
+
+
+# --- numbers seen on calls that put someone at risk ------------------------------------
+
+
+def test_a_number_from_an_intimate_partner_violence_call_gets_no_text_about_another_call(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(app, received("IPV-1", T0, code="IPV", phone="+1 613 555 0142"))
+    clock.advance(timedelta(days=3))  # weeks later would do as well (90 days by default)
+    post(app, received("THEFT-1", clock.now(), phone="613.555.0142"))
+    app.dispatcher.run_due()
+    post(app, event("THEFT-1", "call.cleared", clock.now() + timedelta(minutes=20)))
+    play_out(app, clock)
+    assert sent_to(console) == []
+    assert text_reason(app, "THEFT-1", "confirmation") == "suppressed:protected_number"
+    assert text_reason(app, "THEFT-1", "survey_invitation") == "suppressed:protected_number"
+
+
+def test_a_risk_flag_on_a_later_call_stops_the_texts_still_due_on_an_earlier_one(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(app, received("THEFT-1", T0))
+    app.dispatcher.run_due()
+    assert len(sent_to(console)) == 1  # its confirmation
+    post(
+        app,
+        received("OTHER-2", T0 + timedelta(minutes=10), risk_flag=True),
+        event("THEFT-1", "call.cleared", T0 + timedelta(minutes=30)),
+    )
+    play_out(app, clock)
+    assert len(sent_to(console)) == 1  # no survey
+    assert text_reason(app, "THEFT-1", "survey_invitation") == "suppressed:protected_number"
+
+
+def test_protection_can_be_limited_to_the_call_itself(
+    app_factory: Callable[..., Application],
+    database_url: str,
+    clock: VirtualClock,
+    console: ConsoleProvider,
+) -> None:
+    app = app_factory(database_url, CALLERCONNECT_POLICY__PROTECT_NUMBER_FOR="0s")
+    post(app, received("IPV-1", T0, code="IPV"), received("THEFT-1", T0 + timedelta(hours=1)))
+    play_out(app, clock)
+    assert [t.incident for t in texts(app) if t.status == "sent"] == ["THEFT-1", "THEFT-1"]
+
+
+def test_a_protection_ends_and_its_record_goes(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(app, received("IPV-1", T0, code="IPV"))
+    window = app.policy.protect_number_for
+    retention = app.settings.privacy.phone_retention
+    assert count_protected(app) == 1
+    purge_phones(app.db, app.vault, T0 + window / 2, retention)
+    assert count_protected(app) == 1
+    purge_phones(app.db, app.vault, T0 + window + timedelta(days=1), retention)
+    assert count_protected(app) == 0
+
+
+def text_reason(app: Application, incident: str, kind: str) -> str | None:
+    [found] = [t.reason for t in texts(app) if t.incident == incident and t.kind == kind]
+    return found
+
+
+def count_protected(app: Application) -> int:
+    with app.db.transaction() as session:
+        return len(session.scalars(select(ProtectedPhoneRow)).all())

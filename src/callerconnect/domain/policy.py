@@ -135,6 +135,8 @@ class Policy:
     quiet_hours: QuietHours | None = None
     survey_expires: timedelta = timedelta(days=7)
     max_texts_per_phone_per_day: int = 8
+    # How long a number seen on a call that puts someone at risk gets no other texts.
+    protect_number_for: timedelta = timedelta(days=90)
     # How late each kind may still go out before it is suppressed as stale.
     expires_after: Mapping[TextKind, timedelta] = field(
         default_factory=lambda: {
@@ -179,6 +181,27 @@ _STICKY = frozenset(
 )
 
 
+# Calls that say the *person* behind the number may be at risk, not just this call:
+# whoever holds that phone (an abuser reading it, say) must not see texts from the
+# police about any other call either, for ``Policy.protect_number_for``.
+_PROTECTIVE_CATEGORIES = frozenset({"sexual_assault", "intimate_partner_violence", "abduction"})
+
+
+def protects_the_number(call: Call, policy: Policy) -> str | None:
+    """Why this call's number must get no other texts for a while, or None."""
+    blocked = call.blocked_reason or ""
+    if blocked.startswith("held:"):
+        return blocked
+    if call.risk_flag:
+        return "ineligible:risk_flag"
+    if blocked.startswith("excluded:") and blocked.split(":", 1)[1] in _PROTECTIVE_CATEGORIES:
+        return blocked  # also when a newer classification has replaced it since
+    call_type = policy.call_type(call.call_type_code)
+    if call_type is not None and call_type.category in _PROTECTIVE_CATEGORIES:
+        return f"excluded:{call_type.category}"
+    return None
+
+
 def eligibility(call: Call, policy: Policy) -> str:
     """``eligible`` or the first reason this call may not be texted."""
     if call.blocked_reason:
@@ -216,6 +239,8 @@ class PhoneContext:
 
     opted_out: bool
     texts_last_24h: int
+    # Seen lately on a call that puts someone at risk (see ``protects_the_number``).
+    protected: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +275,8 @@ def check_before_send(
         return SendCheck("suppressed:stale")
     if phone.opted_out:
         return SendCheck("suppressed:opted_out")
+    if phone.protected:
+        return SendCheck("suppressed:protected_number")
     if phone.texts_last_24h >= policy.max_texts_per_phone_per_day:
         return SendCheck("suppressed:daily_cap")
     if policy.in_quiet_hours(now, kind):

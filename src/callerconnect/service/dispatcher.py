@@ -36,6 +36,7 @@ from callerconnect.adapters.db.repositories import (
     Outbox,
     defer_send_slots,
     is_opted_out,
+    is_protected,
     reserve_send_slot,
     set_opt_out,
     take_late_send,
@@ -480,6 +481,7 @@ class Dispatcher:
             texts_last_24h=Outbox(session).texts_to_phone_since(
                 phone_hash, now - timedelta(days=1), excluding=row.id
             ),
+            protected=is_protected(session, phone_hash, now),
         )
 
     def _not_now(

@@ -24,6 +24,7 @@ from callerconnect.adapters.db.repositories import (
     Outbox,
     add_dead_letter,
     add_event,
+    protect_phone,
     record_decision,
     set_opt_out,
     stored_event_payload,
@@ -39,7 +40,7 @@ from callerconnect.domain.lifecycle import (
     decide,
     new_call,
 )
-from callerconnect.domain.policy import Policy
+from callerconnect.domain.policy import Policy, protects_the_number
 from callerconnect.logs import log_event
 from callerconnect.service.holds import (
     HELD_CHANGED_EVENT,
@@ -290,6 +291,10 @@ class Intake:
             now,
             call_type.category if call_type else None,
         )
+        protection = protects_the_number(decision.call, self.policy)
+        window = self.policy.protect_number_for
+        if protection and row.phone_hash and window:
+            protect_phone(session, row.phone_hash, now + window, protection, now)
         learned = fact.sms_opt_out or fact.phone is not None
         if learned and decision.call.caller_opted_out and row.phone_hash is not None:
             # The caller told the call-taker "no texts": that is about the person, not

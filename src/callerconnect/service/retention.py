@@ -15,11 +15,17 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import delete, exists, func, select
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
+from callerconnect.adapters.db.tables import (
+    CadEventRow,
+    CallRow,
+    DeadLetterRow,
+    OutboxRow,
+    ProtectedPhoneRow,
+)
 from callerconnect.domain.messages import TextStatus
 from callerconnect.logs import log_event, mask_phone_patterns, mask_phones_in_payload
 
@@ -99,6 +105,8 @@ def purge_phones(db: Database, vault: Vault, now: datetime, retention: timedelta
             )
             letter.error = mask_phone_patterns(letter.error)
             letter.phone_purged_at = now
+        # A protection that has run out has no reason to keep the number's hash.
+        session.execute(delete(ProtectedPhoneRow).where(ProtectedPhoneRow.protected_until < now))
     if calls or replies or letters:
         log_event(
             log, "phones_purged", calls=len(calls), replies=len(replies), dead_letters=len(letters)

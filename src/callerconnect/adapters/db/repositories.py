@@ -19,6 +19,7 @@ from callerconnect.adapters.db.tables import (
     DecisionRow,
     OptOutRow,
     OutboxRow,
+    ProtectedPhoneRow,
     RateLimitRow,
     TextStatusChangeRow,
 )
@@ -430,6 +431,35 @@ def set_opt_out(
     row.changed_at = now
     row.source = source
     return True
+
+
+def protect_phone(
+    session: Session, phone_hash: str, until: datetime, reason: str, now: datetime
+) -> None:
+    """Keep texts about other calls away from this phone until ``until`` (a later
+    protection extends an earlier one, never shortens it)."""
+    row = session.get(ProtectedPhoneRow, phone_hash, with_for_update=True)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    ProtectedPhoneRow(
+                        phone_hash=phone_hash, protected_until=until, reason=reason, changed_at=now
+                    )
+                )
+            return
+        except IntegrityError:  # another transaction protected it first: extend theirs
+            row = session.get(ProtectedPhoneRow, phone_hash, with_for_update=True)
+            assert row is not None
+    if row.protected_until < until:
+        row.protected_until, row.reason, row.changed_at = until, reason, now
+
+
+def is_protected(session: Session, phone_hash: str, now: datetime) -> bool:
+    until = session.scalar(
+        select(ProtectedPhoneRow.protected_until).where(ProtectedPhoneRow.phone_hash == phone_hash)
+    )
+    return until is not None and until > now
 
 
 def reserve_send_slot(

@@ -241,6 +241,18 @@ class VaultKeyRow(Base):
     created_at: Mapped[datetime]
 
 
+class ProtectedPhoneRow(Base):
+    """A phone (by keyed hash only) seen on a call that puts someone at risk: no text
+    about any other call goes to it until ``protected_until``."""
+
+    __tablename__ = "protected_phones"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    protected_until: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime]
+
+
 class RateLimitRow(Base):
     """The next free sending slot, shared by every worker process."""
 
