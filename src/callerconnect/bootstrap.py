@@ -182,6 +182,7 @@ class Application:
                 retry_base=s.worker.retry_base,
                 retry_max=s.worker.retry_max,
                 phone_retention=s.privacy.phone_retention,
+                sender=s.sms.sender,
             ),
         )
 

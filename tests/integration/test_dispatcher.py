@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -790,3 +791,36 @@ def test_daily_cap_counts_a_text_still_in_flight_at_another_worker(
     first.run_due()
     assert sent_refs(console) == ["default:I-1:confirmation:0"]
     assert text(app, "I-2", "confirmation").reason == "suppressed:daily_cap"
+
+
+def test_a_stop_request_ends_the_pass_after_the_text_in_hand_and_gives_the_rest_back(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """SIGTERM must not wait for a whole backlog (an orchestrator would kill the worker
+    mid-send); what the worker had claimed is claimable by another one at once."""
+    stop = threading.Event()
+    stopping = other_worker(app, "worker-a", provider=_SendHook(console, stop.set))
+    submit(
+        app,
+        *(
+            received(f"I-{n}", T0, case_number=f"26-{n:05d}", phone=f"613-555-01{n:02d}")
+            for n in range(10)
+        ),
+    )
+
+    assert stopping.run_due(stop) == 1
+    assert len(console.sent) == 1
+    assert other_worker(app, "worker-b").run_due() == 9  # at once: no lease to wait out
+    assert len(console.sent) == 10
+    assert len({t.dedupe_key for t in texts(app) if t.status == "sent"}) == 10
+
+
+def test_our_own_number_is_never_texted(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """A CAD typo giving the sender number as the caller's must not start a loop
+    through our own inbound webhook."""
+    submit(app, received("I-1", T0, phone="(343) 803-6032"))  # sms.sender's default
+    app.dispatcher.run_due()
+    assert console.sent == []
+    assert text(app, "I-1", "confirmation").reason == "suppressed:own_number"

@@ -241,6 +241,8 @@ class PhoneContext:
     texts_last_24h: int
     # Seen lately on a call that puts someone at risk (see ``protects_the_number``).
     protected: bool = False
+    # Our own sender number.
+    ours: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,8 @@ def check_before_send(
         return SendCheck("suppressed:opted_out")
     if phone.protected:
         return SendCheck("suppressed:protected_number")
+    if phone.ours:
+        return SendCheck("suppressed:own_number")
     if phone.texts_last_24h >= policy.max_texts_per_phone_per_day:
         return SendCheck("suppressed:daily_cap")
     if policy.in_quiet_hours(now, kind):

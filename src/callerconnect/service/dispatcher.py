@@ -101,6 +101,9 @@ class DispatchOptions:
     retry_base: timedelta = timedelta(seconds=30)
     retry_max: timedelta = timedelta(minutes=30)
     phone_retention: timedelta = timedelta(days=2)
+    # Our own number (sms.sender): never texted, or a CAD typo could start a loop
+    # through our inbound webhook.
+    sender: str | None = None
     owner: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
 
     @property
@@ -150,27 +153,38 @@ class Dispatcher:
         self.clock = clock
         self.provider = provider
         self.options = options
+        self._sender_hash = vault.phone_hash(options.sender) if options.sender else None
         # Texts claimed by a pass that failed before handling them (the database went
         # away): given back at the next pass rather than left to wait out the lease.
         self._unfinished: list[int] = []
 
     # --- loops -------------------------------------------------------------------------
 
-    def run_due(self) -> int:
-        """Handle every text due now; return how many rows were handled."""
+    def run_due(self, stop: threading.Event | None = None) -> int:
+        """Handle every text due now; return how many rows were handled. When ``stop``
+        is set (SIGTERM), return after the text in hand and give the rest of the claim
+        back at once, so a long backlog never holds up a shutdown (an orchestrator would
+        kill the worker mid-send) and another worker takes over without waiting out the
+        leases."""
         handled = 0
         if self._unfinished:
             self._release(self._unfinished)
             self._unfinished = []
-        while True:
+        while stop is None or not stop.is_set():
             claimed = self._claim()
             if not claimed:
                 return handled
             self._unfinished = list(claimed)
             for outbox_id in claimed:
+                if stop is not None and stop.is_set():
+                    break
                 self._handle(outbox_id)
                 self._unfinished.remove(outbox_id)
                 handled += 1
+        if self._unfinished:
+            self._release(self._unfinished)
+            self._unfinished = []
+        return handled
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         log_event(log, "worker_started", owner=self.options.owner, provider=self.provider.name)
@@ -185,7 +199,7 @@ class Dispatcher:
                         self.db, self.vault, self.clock.now(), self.options.phone_retention
                     )
                     next_purge = self.clock.now() + _PURGE_EVERY
-                self.run_due()
+                self.run_due(stop)
             except Exception:  # keep the worker alive through a database restart
                 log.exception("action=worker_pass_failed owner=%s", self.options.owner)
                 stop.wait(min(30.0, poll_interval * 5))
@@ -482,6 +496,7 @@ class Dispatcher:
                 phone_hash, now - timedelta(days=1), excluding=row.id
             ),
             protected=is_protected(session, phone_hash, now),
+            ours=phone_hash == self._sender_hash,
         )
 
     def _not_now(
