@@ -258,3 +258,25 @@ def text_reason(app: Application, incident: str, kind: str) -> str | None:
 def count_protected(app: Application) -> int:
     with app.db.transaction() as session:
         return len(session.scalars(select(ProtectedPhoneRow)).all())
+
+
+def test_an_eido_snapshot_with_the_same_time_and_another_type_holds_the_incident(
+    app: Application, clock: VirtualClock, console: ConsoleProvider, auth: dict[str, str]
+) -> None:
+    """Two snapshots stamped the same second: the second, reclassifying the call, maps
+    to facts whose ids the first already used. By contract only the first is folded,
+    but what the second says may be a danger: the incident is held."""
+    first = json.loads(sorted(EIDO.glob("theft-2001-*.json"))[0].read_text())
+    second = json.loads(json.dumps(first))
+    second["incidentComponent"]["incidentTypeInternalCode"] = "SEXASSLT"
+    second["incidentComponent"]["incidentTypeInternalText"] = "Sexual assault"
+    with LiveServer(create_app(app)) as server:
+        url = f"{server.url}/api/v1/cad/eido"
+        assert httpx.post(url, json=first, headers=auth).status_code == 202
+        again = httpx.post(url, json=second, headers=auth)
+    assert again.status_code == 202, again.text
+    play_out(app, clock)
+    assert [t for t in texts(app) if t.status == "sent"] == []
+    with app.db.transaction() as session:
+        reasons = set(session.scalars(select(CallRow.reason)).all())
+    assert reasons <= {"held:changed_event", "excluded:sexual_assault"}
