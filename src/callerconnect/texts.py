@@ -19,13 +19,24 @@ because the number is what that text is for, and both halves still fit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 
 from callerconnect.domain.sms_encoding import SmsText
 from callerconnect.i18n import translator
 
-__all__ = ["BILINGUAL", "DEFAULT_NON_EMERGENCY_NUMBER", "TextKind", "render_text"]
+__all__ = [
+    "BILINGUAL",
+    "CASE_NUMBER_RULE",
+    "CASE_NUMBER_SCHEMA",
+    "DEFAULT_NON_EMERGENCY_NUMBER",
+    "MAX_CASE_NUMBER",
+    "WHITE_SPACE",
+    "TextKind",
+    "quotable_case_number",
+    "render_text",
+]
 
 BILINGUAL = "en+fr"
 """``SmsText.language`` of a text written in English then French."""
@@ -37,6 +48,75 @@ _SINGLE_LANGUAGES = ("en", "fr")
 # Between the halves and before the last line. A line feed is one GSM-7 septet,
 # cheaper than " / " and easier to read on a phone.
 _LINE_BREAK = "\n"
+
+
+# --- case numbers ---------------------------------------------------------------------
+#
+# The case number is the one value from outside that a text quotes, so it must not be
+# able to change what the text is: no link (the contract allows none but the survey
+# link, and phones turn "evil.co/x" or "1.2.3.4" into one), no line break or words
+# that read as an instruction on a line of their own, nothing outside the GSM-7 basic
+# alphabet (one en dash or emoji makes the whole text UCS-2, 70 characters a segment).
+# Rule: 1 to 32 ASCII letters and digits in runs joined by single '-', '/', '.' or
+# spaces, with at least one digit; a '.' only between two digits and at most two of
+# them (a dotted quad reads as an IP address). Every allowed character is one GSM-7
+# septet, so the 32-character worst case the segment tests prove (tests/unit/
+# test_texts.py, LONG_CASE) bounds every quotable case number. Unicode dashes
+# (en dash, minus sign...) are read as '-', since CAD exports produce them innocently.
+
+MAX_CASE_NUMBER = 32
+CASE_NUMBER_RULE = (
+    f"must be 1 to {MAX_CASE_NUMBER} letters (A-Z) and digits with at least one digit, "
+    "joined by single '-', '/', '.' or spaces ('.' only between two digits, at most two)"
+)
+
+#: The characters ``str.strip()`` removes (``str.isspace``), spelled out so that the
+#: intake's JSON Schema can say exactly the same thing as the code (ECMA-262's ``\s``,
+#: which other validators use, is a different set).
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_DASH_CHARACTERS = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+_DASHES = str.maketrans(dict.fromkeys(_DASH_CHARACTERS, "-"))
+_RUN = "[A-Za-z0-9]+"
+_CASE_NUMBER = re.compile(f"{_RUN}(?:[-/. ]{_RUN})*")
+
+#: The rule as JSON Schema (each pattern is searched, as JSON Schema does), for the
+#: intake's ``cad-event.schema.json``, which must say the same: it is checked in
+#: tests/unit/test_native_parsing.py. Surrounding white space and Unicode dashes are
+#: allowed there because they are normalised away.
+CASE_NUMBER_SCHEMA: dict[str, object] = {
+    "allOf": [
+        {
+            "pattern": f"^[{WHITE_SPACE}]*{_RUN}(?:[-/. {_DASH_CHARACTERS}]{_RUN})*"
+            f"[{WHITE_SPACE}]*$",
+            "description": (
+                "must be letters (A-Z) and digits joined by single '-', '/', '.' or spaces"
+            ),
+        },
+        {"pattern": "[0-9]", "description": "must hold at least one digit"},
+        {
+            "not": {"pattern": "[A-Za-z]\\.|\\.[A-Za-z]|\\..*\\..*\\."},
+            "description": "may have a '.' only between two digits, and at most two",
+        },
+    ]
+}
+_BAD_DOTS = re.compile("[A-Za-z]\\.|\\.[A-Za-z]|\\..*\\..*\\.")
+
+
+def quotable_case_number(value: str) -> str | None:
+    """The case number as it may be quoted in a text (surrounding white space removed,
+    Unicode dashes made '-'), or None when it cannot be quoted safely (see above)."""
+    candidate = value.strip(WHITE_SPACE).translate(_DASHES)
+    if (
+        len(candidate) > MAX_CASE_NUMBER
+        or not _CASE_NUMBER.fullmatch(candidate)
+        or not any("0" <= char <= "9" for char in candidate)
+        or _BAD_DOTS.search(candidate)
+    ):
+        return None
+    return candidate
 
 
 def _n(message: str) -> str:
@@ -124,14 +204,23 @@ def render_text(
     the agency's name in a language the text is written in. The delay notice quotes
     the case number only when it is given. The result is not truncated: callers that
     care about cost read ``segments``.
+
+    A case number is quoted only if :func:`quotable_case_number` accepts it (the intake
+    refuses any other; this is the second line of defence, for numbers stored before):
+    a confirmation with one it refuses raises ValueError, so it is never sent; a delay
+    notice leaves its case line out.
     """
     kind = TextKind(kind)
     languages = (language,) if language in _SINGLE_LANGUAGES else ("en", "fr")
     case_number = _present(case_number)
     survey_url = _present(survey_url)
+    quotable = quotable_case_number(case_number) if case_number is not None else None
 
     if kind is TextKind.confirmation and case_number is None:
         raise ValueError("a confirmation needs case_number")
+    if kind is TextKind.confirmation and quotable is None:
+        raise ValueError(f"case_number cannot be quoted in a text: it {CASE_NUMBER_RULE}")
+    case_number = quotable
     if kind is TextKind.survey_invitation and survey_url is None:
         raise ValueError("a survey invitation needs survey_url")
     for lang in languages:

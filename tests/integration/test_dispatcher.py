@@ -824,3 +824,16 @@ def test_our_own_number_is_never_texted(
     app.dispatcher.run_due()
     assert console.sent == []
     assert text(app, "I-1", "confirmation").reason == "suppressed:own_number"
+
+
+def test_a_case_number_stored_before_the_intake_refused_such_is_never_sent(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """A confirmation cannot quote "evil.co/x"; it is suppressed once, not retried."""
+    submit(app, received("I-1", T0))
+    with app.db.transaction() as session:
+        call = session.scalars(select(CallRow)).one()
+        call.case_number = "see evil.co/x"
+    assert app.dispatcher.run_due() == 1
+    assert console.sent == []
+    assert text(app, "I-1", "confirmation").reason == "suppressed:unquotable_case_number"

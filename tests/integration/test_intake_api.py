@@ -134,7 +134,12 @@ def test_schema_violation_is_422_naming_field_and_rule(
         error = response.json()["error"]
         assert (error["field"], error["rule"]) == (field, rule), error
     assert count(app, DeadLetterRow) == len(cases)
-    assert count(app, CallRow) == 0
+    # Refused events that might have said "do not text" hold their incident (fail
+    # closed): I-1 is never texted, whatever comes next.
+    with app.db.transaction() as session:
+        reasons = session.scalars(select(CallRow.reason)).all()
+    assert reasons == ["held:unreadable_event"]
+    assert count(app, OutboxRow) == 0
 
 
 def test_error_messages_never_contain_the_phone_number(
@@ -274,3 +279,136 @@ def test_an_eido_priority_holding_a_phone_number_is_refused_without_echoing_it(
     assert response.status_code == 422
     assert response.json()["error"]["field"].endswith("incidentPriorityInternalText")
     assert not _holds_the_phone(response.text)
+
+
+# --- red-team findings: reclassification, times, ids, case numbers -------------------
+
+
+def _eido(name: str) -> dict[str, object]:
+    document: dict[str, object] = json.loads(
+        (EXAMPLES.parent / "eido" / f"{name}.json").read_text()
+    )
+    return document
+
+
+def _call_state(app: Application) -> list[tuple[str, str | None, str | None]]:
+    with app.db.transaction() as session:
+        rows = session.execute(
+            select(CallRow.incident_id, CallRow.call_type_code, CallRow.reason)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def _scheduled_texts(app: Application) -> list[str]:
+    with app.db.transaction() as session:
+        return list(
+            session.scalars(select(OutboxRow.kind).where(OutboxRow.status == "scheduled")).all()
+        )
+
+
+def test_an_eido_reclassification_given_only_in_words_stops_the_texts(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    url = f"{live_server.url}/api/v1/cad/eido"
+    first = httpx.post(url, json=_eido("theft-2001-1-received"), headers=auth)
+    assert first.status_code == 202, first.text
+    assert _scheduled_texts(app)  # a textable theft: texts are waiting
+
+    second = _eido("theft-2001-2-dispatched")
+    incident = second["incidentComponent"]
+    assert isinstance(incident, dict)
+    del incident["incidentTypeInternalCode"]
+    incident["incidentTypeInternalText"] = "Sexual assault"
+    incident["incidentTypeCommonRegistryText"] = "Law-Sexual Assault"
+    response = httpx.post(url, json=second, headers=auth)
+
+    assert response.status_code == 202, response.text
+    [(_, code, reason)] = _call_state(app)
+    assert code == "Sexual assault"  # looked up like a code: unknown, so never texted
+    # (The restated call.received, whose content changed, may also hold the call.)
+    assert reason == "ineligible:unknown_call_type" or (reason or "").startswith("held:")
+    assert _scheduled_texts(app) == []
+
+
+def test_a_risk_flag_sent_with_a_padded_incident_id_reaches_the_call(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    url = f"{live_server.url}/api/v1/cad/events"
+    assert httpx.post(url, json=event(incident_id="ID"), headers=auth).status_code == 202
+    flag = {
+        "event_id": "e-2",
+        "incident_id": "ID ",
+        "occurred_at": "2026-01-16T09:05:00-05:00",
+        "type": "call.updated",
+        "risk_flag": True,
+    }
+
+    response = httpx.post(url, json=flag, headers=auth)
+
+    assert response.status_code == 202, response.text
+    assert _call_state(app) == [("ID", "THEFT", "ineligible:risk_flag")]
+    assert _scheduled_texts(app) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "rule"),
+    [
+        ({"incident_id": " "}, "incident_id", "pattern"),
+        ({"event_id": "\t"}, "event_id", "pattern"),
+        ({"incident_id": "I-\x1b1"}, "incident_id", "pattern"),
+        ({"occurred_at": "2026-11-28T13:47:00+05"}, "occurred_at", "format"),
+        ({"occurred_at": "2026-W48-6T13:47:00Z"}, "occurred_at", "format"),
+        ({"occurred_at": "9998-12-31T23:59:59-23:59"}, "occurred_at", "format"),
+        ({"case_number": "http://evil.co/x"}, "case_number", "pattern"),
+        ({"case_number": "1\nReply YES to"}, "case_number", "pattern"),
+        ({"case_number": "26-10011 \U0001f6a8"}, "case_number", "pattern"),
+    ],
+)
+def test_red_team_inputs_are_422_naming_the_field_and_rule(
+    app: Application,
+    live_server: LiveServer,
+    auth: dict[str, str],
+    fields: dict[str, object],
+    field: str,
+    rule: str,
+) -> None:
+    response = httpx.post(
+        f"{live_server.url}/api/v1/cad/events", json=event(**fields), headers=auth
+    )
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["field"], error["rule"]) == (field, rule)
+    assert "evil" not in response.text and "Reply YES" not in response.text
+    assert count(app, DeadLetterRow) == 1
+    assert _scheduled_texts(app) == []
+
+
+def test_a_case_number_with_an_en_dash_is_stored_with_a_hyphen(
+    app: Application, live_server: LiveServer, auth: dict[str, str]
+) -> None:
+    response = httpx.post(
+        f"{live_server.url}/api/v1/cad/events", json=event(case_number="26–10011"), headers=auth
+    )
+
+    assert response.status_code == 202, response.text
+    with app.db.transaction() as session:
+        assert session.scalars(select(CallRow.case_number)).all() == ["26-10011"]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x01", "\u200b"])
+def test_an_eido_incident_id_with_control_characters_is_422_not_a_partial_202(
+    app: Application, live_server: LiveServer, auth: dict[str, str], bad: str
+) -> None:
+    document = _eido("theft-2001-1-received")
+    incident = document["incidentComponent"]
+    assert isinstance(incident, dict)
+    incident["incidentTrackingIdentifier"] = f"urn:i26{bad}2001"
+
+    response = httpx.post(f"{live_server.url}/api/v1/cad/eido", json=document, headers=auth)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "incidentComponent.incidentTrackingIdentifier"
+    assert count(app, CadEventRow) == 0
+    assert count(app, DeadLetterRow) == 1
+    assert _scheduled_texts(app) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from callerconnect.adapters.cad.eido import EidoError, events_from_eido
+from callerconnect.adapters.cad.native import parse_event
+from callerconnect.domain.policy import normalize_call_type_code, parse_call_types
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eido"
 SCHEMA = json.loads(
@@ -207,6 +210,8 @@ def test_each_snapshot_yields_schema_valid_events_oldest_first(name: str) -> Non
 
     assert_valid(events)
     assert events[0]["type"] == "call.received"
+    for event in events:
+        parse_event(event)  # every event passes the native intake: no 202 with rejections
     moments = [at(event["occurred_at"]) for event in events]
     assert moments == sorted(moments)
 
@@ -443,10 +448,34 @@ _DELETE = object()
             id="case-number-not-text",
         ),
         pytest.param(
-            _set("incidentComponent.incidentTypeInternalCode", "THEFT-" + "X" * 40),
-            "incidentComponent.incidentTypeInternalCode",
-            "32",
-            id="call-type-code-too-long",
+            _set("incidentComponent.incidentTrackingIdentifier", "urn:i26\x002001"),
+            "incidentComponent.incidentTrackingIdentifier",
+            "control",
+            id="id-with-nul",
+        ),
+        pytest.param(
+            _set("incidentComponent.incidentTrackingIdentifier", "urn:i26\x1b[2J2001"),
+            "incidentComponent.incidentTrackingIdentifier",
+            "control",
+            id="id-with-escape",
+        ),
+        pytest.param(
+            _set("incidentComponent.incidentTrackingIdentifier", "urn:i26-2001\u200b"),
+            "incidentComponent.incidentTrackingIdentifier",
+            "invisible",
+            id="id-with-zero-width-space",
+        ),
+        pytest.param(
+            _set("lastUpdateTimeStamp", "2026-02-10 09:03:40-05:00"),
+            "lastUpdateTimeStamp",
+            "RFC 3339",
+            id="time-with-space-for-T",
+        ),
+        pytest.param(
+            _set("lastUpdateTimeStamp", "9998-12-31T23:59:59-23:59"),
+            "lastUpdateTimeStamp",
+            "9998",
+            id="year-9999-in-utc",
         ),
         pytest.param(
             _set("incidentComponent.beatOrDispatchGroupText", "D" * 65),
@@ -958,6 +987,8 @@ def _outcome(doc: Any) -> None:
         return
     assert_valid(events)
     assert events[0]["type"] == "call.received"
+    for event in events:
+        parse_event(event)  # every event passes the native intake: no 202 with rejections
 
 
 @settings(max_examples=300, deadline=None)
@@ -999,3 +1030,165 @@ def test_a_damaged_snapshot_gives_valid_events_or_an_eido_error(
         if isinstance(target, dict):
             target[path[-1]] = value
     _outcome(doc)
+
+
+# --------------------------------------------------------------------------- red-team fixes
+
+CALL_TYPES = parse_call_types(
+    csv.DictReader(
+        files("callerconnect.data").joinpath("call-types.csv").read_text("utf-8").splitlines()
+    )
+)
+
+
+def _reclassified(**type_fields: object) -> dict[str, Any]:
+    """Snapshot 2 of the theft, later, with the incident type replaced by ``type_fields``."""
+    doc = load("theft-2001-2-dispatched")
+    incident = doc["incidentComponent"]
+    for key in ("incidentTypeInternalCode", "incidentTypeInternalText"):
+        incident.pop(key, None)
+    incident.pop("incidentTypeCommonRegistryText", None)
+    incident.update(type_fields)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "type_fields",
+    [
+        pytest.param(
+            {
+                "incidentTypeInternalText": "Sexual assault",
+                "incidentTypeCommonRegistryText": "Law-Sexual Assault",
+            },
+            id="internal-and-registry-text",
+        ),
+        pytest.param({"incidentTypeInternalText": "Sexual assault"}, id="internal-text"),
+        pytest.param({"incidentTypeCommonRegistryText": "Law-Sexual Assault"}, id="registry-text"),
+        pytest.param(
+            {"incidentTypeCommonRegistryText": ["Law-Sexual Assault"]}, id="registry-list"
+        ),
+        pytest.param(
+            {"incidentTypeInternalText": "Sexual assault of a person, reported later by a friend"},
+            id="long-text",
+        ),
+        pytest.param({"incidentTypeInternalCode": "SEXASSLT-" + "X" * 40}, id="long-code"),
+        pytest.param({"incidentTypeInternalCode": "SEXASSLT\x00"}, id="code-with-nul"),
+    ],
+)
+def test_a_reclassification_without_a_usable_code_leaves_no_textable_type(
+    type_fields: dict[str, object],
+) -> None:
+    """Red team: snapshot 1 says THEFT; snapshot 2 says "Sexual assault" only in words.
+    The call must not stay a textable THEFT."""
+    before = events_from_eido(load("theft-2001-1-received"))
+    after = events_from_eido(_reclassified(**type_fields))
+
+    assert_valid(after)
+    code = fold(before + after)["call_type"]
+    assert normalize_call_type_code(code) != "THEFT"
+    assert normalize_call_type_code(code) not in CALL_TYPES  # unknown: never texted
+    for event in after:
+        parse_event(event)  # the native intake takes it as it is
+
+
+def test_a_type_given_only_as_text_is_looked_up_like_a_code() -> None:
+    events = events_from_eido(_reclassified(incidentTypeInternalText=" theft "))
+
+    call_type = of_type(events, "call.updated")["call_type"]
+    assert call_type == {"code": "theft", "description": "theft"}
+    assert normalize_call_type_code(call_type["code"]) in CALL_TYPES
+
+
+def test_an_internal_code_still_wins_over_the_texts() -> None:
+    events = events_from_eido(load("theft-2001-1-received"))
+
+    assert events[0]["call_type"] == {"code": "THEFT", "description": "Theft under $5000"}
+
+
+def test_a_snapshot_without_any_type_restates_none() -> None:
+    assert all("call_type" not in event for event in events_from_eido(_reclassified()))
+
+
+def test_opaque_codes_are_deterministic_and_distinct() -> None:
+    def code(text: str) -> str:
+        events = events_from_eido(_reclassified(incidentTypeInternalCode=text))
+        value: str = of_type(events, "call.updated")["call_type"]["code"]
+        return value
+
+    long_a, long_b = "A" * 40, "A" * 39 + "B"
+    assert code(long_a) == code(long_a)
+    assert code(long_a) != code(long_b)
+    assert code(long_a).startswith("?")
+    assert len(code(long_a)) <= 32
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "2026-02-10T09:03:40+05",
+        "2026-02-10T09:03:40+0500",
+        "2026-W07-2T09:03:40Z",
+        "20260210T090340Z",
+        "2026-02-10T09:03Z",
+        "2026-02-10T09:03:40.Z",
+        "٢٠٢٦-02-10T09:03:40Z",
+        "2026-02-10T09:03:40+24:00",
+    ],
+)
+def test_time_stamps_are_strict_rfc3339(moment: str) -> None:
+    doc = load("theft-2001-1-received")
+    doc["lastUpdateTimeStamp"] = moment
+
+    with pytest.raises(EidoError) as caught:
+        events_from_eido(doc)
+
+    assert caught.value.field == "lastUpdateTimeStamp"
+    assert moment.strip() not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(" 26–20011 ", "26-20011"), ("26/20011", "26/20011"), ("OPS 26.001", "OPS 26.001")],
+)
+def test_case_numbers_are_normalised_to_what_a_text_may_quote(given: str, expected: str) -> None:
+    doc = load("theft-2001-1-received")
+    doc["incidentComponent"]["documentIdentification"] = [given]
+
+    assert events_from_eido(doc)[0]["case_number"] == expected
+
+
+def test_incident_ids_are_trimmed() -> None:
+    doc = load("theft-2001-1-received")
+    doc["incidentComponent"]["incidentTrackingIdentifier"] = f"  {INCIDENT}\t"
+
+    assert {event["incident_id"] for event in events_from_eido(doc)} == {INCIDENT}
+
+
+@pytest.mark.parametrize(
+    "case_number", ["http://evil.co/x", "1\nReply YES to", "26-10011 \U0001f6a8", "CASE"]
+)
+def test_a_case_number_a_text_may_not_quote_is_not_mapped(case_number: str) -> None:
+    doc = load("theft-2001-1-received")
+    doc["incidentComponent"]["documentIdentification"] = [case_number]
+
+    events = events_from_eido(doc)
+
+    assert_valid(events)
+    assert all("case_number" not in event for event in events)
+    assert events[0]["call_type"]["code"] == "THEFT"  # the rest of the snapshot still counts
+
+
+def test_descriptive_texts_no_database_stores_are_not_mapped() -> None:
+    doc = load("theft-2001-3-cleared")
+    incident = doc["incidentComponent"]
+    incident["beatOrDispatchGroupText"] = "Central\x00"
+    incident["incidentTypeInternalText"] = "Theft\ud800"
+    incident["dispositionComponent"][0]["dispositionDescriptionText"] = "Report\x00taken"
+
+    events = events_from_eido(doc)
+
+    assert_valid(events)
+    assert all("district" not in event for event in events)
+    assert events[0]["call_type"] == {"code": "THEFT"}
+    for event in events:
+        parse_event(event)

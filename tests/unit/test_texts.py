@@ -6,6 +6,8 @@ import re
 
 import pytest
 from babel.messages.catalog import Catalog
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from callerconnect import texts
 from callerconnect.domain.sms_encoding import SmsText, encoding_of
@@ -422,3 +424,82 @@ def test_translator_is_built_once_per_language() -> None:
 def test_translator_refuses_a_language_without_a_catalog(language: str) -> None:
     with pytest.raises(ValueError, match="no catalog"):
         translator(language)
+
+
+# --- case numbers from outside (red-team findings) ---------------------------------
+
+UNSAFE_CASE_NUMBERS = [
+    pytest.param("http://evil.co/x", id="url"),
+    pytest.param("www.evil.co", id="www"),
+    pytest.param("evil.co", id="bare-domain"),
+    pytest.param("10.0.0.1", id="ip-address"),
+    pytest.param("1\nReply YES to", id="newline"),
+    pytest.param("26-10011 \U0001f6a8", id="emoji"),
+    pytest.param("26-1001é", id="accent"),
+    pytest.param("CASE", id="no-digit"),
+    pytest.param("26-" + "1" * 30, id="too-long"),
+]
+
+
+@pytest.mark.parametrize("case_number", UNSAFE_CASE_NUMBERS)
+def test_a_case_number_that_cannot_be_quoted_is_refused(case_number: str) -> None:
+    assert texts.quotable_case_number(case_number) is None
+
+
+@pytest.mark.parametrize("case_number", UNSAFE_CASE_NUMBERS)
+@pytest.mark.parametrize("language", LANGUAGE_CASES)
+def test_a_confirmation_never_quotes_an_unsafe_case_number(
+    case_number: str, language: str | None
+) -> None:
+    with pytest.raises(ValueError, match="case_number") as caught:
+        render(TextKind.confirmation, language, case_number=case_number)
+
+    assert case_number not in str(caught.value)
+
+
+@pytest.mark.parametrize("case_number", UNSAFE_CASE_NUMBERS)
+@pytest.mark.parametrize("language", LANGUAGE_CASES)
+def test_a_delay_notice_leaves_an_unsafe_case_number_out(
+    case_number: str, language: str | None
+) -> None:
+    text = render(TextKind.delay_notice, language, case_number=case_number)
+
+    assert text == render(TextKind.delay_notice, language, case_number=None)
+
+
+@pytest.mark.parametrize(
+    ("given", "quoted"),
+    [("26–10011", "26-10011"), ("26—10011", "26-10011"), ("26−10011", "26-10011")],
+)
+def test_unicode_dashes_are_quoted_as_hyphens_so_the_text_stays_gsm7(
+    given: str, quoted: str
+) -> None:
+    text = render(TextKind.confirmation, None, case_number=given)
+
+    assert f"Case number {quoted}." in text.body
+    assert text.encoding == "GSM-7"
+    assert text.segments <= 2
+
+
+def test_the_longest_quotable_case_number_is_the_one_the_budget_is_proven_with() -> None:
+    assert len(LONG_CASE) == texts.MAX_CASE_NUMBER
+    assert texts.quotable_case_number(LONG_CASE) == LONG_CASE
+    assert texts.quotable_case_number(LONG_CASE + "0") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[A-Za-z0-9]{1,12}(?:[-/. ][A-Za-z0-9]{1,12}){0,4}", fullmatch=True))
+def test_every_quotable_case_number_keeps_every_text_within_two_gsm7_segments(
+    candidate: str,
+) -> None:
+    case_number = texts.quotable_case_number(candidate)
+    assume(case_number is not None)
+    assert case_number is not None
+    for language in ("en", "fr", None):
+        for kind in (TextKind.confirmation, TextKind.delay_notice):
+            text = render(kind, language, case_number=case_number)
+            assert text.encoding == "GSM-7"
+            assert text.segments <= 2, (kind, language, case_number)
+            assert not LINK.search(text.body)
+            assert not re.search(r"[A-Za-z0-9-]+\.[A-Za-z]", case_number)  # no domain
+            assert text.body.count("\n") == render(kind, language).body.count("\n")

@@ -432,14 +432,20 @@ class Dispatcher:
                 self._not_now(outbox, row, check.reason, check.retry_at, now)
                 return None
             survey_url = self._new_survey_link(session, row, call.language, now)
-            text = texts.render_text(
-                kind.value,
-                call.language,
-                agency_name=self.options.agency_name,
-                case_number=call.case_number,
-                survey_url=survey_url,
-                non_emergency_number=self.options.non_emergency_number,
-            )
+            try:
+                text = texts.render_text(
+                    kind.value,
+                    call.language,
+                    agency_name=self.options.agency_name,
+                    case_number=call.case_number,
+                    survey_url=survey_url,
+                    non_emergency_number=self.options.non_emergency_number,
+                )
+            except ValueError:
+                # A case number the intake now refuses, stored before it did: this text
+                # cannot be written safely. It is suppressed, not retried for ever.
+                self._not_now(outbox, row, "suppressed:unquotable_case_number", None, now)
+                return None
             row.phone_hash = phone_hash
             row.language = call.language
             row.body = _without_token(text.body, survey_url)

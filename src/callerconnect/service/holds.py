@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from callerconnect.adapters.cad.native import clean_id
 from callerconnect.domain.facts import FactType
 from callerconnect.domain.policy import Policy
 
@@ -39,13 +40,22 @@ def _harmless(value: Any) -> bool:
 
 
 def incident_of(payload: Any) -> str | None:
-    """The incident a native event names, if it names one we could store."""
+    """The incident a native event names, if it names one we could store (trimmed as
+    the adapter trims it, so the hold lands on the same call)."""
     if not isinstance(payload, Mapping):
         return None
-    value = payload.get("incident_id")
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > _MAX_INCIDENT_ID:
+    return _storable_id(payload.get("incident_id"))
+
+
+def _storable_id(value: Any) -> str | None:
+    cleaned = clean_id(value) if isinstance(value, str) else None
+    if cleaned is None or len(cleaned) > _MAX_INCIDENT_ID or "\x00" in cleaned:
         return None
-    return value.strip()
+    try:
+        cleaned.encode("utf-8")  # a lone surrogate cannot be stored either
+    except UnicodeEncodeError:
+        return None
+    return cleaned
 
 
 def may_change_safety(payload: Any, policy: Policy) -> bool:
@@ -92,8 +102,8 @@ def eido_incidents(document: Any) -> list[str]:
             candidates.append(_get(component, "incidentTrackingIdentifier"))
     found: list[str] = []
     for value in candidates:
-        text = value.strip() if isinstance(value, str) else ""
-        if 0 < len(text) <= _MAX_INCIDENT_ID and text not in found:
+        text = _storable_id(value)
+        if text is not None and text not in found:
             found.append(text)
     return found
 

@@ -24,7 +24,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from callerconnect.adapters.cad.native import FIRST_YEAR, LAST_YEAR, STORED_TEXT_FIELDS
+from callerconnect.adapters.cad.native import (
+    FIRST_YEAR,
+    ID_PATTERN,
+    LAST_YEAR,
+    STORED_TEXT_FIELDS,
+)
 from callerconnect.domain.survey import SurveyDefinition
 from callerconnect.web import twilio_fields
 
@@ -144,7 +149,8 @@ def _one_or_list(item: Json) -> Json:
     return {"anyOf": [item, {"type": "array", "maxItems": 3, "items": item}, {"type": "null"}]}
 
 
-_EIDO_ID = {"type": "string", "maxLength": 128, "pattern": r"\S"}
+# The same rule as a native incident id: some visible character, none invisible.
+_EIDO_ID = {"type": "string", "maxLength": 128, "pattern": ID_PATTERN}
 _EIDO: Json = {
     "type": "object",
     "description": (

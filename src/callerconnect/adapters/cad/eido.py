@@ -20,18 +20,27 @@ Reading the document
   object in the OpenAPI but a list in some samples). Where one is needed and a list is
   given, the first element is used.
 * A text field that is empty or only spaces counts as absent.
-* Time stamps must be RFC 3339 with an offset (``Z`` or ``±HH:MM``). Every time stamp
-  that is used is validated; unused parts of the document are not looked at.
+* Time stamps must be RFC 3339 with an offset (``Z`` or ``±HH:MM``), read by the native
+  adapter's strict parser (:func:`callerconnect.adapters.cad.native.parse_rfc3339`:
+  no ``+05``/``+0500`` offsets, week dates, basic format, missing seconds or space for
+  ``T``; years 1900–9998 as written and in UTC); surrounding white space is ignored.
+  Every time stamp that is used is validated; unused parts of the document are not
+  looked at.
 * Errors: a document this adapter cannot turn into facts raises :class:`EidoError`,
   whose ``field`` names the offending element, e.g.
   ``incidentComponent.incidentPriorityInternalText`` or
   ``callComponent[0].callStartTimestamp`` (``$`` is the document itself). That is the
   case for: a document that is not an object; no incident id; a missing or invalid
   ``lastUpdateTimeStamp``; a priority that is not an integer 1..9; a used element of
-  the wrong JSON type; an id or code longer than the native schema allows (ids and
-  codes are never truncated: a shortened code could match a different policy entry).
-  Unusable but well-formed values are not errors: a ``sip:`` callback, an unknown
-  status, a language other than English or French are simply not mapped.
+  the wrong JSON type; an incident id longer than the native schema allows or holding
+  a control or invisible formatting character (NUL included); a case number that a
+  text longer than 32 characters; and, as a last check, any event that the native
+  intake would refuse. A document is thus refused whole (``422``) or mapped whole,
+  never answered ``202`` with some of its events rejected. Unusable but well-formed
+  values are not errors: a ``sip:`` callback, an unknown status, a language other
+  than English or French, a case number that a text may not quote
+  (:func:`callerconnect.texts.quotable_case_number`), a district, description or unit
+  name holding NUL or half a surrogate pair are simply not mapped.
 
 Field mapping (native field ← EIDO element)
 -------------------------------------------
@@ -41,20 +50,33 @@ Field mapping (native field ← EIDO element)
     ``incidentTrackingIdentifier``, else the document's top-level ``$id`` (in NENA's
     sample that is the ``urn:emergency:uid:incidentid:…`` incident tracking id). Not
     ``internalIncidentId`` (the contract names the globally unique tracking id; the
-    internal id is used only to recognise units active on this incident). Longer than
-    128 characters is an error.
+    internal id is used only to recognise units active on this incident). Trimmed;
+    longer than 128 characters, or holding a control or invisible formatting
+    character, is an error.
 ``case_number``
-    ``incidentComponent.documentIdentification[0]`` (a bare string is accepted too).
+    ``incidentComponent.documentIdentification[0]`` (a bare string is accepted too),
+    trimmed and with Unicode dashes made ``-``. Longer than 32 characters is an error;
+    one a text may not quote (a link, a line break, a character outside the GSM-7
+    basic set...) is not mapped: the snapshot's other facts still apply, and a call
+    without a case number gets no confirmation.
 ``priority``
     ``incidentComponent.incidentPriorityInternalText``: the agency's own number, text
     or JSON integer, 1..9, else an error. ``incidentCommonPriorityNumber`` is ignored on
     purpose: it runs 0–10 with 10 the most urgent, the opposite of the agency's scale.
     ``callComponent.priorityIdentifier`` (the SIP call priority) is ignored too.
 ``call_type``
-    ``{"code": incidentTypeInternalCode, "description": incidentTypeInternalText}``.
-    Without an internal code there is no ``call_type`` (the policy looks up the agency's
-    codes; ``incidentTypeCommonRegistryText`` is not one of them, and an absent type is
-    never texted). The description is cut to 200 characters.
+    ``{"code": incidentTypeInternalCode, "description": incidentTypeInternalText}``
+    (the description falls back to ``incidentTypeCommonRegistryText``, a text or the
+    first of a list, and is cut to 200 characters). Fail closed: every snapshot's type
+    replaces the previous one, so a type the code cannot express must still become a
+    type the policy does not text. Without an internal code, the internal text (else
+    the common-registry text) *is* the code: the policy looks it up like any code
+    (trimmed, case-folded), so ``"Sexual assault"`` is an unknown call type, never
+    texted, and a text that is a code of the table (``"Theft"``) is that code. A code
+    the native schema cannot carry (longer than 32 characters, or holding NUL or half
+    a surrogate pair) becomes an opaque ``?`` and 24 hex digits of its SHA-256, which
+    no call-type table holds (never a truncation: a cut code could match another
+    entry). A snapshot without any type restates none.
 ``district``
     ``incidentComponent.beatOrDispatchGroupText`` ("a beat or dispatch group that
     contains an incident"). Agencies (``agencyComponent``) are not districts and are
@@ -196,7 +218,16 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
+from callerconnect.adapters.cad.native import (
+    ID_RULE,
+    EventRejected,
+    TimeFormatError,
+    clean_id,
+    parse_event,
+    parse_rfc3339,
+)
 from callerconnect.logs import mask_phone_patterns
+from callerconnect.texts import quotable_case_number
 
 __all__ = ["EidoError", "events_from_eido"]
 
@@ -209,14 +240,8 @@ _MAX_DISTRICT = 64
 _MAX_UNIT_ID = 32
 _MAX_ETA_MINUTES = 1440
 _MIN_PRIORITY, _MAX_PRIORITY = 1, 9
-# Plausible years; also keeps UTC conversions and comparisons clear of overflow.
-_MIN_YEAR, _MAX_YEAR = 1900, 9998
-
-_RFC3339 = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?"
-    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})$"
-)
 _PRIORITY = re.compile(r"^\d{1,2}$")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _VISUAL_SEPARATORS = re.compile(r"[\s\-.()\[\]/]")
 _PHONE = re.compile(r"^\+?\d{7,15}$")
 
@@ -380,24 +405,14 @@ def _texts(obj: Mapping[str, Any], key: str, path: str) -> list[tuple[str, str]]
 
 
 def _parse_time(value: Any, path: str) -> datetime:
+    """The native adapter's strict RFC 3339 parser (years 1900–9998, in UTC too), after
+    trimming surrounding white space."""
     if not isinstance(value, str):
         raise EidoError(path, f"expected an RFC 3339 date-time as text, got {_json_type(value)}")
-    match = _RFC3339.match(value.strip())
-    if match is None:
-        raise EidoError(
-            path,
-            "is not an RFC 3339 date-time with an offset; expected e.g. "
-            "'2026-02-10T09:03:40-05:00' or '2026-02-10T14:03:40Z'",
-        )
-    fraction = (match["frac"] or "")[:6].ljust(6, "0")
-    offset = "+00:00" if match["offset"] in ("Z", "z") else match["offset"]
     try:
-        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{offset}")
-    except ValueError:
-        raise EidoError(path, "is not a valid date and time") from None
-    if not _MIN_YEAR <= moment.year <= _MAX_YEAR:
-        raise EidoError(path, f"is outside the years {_MIN_YEAR}–{_MAX_YEAR}")
-    return moment
+        return parse_rfc3339(value.strip())
+    except TimeFormatError as error:
+        raise EidoError(path, str(error)) from None
 
 
 def _time(obj: Mapping[str, Any], key: str, path: str) -> datetime | None:
@@ -473,20 +488,27 @@ def _incident_id(doc: Mapping[str, Any], incident: Mapping[str, Any], path: str)
         (doc, "", "incidentTrackingIdentifier"),
         (doc, "", "$id"),
     ):
-        value = _text(obj, key, obj_path)
+        value = _text(obj, key, obj_path)  # trimmed; empty or only spaces counts as absent
         if value is None:
             continue
-        if len(value) > _MAX_ID:
-            raise EidoError(
-                _join(obj_path, key),
-                f"the incident id is {len(value)} characters; at most {_MAX_ID}",
-            )
-        return value
+        return _usable_id(value, _join(obj_path, key), "incident id")
     raise EidoError(
         "incidentComponent.incidentTrackingIdentifier",
         "the document has no incident id; expected incidentComponent.incidentTrackingIdentifier "
         "or a top-level $id (non-empty text)",
     )
+
+
+def _usable_id(value: str, path: str, what: str) -> str:
+    """An incident id as the native intake takes it (trimmed, at most 128 characters, no
+    control or invisible characters), else the document is unusable: an error naming
+    the element, so the whole document is refused with 422 (not some of its events)."""
+    if len(value) > _MAX_ID:
+        raise EidoError(path, f"the {what} is {len(value)} characters; at most {_MAX_ID}")
+    cleaned = clean_id(value)
+    if cleaned is None:
+        raise EidoError(path, f"the {what} {ID_RULE}")
+    return cleaned
 
 
 def _limited(value: str | None, path: str, limit: int, what: str) -> str | None:
@@ -525,21 +547,61 @@ def _case_number(incident: Mapping[str, Any], path: str) -> str | None:
     here = _join(path, key)
     if not isinstance(value, str):
         raise EidoError(here, f"expected the case number as text, got {_json_type(value)}")
-    return _limited(value.strip() or None, here, _MAX_CASE_NUMBER, "case number")
+    value = value.strip()
+    if not value:
+        return None
+    _limited(value, here, _MAX_CASE_NUMBER, "case number")
+    # One that a text may not quote (a link, a line break, an emoji...) is not mapped,
+    # like an unusable callback: the snapshot's other facts (a caution, a new type)
+    # still apply, and a call without a case number gets no confirmation.
+    return quotable_case_number(value)
 
 
 def _call_type(incident: Mapping[str, Any], path: str) -> dict[str, str] | None:
     code_key, text_key = "incidentTypeInternalCode", "incidentTypeInternalText"
-    code = _limited(
-        _text(incident, code_key, path), _join(path, code_key), _MAX_CODE, "call-type code"
-    )
-    description = _text(incident, text_key, path)
+    registry_key = "incidentTypeCommonRegistryText"
+    code = _text(incident, code_key, path)
+    description = _text(incident, text_key, path) or _first_text(incident, registry_key, path)
+    # Fail closed. The adapter is stateless, so it cannot see that a snapshot changes
+    # the type; every snapshot's type must therefore replace the previous one, or a
+    # reclassification to "Sexual assault" sent without an internal code would leave
+    # the call a textable THEFT. So a type given only as text (internal, else common
+    # registry) becomes the code itself: the policy looks it up like any code (trimmed,
+    # case-folded), so a text that happens to be a code of the table ("Theft") counts as
+    # that code and anything else is an unknown call type, which is never texted.
     if code is None:
-        return None
+        code = description
+    if code is None:
+        return None  # no type at all in this snapshot: nothing to restate
+    # A code the native schema cannot carry (too long, or characters no database
+    # stores) must still replace the previous type: an opaque code that no call-type
+    # table holds stands for it (never truncated: a cut code could match another entry).
+    if len(code) > _MAX_CODE or _UNSTORABLE.search(code):
+        code = _opaque_code(code)
     call_type = {"code": code}
+    description = _storable(description)
     if description:
         call_type["description"] = description[:_MAX_DESCRIPTION]
     return call_type
+
+
+def _storable(value: str | None) -> str | None:
+    """A descriptive text (a district, a description, a unit name), or None when it
+    holds what no database stores (NUL, half a surrogate pair): such a text is not
+    mapped, like any other unusable value, rather than refusing the whole snapshot."""
+    return None if value is None or _UNSTORABLE.search(value) else value
+
+
+def _opaque_code(text: str) -> str:
+    """A code for a type the native schema cannot express; '?' starts no real code."""
+    digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+    return f"?{digest[:24]}"
+
+
+def _first_text(obj: Mapping[str, Any], key: str, path: str) -> str | None:
+    """A text, or the first of a list of texts (published samples use both)."""
+    found = _texts(obj, key, path)
+    return found[0][0] if found else None
 
 
 def _is_caller(person: Mapping[str, Any], path: str) -> bool:
@@ -659,7 +721,9 @@ def _call_fields(doc: Mapping[str, Any], incident: Mapping[str, Any], path: str)
     if call_type:
         fields["call_type"] = call_type
     key = "beatOrDispatchGroupText"
-    district = _limited(_text(incident, key, path), _join(path, key), _MAX_DISTRICT, "district")
+    district = _storable(
+        _limited(_text(incident, key, path), _join(path, key), _MAX_DISTRICT, "district")
+    )
     if district:
         fields["district"] = district
     caller = _caller(doc)
@@ -682,13 +746,16 @@ def _disposition(doc: Mapping[str, Any], incident: Mapping[str, Any], path: str)
             break
     disposition: dict[str, str] = {}
     key = "dispositionCommonRegistryCode"
-    code = _limited(
-        _text(chosen, key, chosen_path), _join(chosen_path, key), _MAX_CODE, "disposition code"
+    code = _storable(
+        _limited(
+            _text(chosen, key, chosen_path), _join(chosen_path, key), _MAX_CODE, "disposition code"
+        )
     )
     if code:
         disposition["code"] = code
-    description = _text(chosen, "dispositionDescriptionText", chosen_path) or _text(
-        chosen, "dispositionCategoryText", chosen_path
+    description = _storable(
+        _text(chosen, "dispositionDescriptionText", chosen_path)
+        or _text(chosen, "dispositionCategoryText", chosen_path)
     )
     if description:
         disposition["description"] = description[:_MAX_DESCRIPTION]
@@ -738,7 +805,12 @@ def _units(doc: Mapping[str, Any], incident_ids: set[str], default_at: datetime)
         component_id = _text(unit, "$id", path)
         name = _text(unit, "emergencyResourceName", path)
         unit_id = next(
-            (c for c in (name, component_id) if c is not None and len(c) <= _MAX_UNIT_ID), None
+            (
+                c
+                for c in (name, component_id)
+                if c is not None and len(c) <= _MAX_UNIT_ID and _storable(c)
+            ),
+            None,
         )
         at = _time(unit, "lastUpdateTimeStamp", path) or default_at
         eta = _time(unit, "eta", path)
@@ -775,7 +847,12 @@ def _unit_payload(dispatch: _Dispatch, at: datetime) -> dict[str, Any]:
     unit = dispatch.unit
     if unit is not None and unit.unit_id:
         payload["id"] = unit.unit_id
-    elif unit is None and dispatch.unit_ref and len(dispatch.unit_ref) <= _MAX_UNIT_ID:
+    elif (
+        unit is None
+        and dispatch.unit_ref
+        and len(dispatch.unit_ref) <= _MAX_UNIT_ID
+        and _storable(dispatch.unit_ref)
+    ):
         payload["id"] = dispatch.unit_ref
     if unit is not None and unit.eta is not None:
         minutes = math.ceil((unit.eta - at).total_seconds() / 60)
@@ -791,9 +868,10 @@ def _merge(doc: Mapping[str, Any], default_at: datetime) -> tuple[datetime, str]
         if direction is None or direction.upper() != "REPLACED":
             continue
         key = "incidentTrackingIdentifier"
-        target = _limited(_text(merge, key, path), _join(path, key), _MAX_ID, "incident id")
+        target = _text(merge, key, path)
         if target is None:
             continue
+        target = _usable_id(target, _join(path, key), "incident id")
         merges.append((_time(merge, "lastUpdateTimeStamp", path) or default_at, target))
     return min(merges, default=None)
 
@@ -899,7 +977,7 @@ def events_from_eido(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     if closed is not None:
         planned.append(closed)
     planned.sort(key=lambda item: (item[1], _TYPE_ORDER[item[0]]))
-    return [
+    events = [
         {
             "event_id": _event_id(incident_id, event_type, at),
             "incident_id": incident_id,
@@ -909,3 +987,39 @@ def events_from_eido(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         }
         for event_type, at, payload in planned
     ]
+    for event in events:
+        _check_native(event, incident_path)
+    return events
+
+
+# Where each native field comes from, to name the element when an event would be refused.
+_SOURCES = {
+    "case_number": "documentIdentification",
+    "priority": "incidentPriorityInternalText",
+    "call_type.code": "incidentTypeInternalCode",
+    "call_type.description": "incidentTypeInternalText",
+    "district": "beatOrDispatchGroupText",
+}
+_TOP_SOURCES = {
+    "caller": "callbackComponent",
+    "unit": "emergencyResourceComponent",
+    "disposition": "dispositionComponent",
+    "merged_into": "mergeComponent",
+}
+
+
+def _check_native(event: dict[str, Any], incident_path: str) -> None:
+    """Every event must pass the native intake as it is. One it would refuse means the
+    document cannot be used: that is an :class:`EidoError` (the document is answered
+    422 and kept as a dead letter), never a 202 with some of its events rejected and
+    the others folded, which would apply half a snapshot."""
+    try:
+        parse_event(event)
+    except EventRejected as rejected:
+        field = rejected.field
+        source = _SOURCES.get(field)
+        if source is not None:
+            path = _join(incident_path, source)
+        else:
+            path = _TOP_SOURCES.get(field.split(".", 1)[0], "$")
+        raise EidoError(path, f"cannot be mapped: {rejected.message}") from None

@@ -4,13 +4,27 @@ Validation answers with the field and the rule that failed, for the 422 body and
 dead-letter record. A caller phone that cannot be used is not a reason to reject the
 event (its other facts, such as a risk flag, still matter): the fact records it as
 ``phone_invalid`` and the call is simply not texted.
+
+Beyond the schema (all rules answer without quoting the value):
+
+* ``occurred_at`` is strict RFC 3339 with an offset (:func:`parse_rfc3339`, shared with
+  the EIDO adapter), years 1900–9998 as written and in UTC (rule ``format``).
+* ``event_id``, ``incident_id`` and ``merged_into`` are trimmed of surrounding white
+  space: ``"I-1 "`` is the incident ``"I-1"`` (a risk flag sent with a trailing space
+  must reach the call), and ``"e-1 "`` the event ``"e-1"`` (the same id, so a resend
+  that differs only there is a duplicate, as the incident it names is the same). Empty
+  after trimming, or holding a control or invisible formatting character, is rule
+  ``pattern`` (:data:`ID_PATTERN`, also in the schema).
+* ``case_number`` is quoted in texts, so it must be safe to quote
+  (:func:`callerconnect.texts.quotable_case_number`; rule ``pattern``, also in the
+  schema). The fact carries it normalised (trimmed, Unicode dashes made ``-``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,6 +35,7 @@ from jsonschema.exceptions import ValidationError
 from callerconnect.adapters.sms.phone import InvalidPhone, normalize_phone
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.logs import mask_phone_patterns
+from callerconnect.texts import CASE_NUMBER_RULE, WHITE_SPACE, quotable_case_number
 
 
 class EventRejected(ValueError):
@@ -57,6 +72,10 @@ def _describe(error: ValidationError) -> EventRejected:
         field = ".".join(p for p in (path, missing[0] if missing else "") if p)
         return EventRejected(field or "(body)", "required", f"{field} is required")
     field = path or "(body)"
+    described = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator in ("pattern", "not") and isinstance(described, str):
+        # The intake's own rules (ids, case number): said in words, not as a regex.
+        return EventRejected(field, "pattern", f"{field}: {described}")
     # Never echo the value back: a CAD that puts the caller's number in the wrong field
     # (or in the right one, wrongly shaped) must not find it in an error answer, a dead
     # letter's error column or a log. Say which rule it broke, from the schema.
@@ -109,29 +128,120 @@ def _rule(validator: str, expected: Any) -> str:
     return words.get(validator, f"breaks the schema rule '{validator}'")
 
 
-FIRST_YEAR, LAST_YEAR = 1900, 9998  # as the EIDO adapter accepts
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # in the time's own offset and in UTC, both adapters
+
+# RFC 3339, section 5.6: full-date "T" full-time, the offset required (a time without one
+# is a local time of unknown zone). ASCII digits only (``\d`` would take any script's),
+# ``T``/``Z`` in either case (the ABNF is case-insensitive), a fraction of any length.
+# Nothing ISO 8601 allows beyond that: no ``+05`` or ``+0500`` offsets, no week dates,
+# no basic format (``20261128T134700Z``), no time without seconds, no space for ``T``.
+_RFC3339 = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.(?P<frac>[0-9]+))?"
+    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))"
+)
+RFC3339_EXPECTED = (
+    "is not an RFC 3339 date-time with an offset; expected e.g. "
+    "'2026-02-10T09:03:40-05:00' or '2026-02-10T14:03:40Z'"
+)
+
+
+class TimeFormatError(ValueError):
+    """A time that is not a usable RFC 3339 date-time; the message says why in words and
+    never quotes the value (it may be anything, a phone number included)."""
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """A strict RFC 3339 date-time with an offset, kept in that offset, or
+    :class:`TimeFormatError`. The one time parser of both adapters.
+
+    The year must lie in ``FIRST_YEAR``..``LAST_YEAR`` both as written and in UTC, so
+    that converting to UTC and comparing with other moments cannot overflow and every
+    stored moment is a plausible one (``9998-12-31T23:59:59-23:59`` is year 9999 in UTC).
+    """
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise TimeFormatError(RFC3339_EXPECTED)
+    off_hour, off_minute = int(match["off_hour"] or 0), int(match["off_minute"] or 0)
+    if off_hour > 23 or off_minute > 59:
+        raise TimeFormatError("has an offset outside -23:59..+23:59")
+    sign = -1 if match["sign"] == "-" else 1
+    try:
+        moment = datetime(
+            int(match["year"]),
+            int(match["month"]),
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            int(match["second"]),
+            int((match["frac"] or "")[:6].ljust(6, "0")),
+            tzinfo=timezone(sign * timedelta(hours=off_hour, minutes=off_minute)),
+        )
+    except ValueError:  # month 13, February 30, hour 24, a leap second...
+        raise TimeFormatError("is not a valid date and time") from None
+    # The written year first: only then is the conversion to UTC sure not to overflow.
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR or not (
+        FIRST_YEAR <= moment.astimezone(UTC).year <= LAST_YEAR
+    ):
+        raise TimeFormatError(f"is outside the years {FIRST_YEAR}–{LAST_YEAR} (in UTC too)")
+    return moment
 
 
 def parse_occurred_at(value: str, field: str = "occurred_at") -> datetime:
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise EventRejected(field, "format", f"{field}: is not an RFC 3339 date-time") from None
-    if moment.tzinfo is None:
-        raise EventRejected(
-            field,
-            "format",
-            f"{field}: needs a UTC offset, e.g. 2026-01-16T09:02:11-05:00",
-        )
-    # Far from the ends of datetime's range, so that converting to UTC and comparing
-    # with other moments cannot overflow (year 1 at +01:00 is before year 1 in UTC).
-    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
-        raise EventRejected(
-            field,
-            "format",
-            f"{field}: is outside the years {FIRST_YEAR}–{LAST_YEAR}",
-        )
-    return moment
+        return parse_rfc3339(value)
+    except TimeFormatError as error:
+        raise EventRejected(field, "format", f"{field}: {error}") from None
+
+
+# --------------------------------------------------------------------------- ids
+
+# Ids are compared exactly, so a character nobody sees would make two ids that read the
+# same name two incidents (a risk flag for "I-1\u200b" would miss the call "I-1"):
+# control characters (C0, DEL, C1), the invisible formatting characters (soft hyphen,
+# zero-width and bidi controls, word joiners, BOM, interlinear annotation, tags) and
+# line/paragraph separators are refused. Surrounding white space is trimmed.
+INVISIBLE = (
+    "\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
+)  # the inside of a regular-expression character class
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
+ID_RULE = "must hold a visible character and no control or invisible formatting character"
+#: The id rule as one JSON Schema pattern (searched), in ``cad-event.schema.json`` too:
+#: optional surrounding white space, then a visible character, no invisible ones.
+ID_PATTERN = (
+    f"^[{WHITE_SPACE}]*[^{WHITE_SPACE}{INVISIBLE}](?:[^{INVISIBLE}]*[^{WHITE_SPACE}{INVISIBLE}])?"
+    f"[{WHITE_SPACE}]*$"
+)
+
+
+def clean_id(value: str) -> str | None:
+    """An id without its surrounding white space, or None when it cannot be used
+    (nothing left, or a control or invisible formatting character)."""
+    trimmed = value.strip(WHITE_SPACE)
+    if not trimmed or _INVISIBLE.search(trimmed):
+        return None
+    return trimmed
+
+
+def _clean_id(payload: dict[str, Any], field: str) -> str | None:
+    value = payload.get(field)
+    if value is None:
+        return None
+    cleaned = clean_id(str(value))
+    if cleaned is None:  # the schema's pattern says the same; this is a second line
+        raise EventRejected(field, "pattern", f"{field}: {ID_RULE}")
+    return cleaned
+
+
+def _clean_case_number(payload: dict[str, Any]) -> str | None:
+    value = payload.get("case_number")
+    if value is None:
+        return None
+    quotable = quotable_case_number(value)
+    if quotable is None:
+        raise EventRejected("case_number", "pattern", f"case_number: {CASE_NUMBER_RULE}")
+    return quotable
 
 
 def normalize_language(value: str | None) -> str | None:
@@ -189,7 +299,11 @@ def parse_event(payload: Any) -> CallFact:
     errors = sorted(_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:
         raise _describe(errors[0])
+    event_id = _clean_id(payload, "event_id") or ""  # required: never None here
+    incident_id = _clean_id(payload, "incident_id") or ""
+    merged_into = _clean_id(payload, "merged_into")
     occurred_at = parse_occurred_at(payload["occurred_at"])
+    case_number = _clean_case_number(payload)
     caller = payload.get("caller") or {}
     phone: str | None = None
     phone_invalid = False
@@ -202,11 +316,11 @@ def parse_event(payload: Any) -> CallFact:
     unit = payload.get("unit") or {}
     disposition = payload.get("disposition") or {}
     return CallFact(
-        event_id=payload["event_id"],
-        incident_id=payload["incident_id"],
+        event_id=event_id,
+        incident_id=incident_id,
         occurred_at=occurred_at,
         type=FactType(payload["type"]),
-        case_number=payload.get("case_number"),
+        case_number=case_number,
         priority=payload.get("priority"),
         call_type_code=call_type.get("code"),
         call_type_description=call_type.get("description"),
@@ -221,5 +335,5 @@ def parse_event(payload: Any) -> CallFact:
         eta_minutes=unit.get("eta_minutes"),
         disposition_code=disposition.get("code"),
         disposition_description=disposition.get("description"),
-        merged_into=payload.get("merged_into"),
+        merged_into=merged_into,
     )
