@@ -329,7 +329,7 @@ def test_common_priority_number_alone_gives_no_priority() -> None:
     assert all("priority" not in event for event in events)
 
 
-@pytest.mark.parametrize(("given", "expected"), [("3", 3), (" 3 ", 3), ("09", 9), (1, 1)])
+@pytest.mark.parametrize(("given", "expected"), [("3", 3), (" 3 ", 3), ("09", 9), (1, 1), (4.0, 4)])
 def test_agency_priority_is_read_as_an_integer(given: object, expected: int) -> None:
     doc = load("theft-2001-1-received")
     doc["incidentComponent"]["incidentPriorityInternalText"] = given

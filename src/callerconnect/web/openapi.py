@@ -228,9 +228,10 @@ def _answer_pattern(values: list[str]) -> str:
 def survey_form_schema(definition: SurveyDefinition, *, landline: bool) -> Json:
     """The fields of the survey form, as the page posts them.
 
-    ``action`` is ``submit`` (the default; anything but a language switch submits) or
-    ``lang:en``/``lang:fr``, which re-renders the form in that language with what was
-    typed, validating nothing. A submission needs at least one answer or a comment.
+    ``action`` is ``submit`` (the default) or ``lang:en``/``lang:fr``, which re-renders
+    the form in that language with what was typed, validating nothing; any other value
+    is not a button of the form and gets the form back (422), nothing recorded. A
+    submission needs at least one answer or a comment.
     """
     answers: Json = {}
     for question in definition.questions:
@@ -257,7 +258,7 @@ def survey_form_schema(definition: SurveyDefinition, *, landline: bool) -> Json:
         "properties": {
             **common,
             **answers,
-            "action": {"type": "string", "not": {"enum": ["lang:en", "lang:fr"]}},
+            "action": {"enum": ["submit"]},
         },
         "anyOf": one_answer,
     }

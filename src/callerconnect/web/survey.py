@@ -612,8 +612,8 @@ def build_survey_router(
         action = form.get("action", "submit")
         if action.startswith("lang:") and action[5:] in LANGUAGES:
             return link_form(token, action[5:], form, None, 200, focus_switch=True)
-        if action != "submit":  # not a button of ours: show the form again, record nothing
-            return link_form(token, lang, form, None, 200)
+        if action != "submit":  # not a button of ours: the form again, nothing recorded
+            return link_form(token, lang, form, None, 422)
         validation = read_answers(definition, form)
         if not validation.ok:
             return link_form(token, lang, form, validation, 422)
@@ -690,7 +690,7 @@ def build_survey_router(
         if action.startswith("lang:") and action[5:] in LANGUAGES:
             return landline_form(request, action[5:], form, None, 200, focus_switch=True)
         if action != "submit":
-            return landline_form(request, lang, form, None, 200)
+            return landline_form(request, lang, form, None, 422)
         validation = read_answers(definition, form)
         case_number = normalize_case_number(form.get(CASE_FIELD, ""))
         if not validation.ok or isinstance(case_number, ErrorCode):

@@ -524,6 +524,8 @@ def _priority(incident: Mapping[str, Any], path: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     expected = f"expected the agency's priority as an integer {_MIN_PRIORITY}..{_MAX_PRIORITY}"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 4.0 is the integer 4 in JSON (and in the native schema)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise EidoError(here, f"{expected}, got {_json_type(value)}")
     if isinstance(value, str):
