@@ -34,6 +34,7 @@ __all__ = [
     "MAX_CASE_NUMBER",
     "WHITE_SPACE",
     "TextKind",
+    "UnquotableCaseNumber",
     "quotable_case_number",
     "render_text",
 ]
@@ -48,6 +49,10 @@ _SINGLE_LANGUAGES = ("en", "fr")
 # Between the halves and before the last line. A line feed is one GSM-7 septet,
 # cheaper than " / " and easier to read on a phone.
 _LINE_BREAK = "\n"
+
+
+class UnquotableCaseNumber(ValueError):
+    """A confirmation whose case number the text may not quote (see below)."""
 
 
 # --- case numbers ---------------------------------------------------------------------
@@ -219,7 +224,7 @@ def render_text(
     if kind is TextKind.confirmation and case_number is None:
         raise ValueError("a confirmation needs case_number")
     if kind is TextKind.confirmation and quotable is None:
-        raise ValueError(f"case_number cannot be quoted in a text: it {CASE_NUMBER_RULE}")
+        raise UnquotableCaseNumber(f"case_number cannot be quoted in a text: it {CASE_NUMBER_RULE}")
     case_number = quotable
     if kind is TextKind.survey_invitation and survey_url is None:
         raise ValueError("a survey invitation needs survey_url")

@@ -10,6 +10,8 @@ another, a "no texts" told to the call-taker on an earlier call.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +19,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from callerconnect.adapters.db.tables import CallRow, ProtectedPhoneRow
+from callerconnect.adapters.cad.eido import events_from_eido
+from callerconnect.adapters.crypto import Vault
+from callerconnect.adapters.db.tables import CallRow, DeadLetterRow, ProtectedPhoneRow
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
@@ -280,3 +284,133 @@ def test_an_eido_snapshot_with_the_same_time_and_another_type_holds_the_incident
     with app.db.transaction() as session:
         reasons = set(session.scalars(select(CallRow.reason)).all())
     assert reasons <= {"held:changed_event", "excluded:sexual_assault"}
+
+
+# --- found by reviewing the holds --------------------------------------------------------
+
+
+def test_a_hold_learned_after_the_merge_reaches_the_call_it_was_merged_into(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(
+        app,
+        received("A", T0, phone="613-555-0199"),
+        received("B", T0, phone=PHONE),
+        event("A", "call.merged", T0 + timedelta(minutes=1), merged_into="B"),
+    )
+    refused = event("A", "call.updated", T0 + timedelta(minutes=2), risk_flag="yes")
+    assert post(app, refused) == ["rejected"]
+    post(app, event("B", "call.cleared", T0 + timedelta(minutes=20)))
+    play_out(app, clock)
+    assert reason_of(app, "B") == "held:merged_protected_call"
+    assert [t for t in texts(app) if t.incident == "B" and t.status == "sent"] == []
+
+
+def test_a_hold_on_a_cancelled_call_still_protects_its_number(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(
+        app,
+        received("A", T0, phone="613-555-0199"),
+        event("A", "call.cancelled", T0 + timedelta(minutes=1)),
+    )
+    refused = event("A", "call.updated", T0 + timedelta(minutes=2), risk_flag="yes")
+    assert post(app, refused) == ["rejected"]
+    assert reason_of(app, "A") == "held:unreadable_event"
+    post(app, received("C", T0 + timedelta(minutes=30), phone="613-555-0199"))
+    play_out(app, clock)
+    assert [t for t in texts(app) if t.status == "sent"] == []
+
+
+def test_a_danger_travels_along_a_chain_of_merges(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    post(
+        app,
+        received("C", T0, phone=PHONE),
+        received("B", T0, phone="613-555-0123"),
+        event("B", "call.merged", T0 + timedelta(minutes=1), merged_into="C"),
+        received("A", T0, code="SEXASSLT", phone="613-555-0199"),
+        event("A", "call.merged", T0 + timedelta(minutes=2), merged_into="B"),
+        event("C", "call.cleared", T0 + timedelta(minutes=20)),
+    )
+    play_out(app, clock)
+    assert reason_of(app, "C") == "held:merged_protected_call"
+    assert [t for t in texts(app) if t.incident == "C" and t.status == "sent"] == []
+
+
+def test_merges_in_a_circle_end(app: Application) -> None:
+    assert (
+        post(
+            app,
+            received("A", T0, code="IPV", phone="613-555-0199"),
+            event("A", "call.merged", T0 + timedelta(minutes=1), merged_into="B"),
+            event("B", "call.merged", T0 + timedelta(minutes=2), merged_into="A"),
+        )
+        == ["accepted"] * 3
+    )
+    assert reason_of(app, "B") == "held:merged_protected_call"
+
+
+def test_a_merge_event_with_the_longest_id_still_carries_the_danger(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """Event ids may be 128 characters (EIDO ones built from URNs are); the hold on the
+    call merged into must fit the decision log (PostgreSQL enforces the length)."""
+    post(app, received("A", T0, code="SEXASSLT", phone="613-555-0199"), received("B", T0))
+    merge = event("A", "call.merged", T0 + timedelta(minutes=1), merged_into="B")
+    merge["event_id"] = "m" * 128
+    assert post(app, merge) == ["accepted"]
+    assert reason_of(app, "B") == "held:merged_protected_call"
+
+
+def test_an_eido_priority_changed_and_changed_back_holds_nothing(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """Snapshots re-send their facts under the ids they used before, with the latest
+    fields: only a lasting danger in them holds, not a priority that moved."""
+    first = json.loads(sorted(EIDO.glob("theft-2001-*.json"))[0].read_text())
+    snapshots = [first]
+    for n, priority in enumerate(["2", "4"], start=5):
+        later = json.loads(json.dumps(first))
+        later["lastUpdateTimeStamp"] = f"2026-02-10T09:0{n}:40-05:00"
+        later["incidentComponent"]["incidentPriorityInternalText"] = priority
+        snapshots.append(later)
+    for snapshot in snapshots:
+        for derived in events_from_eido(snapshot):
+            app.intake.submit(derived, "eido")
+    with app.db.transaction() as session:
+        reasons = set(session.scalars(select(CallRow.reason)).all())
+    assert reasons == {"eligible"}
+
+
+def test_an_unreadable_dead_letter_neither_stops_the_purge_nor_the_worker(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """A value under a key no longer configured (keys rotate leaves them) is skipped."""
+    foreign = Vault("a-secret-key-this-deployment-never-had-0123456789")
+    with app.db.transaction() as session:
+        session.add(
+            DeadLetterRow(
+                agency_id="default",
+                received_at=T0 - timedelta(days=30),
+                source="test",
+                payload_encrypted=foreign.encrypt('{"caller": {"phone": "613-555-0142"}}'),
+                error_code="type",
+                error="x",
+                status="new",
+            )
+        )
+    purge_phones(app.db, app.vault, T0, app.settings.privacy.phone_retention)
+    post(app, received("I-1", T0))
+    stop = threading.Event()
+    worker = threading.Thread(target=app.dispatcher.run_forever, args=(stop, 0.05))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not console.sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert len(console.sent) == 1

@@ -18,6 +18,9 @@ from typing import Any
 
 from callerconnect.domain.facts import CallFact, FactType
 
+# ``merged_into`` of a call the CAD said was merged without saying into what.
+MERGED_TARGET_UNKNOWN = "unknown"
+
 # Fields copied from a fact when present, newest fact wins.
 VERSIONED_FIELDS = (
     "case_number",
@@ -142,7 +145,8 @@ def fold(call: Call, fact: CallFact) -> Call:
         case FactType.MERGED:
             changes["merged_at"] = _earliest(call.merged_at, at)
             if fact.merged_into is None and call.merged_into is None:
-                changes["merged_into"] = "unknown"  # merged, target not said: still closed
+                # Merged, target not said: still closed.
+                changes["merged_into"] = MERGED_TARGET_UNKNOWN
         case FactType.UPDATED:
             pass
     changes["field_times"] = MappingProxyType(times)

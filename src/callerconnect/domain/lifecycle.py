@@ -74,8 +74,13 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
         # An excluded classification blocks the call even when it arrives late and a
         # newer classification already stands: someone judged this call dangerous.
         after = replace(after, blocked_reason=f"excluded:{reported.category}")
-    if fact.hold is not None and after.blocked_reason is None:
-        after = replace(after, blocked_reason=fact.hold)  # fail closed: see service/holds.py
+    if fact.hold is not None and not (after.blocked_reason or "").startswith(
+        ("excluded:", "held:")
+    ):
+        # Fail closed (service/holds.py). A hold also replaces a milder lasting reason
+        # (merged, cancelled, opted out): it says more, and what protects the number and
+        # follows a merge reads it.
+        after = replace(after, blocked_reason=fact.hold)
     reason = eligibility(after, policy)
     actions: list[Action] = []
 

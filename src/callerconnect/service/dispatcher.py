@@ -193,12 +193,16 @@ class Dispatcher:
             self.provider.start()
         next_purge = self.clock.now()
         while not stop.is_set():
-            try:
-                if self.clock.now() >= next_purge:
+            if self.clock.now() >= next_purge:
+                # On its own: a purge that fails must never keep texts from going out.
+                next_purge = self.clock.now() + _PURGE_EVERY
+                try:
                     purge_phones(
                         self.db, self.vault, self.clock.now(), self.options.phone_retention
                     )
-                    next_purge = self.clock.now() + _PURGE_EVERY
+                except Exception:
+                    log.exception("action=purge_failed owner=%s", self.options.owner)
+            try:
                 self.run_due(stop)
             except Exception:  # keep the worker alive through a database restart
                 log.exception("action=worker_pass_failed owner=%s", self.options.owner)
@@ -441,7 +445,7 @@ class Dispatcher:
                     survey_url=survey_url,
                     non_emergency_number=self.options.non_emergency_number,
                 )
-            except ValueError:
+            except texts.UnquotableCaseNumber:
                 # A case number the intake now refuses, stored before it did: this text
                 # cannot be written safely. It is suppressed, not retried for ever.
                 self._not_now(outbox, row, "suppressed:unquotable_case_number", None, now)

@@ -89,6 +89,31 @@ def may_change_safety(payload: Any, policy: Policy) -> bool:
     return False
 
 
+def adds_sticky_danger(payload: Any, policy: Policy) -> bool:
+    """Whether an event (stored under an id already used for other content) says
+    something that would stop its call's texts *for good*: a risk flag, in progress, an
+    opt-out, a call type the policy would not text, a cancellation or a merge. A changed
+    priority or district is not: an EIDO snapshot re-sends its facts under the ids it
+    used before, with the latest fields, and those arrive as their own facts anyway."""
+    if not isinstance(payload, Mapping):
+        return False
+    if not _harmless(payload.get("risk_flag")) or not _harmless(payload.get("in_progress")):
+        return True
+    caller = payload.get("caller")
+    if isinstance(caller, Mapping) and not _harmless(caller.get("sms_opt_out")):
+        return True
+    if payload.get("type") in (FactType.CANCELLED.value, FactType.MERGED.value):
+        return True
+    if payload.get("merged_into") is not None:
+        return True
+    call_type = payload.get("call_type")
+    code = call_type.get("code") if isinstance(call_type, Mapping) else None
+    if isinstance(code, str):
+        known = policy.call_type(code)
+        return known is None or not known.textable
+    return False
+
+
 def eido_incidents(document: Any) -> list[str]:
     """Every incident id a refused EIDO document may be about (the adapter's rules:
     ``incidentComponent.incidentTrackingIdentifier``, a top-level one, the top-level

@@ -31,7 +31,7 @@ from callerconnect.adapters.db.repositories import (
 )
 from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
 from callerconnect.clock import Clock
-from callerconnect.domain.calls import Call
+from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
     CancelPending,
@@ -46,6 +46,7 @@ from callerconnect.service.holds import (
     HELD_CHANGED_EVENT,
     HELD_MERGED_PROTECTED,
     HELD_UNREADABLE,
+    adds_sticky_danger,
     incident_of,
     may_change_safety,
 )
@@ -167,44 +168,29 @@ class Intake:
     def _fold(self, fact: CallFact, payload: dict[str, Any], source: str) -> IntakeResult:
         now = self.clock.now()
         with self.db.transaction() as session:
-            stored_payload = stored_event_payload(session, self.agency_id, fact.event_id)
-            if stored_payload is not None:
-                duplicate = IntakeResult(fact.event_id, "duplicate")
-                if self._same_payload(stored_payload, payload):
-                    return duplicate
-                changed = True
-            else:
-                changed = False
-        if changed:
-            # The id was used before for something else: by contract only the first is
-            # folded, but the second might say the call is dangerous. Fail closed.
-            log_event(
-                log,
-                "event_id_reused",
-                logging.WARNING,
-                event_id=fact.event_id,
-                incident=fact.incident_id,
-                source=source,
-            )
-            if may_change_safety(payload, self.policy):
-                self.hold([fact.incident_id], HELD_CHANGED_EVENT, source)
-            return duplicate
-        with self.db.transaction() as session:
-            stored_row = CadEventRow(
-                agency_id=self.agency_id,
-                event_id=fact.event_id,
-                incident_id=fact.incident_id,
-                type=fact.type.value,
-                occurred_at=fact.occurred_at,
-                received_at=now,
-                source=source,
-                payload_encrypted=self.vault.encrypt(json.dumps(payload)),
-            )
-            if not add_event(session, stored_row):
-                return IntakeResult(fact.event_id, "duplicate")
-            call = self._apply(session, fact, now)
-            if call.merged_into not in (None, "unknown"):
-                self._carry_protection(session, call, fact, now)
+            # Checked and inserted in one transaction: an id stored by another process
+            # in between is found by the insert and compared like any other duplicate.
+            stored = stored_event_payload(session, self.agency_id, fact.event_id)
+            if stored is None:
+                stored_row = CadEventRow(
+                    agency_id=self.agency_id,
+                    event_id=fact.event_id,
+                    incident_id=fact.incident_id,
+                    type=fact.type.value,
+                    occurred_at=fact.occurred_at,
+                    received_at=now,
+                    source=source,
+                    payload_encrypted=self.vault.encrypt(json.dumps(payload)),
+                )
+                if add_event(session, stored_row):
+                    call = self._apply(session, fact, now)
+                    self._carry_protection(session, call, fact.event_id, now)
+                else:
+                    stored = stored_event_payload(session, self.agency_id, fact.event_id)
+        if stored is not None:
+            if not self._same_payload(stored, payload):
+                self._changed_duplicate(fact, payload, source)
+            return IntakeResult(fact.event_id, "duplicate")
         log_event(
             log,
             "event_accepted",
@@ -221,9 +207,28 @@ class Intake:
         except ValueError:  # VaultError included: cannot compare, so not the same
             return False
 
+    def _changed_duplicate(self, fact: CallFact, payload: dict[str, Any], source: str) -> None:
+        """The id was used before for something else. By contract only the first is
+        folded; but if the second says something that would stop the texts for good,
+        the incident is held (fail closed). An EIDO snapshot re-sends its facts under
+        the same ids with the latest fields, so anything milder is only logged."""
+        dangerous = adds_sticky_danger(payload, self.policy)
+        log_event(
+            log,
+            "event_id_reused",
+            logging.WARNING if dangerous else logging.INFO,
+            event_id=fact.event_id,
+            incident=fact.incident_id,
+            source=source,
+            held=dangerous,
+        )
+        if dangerous:
+            self.hold([fact.incident_id], HELD_CHANGED_EVENT, source)
+
     def hold(self, incidents: Sequence[str], reason: str, source: str) -> None:
         """Stop texting these incidents for good (service/holds.py): a hold fact folded
-        into each, creating the call if nothing else is known of it yet."""
+        into each, creating the call if nothing else is known of it yet, and carried to
+        the calls it was merged into."""
         now = self.clock.now()
         for incident in incidents:
             fact = CallFact(
@@ -236,9 +241,12 @@ class Intake:
             for attempt in range(self._RETRIES):
                 try:
                     with self.db.transaction() as session:
-                        self._apply(session, fact, now)
+                        call = self._apply(session, fact, now)
+                        self._carry_protection(session, call, fact.event_id, now)
                     break
-                except IntegrityError:  # a concurrent first insert of the call: again
+                # A concurrent first insert of the call, a lock timeout, a deadlock
+                # with another transaction on the same calls: try again.
+                except (IntegrityError, OperationalError):
                     if attempt == self._RETRIES - 1:
                         raise
             log_event(
@@ -250,13 +258,21 @@ class Intake:
                 source=source,
             )
 
-    def _carry_protection(self, session: Session, call: Call, fact: CallFact, now: Any) -> None:
+    def _carry_protection(
+        self,
+        session: Session,
+        call: Call,
+        event_id: str,
+        now: Any,
+        seen: frozenset[str] = frozenset(),
+    ) -> None:
         """A call merged into another takes its dangers with it: if the merged call may
         not be texted for a reason about the incident itself (an exclusion, a risk flag,
         in progress, a hold), the call it was merged into is held too — whether the
-        danger was known before the merge or arrives after it."""
+        danger was known before the merge or arrives after it — and so on along a chain
+        of merges."""
         target = call.merged_into
-        if target is None or target == call.incident_id:
+        if target is None or target == MERGED_TARGET_UNKNOWN or target in seen:
             return
         call_type = self.policy.call_type(call.call_type_code)
         protected = (
@@ -268,16 +284,17 @@ class Intake:
         if not protected:
             return
         hold = CallFact(
-            event_id=f"{HELD_MERGED_PROTECTED}:{fact.event_id}",
+            event_id=event_id,  # the event that revealed it: the decision log says so
             incident_id=target,
-            occurred_at=fact.occurred_at,
+            occurred_at=now,
             type=FactType.UPDATED,
             hold=HELD_MERGED_PROTECTED,
         )
-        self._apply(session, hold, now)
+        held = self._apply(session, hold, now)
         log_event(
             log, "incident_held", logging.WARNING, incident=target, reason=HELD_MERGED_PROTECTED
         )
+        self._carry_protection(session, held, event_id, now, seen | {call.incident_id})
 
     def _apply(self, session: Session, fact: CallFact, now: Any) -> Call:
         calls = CallRepository(session, self.vault)

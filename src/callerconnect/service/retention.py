@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select
 
-from callerconnect.adapters.crypto import Vault
+from callerconnect.adapters.crypto import Vault, VaultError
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import (
     CadEventRow,
@@ -33,6 +34,7 @@ log = logging.getLogger("callerconnect.retention")
 
 _UNCLOSED_GRACE = timedelta(days=30)
 _REPLAY_GRACE = timedelta(days=7)
+_LETTERS_PER_PASS = 500
 _PENDING = (TextStatus.SCHEDULED.value, TextStatus.SENDING.value)
 
 
@@ -50,6 +52,7 @@ def purge_phones(db: Database, vault: Vault, now: datetime, retention: timedelta
         | CallRow.cancelled_at.is_not(None)
         | CallRow.merged_into.is_not(None)
     )
+    unreadable = 0
     with db.transaction() as session:
         calls = session.scalars(
             select(CallRow)
@@ -75,9 +78,11 @@ def purge_phones(db: Database, vault: Vault, now: datetime, retention: timedelta
                     CadEventRow.incident_id == call.incident_id,
                 )
             ):
-                event.payload_encrypted = vault.encrypt(
-                    _without_phone(vault.decrypt(event.payload_encrypted))
-                )
+                rewritten = _rewritten(vault, event.payload_encrypted, _without_phone)
+                if rewritten is None:
+                    unreadable += 1
+                else:
+                    event.payload_encrypted = rewritten
         replies = session.scalars(
             select(OutboxRow)
             .where(
@@ -97,12 +102,16 @@ def purge_phones(db: Database, vault: Vault, now: datetime, retention: timedelta
                 DeadLetterRow.phone_purged_at.is_(None),
                 DeadLetterRow.received_at < cutoff - _REPLAY_GRACE,
             )
+            .order_by(DeadLetterRow.id)
+            .limit(_LETTERS_PER_PASS)  # after an upgrade, years of letters: a few passes
             .with_for_update()
         ).all()
         for letter in letters:
-            letter.payload_encrypted = vault.encrypt(
-                mask_phones_in_payload(vault.decrypt(letter.payload_encrypted))
-            )
+            rewritten = _rewritten(vault, letter.payload_encrypted, mask_phones_in_payload)
+            if rewritten is None:
+                unreadable += 1  # marked all the same, or every pass would try again
+            else:
+                letter.payload_encrypted = rewritten
             letter.error = mask_phone_patterns(letter.error)
             letter.phone_purged_at = now
         # A protection that has run out has no reason to keep the number's hash.
@@ -111,7 +120,25 @@ def purge_phones(db: Database, vault: Vault, now: datetime, retention: timedelta
         log_event(
             log, "phones_purged", calls=len(calls), replies=len(replies), dead_letters=len(letters)
         )
+    if unreadable:
+        # Under a key no longer configured (keys rotate leaves such values as they are):
+        # one value must not stop the purge of the others, nor the worker.
+        log_event(
+            log,
+            "purge_unreadable_values",
+            logging.WARNING,
+            count=unreadable,
+            hint="callerconnect keys check",
+        )
     return len(calls)
+
+
+def _rewritten(vault: Vault, token: str, change: Callable[[str], str]) -> str | None:
+    """``token``'s plaintext changed and encrypted again, or None if it cannot be read."""
+    try:
+        return vault.encrypt(change(vault.decrypt(token)))
+    except VaultError:
+        return None
 
 
 def _without_phone(raw: str) -> str:

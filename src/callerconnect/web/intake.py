@@ -275,10 +275,13 @@ def build_intake_router(app: Application) -> APIRouter:
         try:
             events = events_from_eido(body)
         except EidoError as error:
-            # A snapshot we cannot read may hold a caution or a reclassification: the
-            # incidents it names are held (service/holds.py).
+            answer = await reject_whole(
+                source, body, EventRejected(error.field, "eido", str(error))
+            )
+            # Kept first, then: a snapshot we cannot read may hold a caution or a
+            # reclassification, so the incidents it names are held (service/holds.py).
             await run_in_threadpool(app.intake.hold, eido_incidents(body), HELD_UNREADABLE, source)
-            return await reject_whole(source, body, EventRejected(error.field, "eido", str(error)))
+            return answer
         results = await run_in_threadpool(app.intake.submit_many, events, source)
         return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)
 
