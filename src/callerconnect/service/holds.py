@@ -59,34 +59,31 @@ def _storable_id(value: Any) -> str | None:
 
 
 def may_change_safety(payload: Any, policy: Policy) -> bool:
-    """Whether a native event we could not accept might have made its call untextable."""
+    """Whether a native event we could not accept might have made its call untextable:
+    a lasting danger it states (:func:`adds_sticky_danger`), or a safety field we cannot
+    read at all — a caller that is not an object, a call type without a code, a type we
+    do not know, a priority that is not one the policy texts."""
     if not isinstance(payload, Mapping):
         return False  # names no incident anyway
-    if not _harmless(payload.get("risk_flag")) or not _harmless(payload.get("in_progress")):
+    if adds_sticky_danger(payload, policy):
         return True
     caller = payload.get("caller")
-    if caller is not None and (
-        not isinstance(caller, Mapping) or not _harmless(caller.get("sms_opt_out"))
+    if caller is not None and not isinstance(caller, Mapping):
+        return True
+    if payload.get("type") not in {t.value for t in _OPEN_TYPES}:
+        return True
+    call_type = payload.get("call_type")
+    if call_type is not None and not (
+        isinstance(call_type, Mapping) and isinstance(call_type.get("code"), str)
     ):
         return True
-    if "merged_into" in payload and payload["merged_into"] is not None:
-        return True
-    kind = payload.get("type")
-    if kind not in {t.value for t in _OPEN_TYPES}:
-        return True  # cancelled, merged, or a type we cannot read
-    if "call_type" in payload and payload["call_type"] is not None:
-        call_type = payload["call_type"]
-        code = call_type.get("code") if isinstance(call_type, Mapping) else None
-        known = policy.call_type(code) if isinstance(code, str) else None
-        if known is None or not known.textable:
-            return True
-    if "priority" in payload and payload["priority"] is not None:
-        priority = payload["priority"]
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            return True
-        if priority not in policy.priorities:
-            return True
-    return False
+    priority = payload.get("priority")
+    textable_priority = (
+        isinstance(priority, int)
+        and not isinstance(priority, bool)
+        and priority in policy.priorities
+    )
+    return priority is not None and not textable_priority
 
 
 def adds_sticky_danger(payload: Any, policy: Policy) -> bool:
