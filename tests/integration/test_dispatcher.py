@@ -47,6 +47,7 @@ from tests.support.dispatch import (
     gaps,
     history,
     most_in_window,
+    other_worker,
     received,
     submit,
     text,
@@ -698,17 +699,6 @@ def test_rate_limit_holds_on_the_real_clock(
 
 
 # --- leases: crash recovery and slow sends --------------------------------------------
-
-
-def other_worker(app: Application, owner: str, provider: Any = None) -> Dispatcher:
-    return Dispatcher(
-        app.db,
-        app.vault,
-        app.policy,
-        app.clock,
-        provider or app.provider,
-        dataclasses.replace(app.dispatcher.options, owner=owner),
-    )
 
 
 def test_text_left_sending_by_a_dead_worker_is_sent_once_after_the_lease(

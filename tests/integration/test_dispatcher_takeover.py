@@ -9,7 +9,6 @@ the first one's request is "in flight". The process-level versions of the same s
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import threading
 import time
@@ -29,7 +28,14 @@ from callerconnect.domain.messages import TextStatus
 from callerconnect.service import dispatcher as dispatcher_module
 from callerconnect.service.dispatcher import SMS_RATE, Dispatcher
 from tests.conftest import T0, make_settings
-from tests.support.dispatch import assert_histories_valid, history, received, submit, text
+from tests.support.dispatch import (
+    assert_histories_valid,
+    history,
+    other_worker,
+    received,
+    submit,
+    text,
+)
 
 AppFactory = Callable[..., Application]
 #: Only confirmations, so each test watches one text per call.
@@ -39,18 +45,6 @@ ONLY_CONFIRMATIONS = {"CALLERCONNECT_POLICY__DELAY_NOTICE_AFTER__4": "off"}
 @pytest.fixture
 def app(app_factory: AppFactory, database_url: str) -> Application:
     return app_factory(database_url, **ONLY_CONFIRMATIONS)
-
-
-def worker(app: Application, owner: str, provider: Any = None) -> Dispatcher:
-    """Another worker process on the same database (its own owner id and provider)."""
-    return Dispatcher(
-        app.db,
-        app.vault,
-        app.policy,
-        app.clock,
-        provider or app.provider,
-        dataclasses.replace(app.dispatcher.options, owner=owner),
-    )
 
 
 def refs(console: ConsoleProvider) -> list[str]:
@@ -105,7 +99,7 @@ def test_text_that_kills_every_worker_fails_as_worker_lost_after_max_attempts(
     lease = app.dispatcher.options.lease
     submit(app, received("I-1", T0))
     for n in range(3):  # three workers claim it and die holding it
-        assert len(worker(app, f"dies-{n}")._claim()) == 1
+        assert len(other_worker(app, f"dies-{n}")._claim()) == 1
         clock.advance(lease + timedelta(seconds=1))
     assert app.dispatcher.run_due() == 0  # not a fourth time
     lost = text(app, "I-1", "confirmation")
@@ -128,10 +122,10 @@ def test_texts_claimed_alongside_a_deadly_one_are_not_failed_with_it(
     for n in range(1, 4):
         submit(app, received(f"I-{n}", T0, phone=f"613-555-010{n}", case_number=f"26-0000{n}"))
     deadly = text(app, "I-1", "confirmation").id
-    assert len(worker(app, "dies-0")._claim()) == 3  # a batch: I-1 first
+    assert len(other_worker(app, "dies-0")._claim()) == 3  # a batch: I-1 first
     for n in range(1, 3):
         clock.advance(lease + timedelta(seconds=1))
-        taken = worker(app, f"dies-{n}")._claim()
+        taken = other_worker(app, f"dies-{n}")._claim()
         assert taken == [deadly]  # taken back alone: the others are not in its batch
         app.dispatcher.run_due()  # a healthy worker sends the others
     clock.advance(lease + timedelta(seconds=1))
@@ -158,13 +152,13 @@ def test_failure_answer_after_a_takeover_leaves_the_text_the_other_worker_sent(
     not move a sent text back to ``scheduled`` (that raised IllegalTransition and failed
     the worker's pass)."""
     lease = app.dispatcher.options.lease
-    other = worker(app, "worker-b")
+    other = other_worker(app, "worker-b")
 
     def hang_past_the_lease() -> None:
         clock.advance(lease + timedelta(seconds=1))
         assert other.run_due() == 1
 
-    slow = worker(
+    slow = other_worker(
         app,
         "worker-a",
         InFlight(console, hang_past_the_lease, SendError("timeout", retryable=True)),
@@ -188,14 +182,14 @@ def test_success_answer_after_a_takeover_that_rescheduled_the_text_is_kept(
     text. It must be recorded as sent, not left ``scheduled`` to go out a second time."""
     lease = app.dispatcher.options.lease
     down = Refusing()
-    other = worker(app, "worker-b", down)
+    other = other_worker(app, "worker-b", down)
 
     def hang_past_the_lease() -> None:
         clock.advance(lease + timedelta(seconds=1))
         assert other.run_due() == 1
         assert text(app, "I-1", "confirmation").status == "scheduled"
 
-    slow = worker(app, "worker-a", InFlight(console, hang_past_the_lease))
+    slow = other_worker(app, "worker-a", InFlight(console, hang_past_the_lease))
     submit(app, received("I-1", T0))
     slow.run_due()
     assert down.calls == 1

@@ -4,6 +4,7 @@ environment that points callerconnect at it."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from callerconnect.adapters.db.tables import CallRow, OutboxRow, TextStatusChangeRow
 from callerconnect.bootstrap import Application
 from callerconnect.domain.messages import TextStatus
+from callerconnect.service.dispatcher import Dispatcher
 from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilio
 
 _event_ids = itertools.count(1)
@@ -51,6 +53,19 @@ def received(
     if case_number is not None:
         body["case_number"] = case_number
     return event(incident, "call.received", at, **body, **fields)
+
+
+def other_worker(app: Application, owner: str, provider: Any = None) -> Dispatcher:
+    """Another worker process on the same database: its own owner id, and a provider
+    of its own when given."""
+    return Dispatcher(
+        app.db,
+        app.vault,
+        app.policy,
+        app.clock,
+        provider or app.provider,
+        dataclasses.replace(app.dispatcher.options, owner=owner),
+    )
 
 
 def submit(app: Application, *events: dict[str, Any]) -> None:

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callerconnect.adapters.cad.eido import incident_ids
 from callerconnect.bootstrap import build_policy
 from callerconnect.config import load_settings
-from callerconnect.service.holds import eido_incidents, incident_of, may_change_safety
+from callerconnect.service.holds import incident_of, may_change_safety
 
 POLICY = build_policy(load_settings(environ={}))
 BASE = {"event_id": "e-1", "incident_id": "I-1", "type": "call.updated"}
@@ -85,5 +86,5 @@ def test_a_refused_eido_document_names_every_incident_id_it_carries() -> None:
         "IncidentTrackingIdentifier": "urn:top",
         "incidentComponent": [{"incidentTrackingIdentifier": " urn:inc "}, "junk"],
     }
-    assert sorted(eido_incidents(document)) == ["doc-1", "urn:inc", "urn:top"]
-    assert eido_incidents(["not", "an", "object"]) == []
+    assert sorted(incident_ids(document)) == ["doc-1", "urn:inc", "urn:top"]
+    assert incident_ids(["not", "an", "object"]) == []

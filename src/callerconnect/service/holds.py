@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from callerconnect.adapters.cad.native import clean_id
+from callerconnect.adapters.cad.native import clean_id, storable
 from callerconnect.domain.facts import FactType
 from callerconnect.domain.policy import Policy
 
@@ -42,18 +42,9 @@ def _harmless(value: Any) -> bool:
 def incident_of(payload: Any) -> str | None:
     """The incident a native event names, if it names one we could store (trimmed as
     the adapter trims it, so the hold lands on the same call)."""
-    if not isinstance(payload, Mapping):
-        return None
-    return _storable_id(payload.get("incident_id"))
-
-
-def _storable_id(value: Any) -> str | None:
+    value = payload.get("incident_id") if isinstance(payload, Mapping) else None
     cleaned = clean_id(value) if isinstance(value, str) else None
-    if cleaned is None or len(cleaned) > _MAX_INCIDENT_ID or "\x00" in cleaned:
-        return None
-    try:
-        cleaned.encode("utf-8")  # a lone surrogate cannot be stored either
-    except UnicodeEncodeError:
+    if cleaned is None or len(cleaned) > _MAX_INCIDENT_ID or not storable(cleaned):
         return None
     return cleaned
 
@@ -109,29 +100,3 @@ def adds_sticky_danger(payload: Any, policy: Policy) -> bool:
         known = policy.call_type(code)
         return known is None or not known.textable
     return False
-
-
-def eido_incidents(document: Any) -> list[str]:
-    """Every incident id a refused EIDO document may be about (the adapter's rules:
-    ``incidentComponent.incidentTrackingIdentifier``, a top-level one, the top-level
-    ``$id``; keys in any case), all of them: holding one too many costs nothing."""
-    if not isinstance(document, Mapping):
-        return []
-    candidates = [_get(document, "incidentTrackingIdentifier"), _get(document, "$id")]
-    components = _get(document, "incidentComponent")
-    for component in components if isinstance(components, list) else [components]:
-        if isinstance(component, Mapping):
-            candidates.append(_get(component, "incidentTrackingIdentifier"))
-    found: list[str] = []
-    for value in candidates:
-        text = _storable_id(value)
-        if text is not None and text not in found:
-            found.append(text)
-    return found
-
-
-def _get(obj: Mapping[str, Any], key: str) -> Any:
-    if key in obj:
-        return obj[key]
-    wanted = key.casefold()
-    return next((v for k, v in obj.items() if isinstance(k, str) and k.casefold() == wanted), None)

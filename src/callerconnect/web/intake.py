@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from callerconnect.adapters.cad.eido import EidoError, events_from_eido
+from callerconnect.adapters.cad.eido import EidoError, events_from_eido, incident_ids
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.bootstrap import Application
-from callerconnect.service.holds import HELD_UNREADABLE, eido_incidents
+from callerconnect.service.holds import HELD_UNREADABLE
 from callerconnect.service.intake import IntakeResult
 from callerconnect.web.limits import BodyTooLarge
 
@@ -280,7 +280,7 @@ def build_intake_router(app: Application) -> APIRouter:
             )
             # Kept first, then: a snapshot we cannot read may hold a caution or a
             # reclassification, so the incidents it names are held (service/holds.py).
-            await run_in_threadpool(app.intake.hold, eido_incidents(body), HELD_UNREADABLE, source)
+            await run_in_threadpool(app.intake.hold, incident_ids(body), HELD_UNREADABLE, source)
             return answer
         results = await run_in_threadpool(app.intake.submit_many, events, source)
         return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)

@@ -225,11 +225,12 @@ from callerconnect.adapters.cad.native import (
     clean_id,
     parse_event,
     parse_rfc3339,
+    storable,
 )
 from callerconnect.logs import mask_phone_patterns
 from callerconnect.texts import quotable_case_number
 
-__all__ = ["EidoError", "events_from_eido"]
+__all__ = ["EidoError", "events_from_eido", "incident_ids"]
 
 # Limits from cad-event.schema.json.
 _MAX_ID = 128
@@ -241,7 +242,6 @@ _MAX_UNIT_ID = 32
 _MAX_ETA_MINUTES = 1440
 _MIN_PRIORITY, _MAX_PRIORITY = 1, 9
 _PRIORITY = re.compile(r"^\d{1,2}$")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _VISUAL_SEPARATORS = re.compile(r"[\s\-.()\[\]/]")
 _PHONE = re.compile(r"^\+?\d{7,15}$")
 
@@ -482,6 +482,28 @@ def _incident_component(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]
     return found[0]
 
 
+def incident_ids(document: Any) -> list[str]:
+    """Every incident id a document may be about, by the rules of :func:`_incident_id`
+    (the incident component's tracking identifier, a top-level one, the top-level
+    ``$id``), trimmed, leaving out what could not be an id. Never raises: it is for a
+    document :func:`events_from_eido` refused (service/holds.py holds them all)."""
+    if not isinstance(document, Mapping):
+        return []
+    candidates = [_get(document, "incidentTrackingIdentifier"), _get(document, "$id")]
+    components = _get(document, "incidentComponent")
+    for component in components if isinstance(components, list) else [components]:
+        if isinstance(component, Mapping):
+            candidates.append(_get(component, "incidentTrackingIdentifier"))
+    found: list[str] = []
+    for value in candidates:
+        cleaned = clean_id(value) if isinstance(value, str) else None
+        if cleaned is None or len(cleaned) > _MAX_ID or not storable(cleaned):
+            continue
+        if cleaned not in found:
+            found.append(cleaned)
+    return found
+
+
 def _incident_id(doc: Mapping[str, Any], incident: Mapping[str, Any], path: str) -> str:
     for obj, obj_path, key in (
         (incident, path, "incidentTrackingIdentifier"),
@@ -578,7 +600,7 @@ def _call_type(incident: Mapping[str, Any], path: str) -> dict[str, str] | None:
     # A code the native schema cannot carry (too long, or characters no database
     # stores) must still replace the previous type: an opaque code that no call-type
     # table holds stands for it (never truncated: a cut code could match another entry).
-    if len(code) > _MAX_CODE or _UNSTORABLE.search(code):
+    if len(code) > _MAX_CODE or not storable(code):
         code = _opaque_code(code)
     call_type = {"code": code}
     description = _storable(description)
@@ -591,7 +613,7 @@ def _storable(value: str | None) -> str | None:
     """A descriptive text (a district, a description, a unit name), or None when it
     holds what no database stores (NUL, half a surrogate pair): such a text is not
     mapped, like any other unusable value, rather than refusing the whole snapshot."""
-    return None if value is None or _UNSTORABLE.search(value) else value
+    return None if value is None or not storable(value) else value
 
 
 def _opaque_code(text: str) -> str:

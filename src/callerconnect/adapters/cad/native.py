@@ -271,6 +271,12 @@ STORED_TEXT_FIELDS = (
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def storable(text: str) -> bool:
+    """Whether every database can store ``text``: no NUL (PostgreSQL's text cannot hold
+    it), no half of a UTF-16 surrogate pair (UTF-8 cannot encode it)."""
+    return _UNSTORABLE.search(text) is None
+
+
 def _unstorable_field(payload: dict[str, Any]) -> str | None:
     """The first stored text field that no database can store: one with a NUL character
     (PostgreSQL's text cannot hold it) or half of a UTF-16 surrogate pair (JSON can
@@ -279,7 +285,7 @@ def _unstorable_field(payload: dict[str, Any]) -> str | None:
         value: Any = payload
         for name in path.split("."):
             value = value.get(name) if isinstance(value, dict) else None
-        if isinstance(value, str) and _UNSTORABLE.search(value):
+        if isinstance(value, str) and not storable(value):
             return path
     return None
 
