@@ -82,11 +82,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from callerconnect.web.app import create_app
+    from callerconnect.web.server import (
+        collapse_repeated_log_records,
+        connection_cap,
+        guarded_protocol,
+        raise_open_file_limit,
+    )
 
     settings = _settings(args)
     settings.require_intake_keys()
     _warn_weak_secrets(settings)
+    open_files = raise_open_file_limit()
+    limits = settings.serve
+    max_connections = connection_cap(limits.max_connections, open_files)
     with _application(settings, settings.log_level) as application:
+        collapse_repeated_log_records()
         uvicorn.run(
             create_app(application),
             host=args.host,
@@ -99,6 +109,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # FORWARDED_ALLOW_IPS variable), so nobody else can pose as many clients.
             proxy_headers=True,
             forwarded_allow_ips=args.forwarded_allow_ips,
+            # Idle and slow connections must not take the server offline (web/server.py).
+            http=guarded_protocol(
+                header_timeout=limits.header_timeout.total_seconds(),
+                max_connections=max_connections,
+            ),
+            timeout_keep_alive=int(max(1, limits.keep_alive_timeout.total_seconds())),
         )
     return 0
 

@@ -563,6 +563,18 @@ class WorkerSettings(_Section):
         return self
 
 
+class ServeSettings(_Section):
+    """The web process (``callerconnect serve``): how long a connection may hold the
+    server without a request, and how many it keeps (web/server.py)."""
+
+    header_timeout: PositiveDuration = timedelta(seconds=10)
+    """A request's headers must be complete this long after its first byte."""
+    keep_alive_timeout: PositiveDuration = timedelta(seconds=5)
+    """An idle kept-alive connection is closed after this long."""
+    max_connections: int = Field(1000, ge=1, examples=[1000])
+    """Open connections kept at most (lowered to what the open-file limit allows)."""
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -605,6 +617,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @classmethod
