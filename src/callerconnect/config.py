@@ -67,6 +67,11 @@ from pydantic_settings.sources.utils import parse_env_vars
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from callerconnect.domain.case_numbers import (
+    DEFAULT_CASE_NUMBER_PATTERN,
+    compile_case_number_pattern,
+)
+
 ENV_PREFIX = "CALLERCONNECT_"
 ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = Path("callerconnect.toml")
@@ -357,6 +362,18 @@ class IntakeSettings(_Section):
     """Most events in one ``{"events": [...]}`` body; the contract promises 1,000."""
     max_body_bytes: int = Field(5_000_000, ge=1, examples=[5_000_000])
     """Larger request bodies are refused before parsing."""
+    case_number_pattern: str = Field(DEFAULT_CASE_NUMBER_PATTERN, min_length=1)
+    """A Python regular expression every case number must match as a whole (texts quote
+    it); the default is strict (domain/case_numbers.py, docs/intake.md)."""
+
+    @field_validator("case_number_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compile_case_number_pattern(value)
+        except re.error as error:
+            raise ValueError(f"is not a regular expression: {error}") from None
+        return value
 
 
 class TwilioSettings(_Section):

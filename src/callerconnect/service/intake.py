@@ -94,7 +94,7 @@ class Intake:
         event_id = payload.get("event_id") if isinstance(payload, dict) else None
         event_id = event_id if isinstance(event_id, str) else None
         try:
-            fact = parse_event(payload)
+            fact = parse_event(payload, case_number_pattern=self.policy.case_number_pattern)
         except EventRejected as rejected:
             letter = (
                 self.dead_letter(json.dumps(payload), source, rejected) if keep_rejected else None

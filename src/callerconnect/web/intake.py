@@ -273,7 +273,7 @@ def build_intake_router(app: Application) -> APIRouter:
             return body
         source: str = request.state.source
         try:
-            events = events_from_eido(body)
+            events = events_from_eido(body, case_number_pattern=app.policy.case_number_pattern)
         except EidoError as error:
             answer = await reject_whole(
                 source, body, EventRejected(error.field, "eido", str(error))
