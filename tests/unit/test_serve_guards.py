@@ -73,3 +73,27 @@ def test_connections_never_take_the_files_the_process_needs() -> None:
     assert connection_cap(100, 65536) == 100
     assert connection_cap(1000, 40) == MIN_CONNECTIONS
     assert connection_cap(500, resource.RLIM_INFINITY) == 500
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit_at_start() -> None:
+    """In a child process, so this test's own limit is left alone."""
+    import subprocess
+    import sys
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 512))
+
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource; from callerconnect.web.server import raise_open_file_limit; "
+            "print(raise_open_file_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])",
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=low_soft_limit,
+        check=True,
+    )
+
+    assert child.stdout.split() == ["512", "512"]
