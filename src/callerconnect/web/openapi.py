@@ -78,6 +78,12 @@ def cad_event_schema() -> Json:
         field["pattern"] = "^[^\\u0000]*$"
         field["description"] = "no NUL character and no unpaired surrogate"
     schema["properties"]["occurred_at"] = dict(_RFC3339)
+    schema["properties"]["case_number"]["description"] = (
+        "no NUL character and no unpaired surrogate; must also match the agency's "
+        "intake.case_number_pattern (rule agency_pattern; strict by default: no spaces, "
+        "at most 20 characters, an optional letter prefix and digit groups joined by '-' "
+        "or '/', no run of 10 or more digits, nothing written as a phone number)"
+    )
     return schema
 
 
