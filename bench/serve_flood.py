@@ -144,6 +144,7 @@ def run(
     for connection in flood:
         connection.close()
 
+    print("timings (s):", " ".join("-" if t is None else f"{t:.2f}" for t in timings))
     answered = [t for t in timings if t is not None]
     print(f"/healthz during the flood: {len(answered)} of {len(timings)} answered 200")
     if answered:
