@@ -773,3 +773,27 @@ def test_smpp_retry_status_in_toml_as_a_hex_integer(tmp_path: Path) -> None:
     path = tmp_path / "callerconnect.toml"
     path.write_text("[sms.smpp]\nretry_status = 0x08\n")
     assert load_settings(path, environ={}).sms.smpp.retry_status == 8
+
+
+def test_a_case_number_pattern_that_does_not_compile_stops_start_up_naming_the_key() -> None:
+    error = config_error({"CALLERCONNECT_INTAKE__CASE_NUMBER_PATTERN": "OPS([0-9]+"})
+
+    assert error.key == "intake.case_number_pattern"
+    assert "not a regular expression" in str(error)
+
+
+def test_serve_connection_limits_are_settings() -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "CALLERCONNECT_SERVE__HEADER_TIMEOUT": "3s",
+            "CALLERCONNECT_SERVE__MAX_CONNECTIONS": "200",
+        },
+    )
+
+    assert settings.serve.header_timeout.total_seconds() == 3
+    assert settings.serve.keep_alive_timeout.total_seconds() == 5
+    assert settings.serve.max_connections == 200
+    assert config_error({"CALLERCONNECT_SERVE__MAX_CONNECTIONS": "0"}).key == (
+        "serve.max_connections"
+    )
