@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,7 @@ from callerconnect.config import (
     Settings,
     load_settings,
 )
-from callerconnect.logs import configure_logging, mask_phone_patterns
+from callerconnect.logs import configure_logging, escape_controls, mask_phone_patterns
 
 if TYPE_CHECKING:
     from callerconnect.bootstrap import Application
@@ -51,12 +50,7 @@ def terminal_safe(text: str) -> str:
     operator's screen, retitle the window or write the clipboard; a carriage return or a
     right-to-left override could make one line look like another. Line breaks and tabs
     are kept; nothing else invisible is."""
-    return "".join(
-        char
-        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
-        else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
+    return escape_controls(text, keep="\n\t")
 
 
 def _show(text: str) -> None:
