@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from callerconnect import __version__
 from callerconnect.config import (
-    RECOMMENDED_SECRET_LENGTH,
     ConfigError,
     Settings,
     load_settings,
@@ -63,15 +62,6 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
-def _warn_weak_secrets(settings: Settings) -> None:
-    for key in settings.weak_secrets():
-        print(
-            f"warning: {key} is shorter than {RECOMMENDED_SECRET_LENGTH} characters; "
-            "use a long random value in production",
-            file=sys.stderr,
-        )
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -79,7 +69,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.require_intake_keys()
-    _warn_weak_secrets(settings)
     with _application(settings, settings.log_level) as application:
         uvicorn.run(
             create_app(application),
@@ -99,7 +88,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _warn_weak_secrets(settings)
     with _application(settings, settings.log_level) as application:
         if args.once:
             handled = application.dispatcher.run_due()
