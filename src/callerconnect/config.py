@@ -370,6 +370,9 @@ class IntakeSettings(_Section):
     """Most events in one ``{"events": [...]}`` body; the contract promises 1,000."""
     max_body_bytes: int = Field(5_000_000, ge=1, examples=[5_000_000])
     """Larger request bodies are refused before parsing."""
+    max_event_bytes: int = Field(65_536, ge=1, examples=[65_536])
+    """Largest event, as compact UTF-8 JSON; a larger one is rejected (a dead letter keeps
+    its first 64 KiB), one by one in a batch."""
 
 
 class TwilioSettings(_Section):
