@@ -160,8 +160,9 @@ def _exception_line(error: BaseException) -> str:
 
 class _Formatter(logging.Formatter):
     """One escaped line an event; a traceback's frames on lines of their own, with the
-    exception's message escaped. Masking comes before escaping so that a number broken
-    by an invisible character is not masked and then shown unmasked."""
+    exception's message escaped. Phone numbers are masked before escaping: a number
+    whose digit groups a control character separates (``\x0b``) is still found, which it
+    would not be once the escape put letters and digits between them."""
 
     def format(self, record: logging.LogRecord) -> str:
         # Not Formatter.format: that caches the traceback text on the record, and another
