@@ -144,7 +144,14 @@ class Application:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.intake = Intake(self.db, self.vault, self.policy, self.clock, s.agency_id)
+        self.intake = Intake(
+            self.db,
+            self.vault,
+            self.policy,
+            self.clock,
+            s.agency_id,
+            max_event_bytes=s.intake.max_event_bytes,
+        )
         self.receipts = Receipts(
             self.db,
             self.clock,

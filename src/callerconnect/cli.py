@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from callerconnect import __version__
 from callerconnect.config import (
-    RECOMMENDED_SECRET_LENGTH,
     ConfigError,
     Settings,
     load_settings,
 )
-from callerconnect.logs import configure_logging, mask_phone_patterns
+from callerconnect.logs import configure_logging, escape_controls, mask_phone_patterns
 
 if TYPE_CHECKING:
     from callerconnect.bootstrap import Application
@@ -51,12 +49,7 @@ def terminal_safe(text: str) -> str:
     operator's screen, retitle the window or write the clipboard; a carriage return or a
     right-to-left override could make one line look like another. Line breaks and tabs
     are kept; nothing else invisible is."""
-    return "".join(
-        char
-        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
-        else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
+    return escape_controls(text, keep="\n\t")
 
 
 def _show(text: str) -> None:
@@ -67,15 +60,6 @@ def _positive_int(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return int(value)
-
-
-def _warn_weak_secrets(settings: Settings) -> None:
-    for key in settings.weak_secrets():
-        print(
-            f"warning: {key} is shorter than {RECOMMENDED_SECRET_LENGTH} characters; "
-            "use a long random value in production",
-            file=sys.stderr,
-        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -91,7 +75,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.require_intake_keys()
-    _warn_weak_secrets(settings)
     open_files = raise_open_file_limit()
     limits = settings.serve
     max_connections = connection_cap(limits.max_connections, open_files)
@@ -121,7 +104,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _warn_weak_secrets(settings)
     with _application(settings, settings.log_level) as application:
         if args.once:
             handled = application.dispatcher.run_due()

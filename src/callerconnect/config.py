@@ -77,9 +77,10 @@ ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = Path("callerconnect.toml")
 """Read when no path is given, relative to the working directory, only if it exists."""
 
-RECOMMENDED_SECRET_LENGTH = 16
-"""Secrets and intake keys shorter than this are accepted (the contract's own examples
-are short) but ``serve`` and ``worker`` warn about them at start-up."""
+MIN_SECRET_LENGTH = 16
+"""The secret key, old secret keys and intake keys must be at least this long (32 random
+bytes, as :data:`_GENERATE_HINT` makes, are recommended): a short one can be guessed,
+and every command refuses to load a configuration that holds one."""
 
 _BUNDLED_CALL_TYPES = Path(__file__).parent / "data" / "call-types.csv"
 _GENERATE_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -236,6 +237,18 @@ Secret = Annotated[SecretStr, AfterValidator(_not_blank)]
 """A non-empty secret string; hidden in repr and error messages."""
 
 
+def _long_enough(value: SecretStr) -> SecretStr:
+    # Length only, never the value: the message ends up in logs and terminals.
+    if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ValueError(f"shorter than {MIN_SECRET_LENGTH} characters; {_GENERATE_HINT}")
+    return value
+
+
+StrongSecret = Annotated[SecretStr, AfterValidator(_not_blank), AfterValidator(_long_enough)]
+"""A secret this service itself checks against guessing (the secret key, intake keys):
+at least :data:`MIN_SECRET_LENGTH` characters."""
+
+
 class _Sensitive:
     """Marks a plain-``str`` field whose value must not be echoed in error messages."""
 
@@ -355,7 +368,7 @@ class LocalizedName(_Section):
 class IntakeSettings(_Section):
     """CAD intake API."""
 
-    api_keys: list[Secret] = Field(default_factory=list, examples=[["<key-1>", "<key-2>"]])
+    api_keys: list[StrongSecret] = Field(default_factory=list, examples=[["<key-1>", "<key-2>"]])
     """Accepted bearer keys; ``serve`` refuses to start without one (see
     :meth:`Settings.require_intake_keys`). Several keys allow rotation without downtime."""
     max_batch: int = Field(1000, ge=1, examples=[1000])
@@ -374,6 +387,10 @@ class IntakeSettings(_Section):
         except re.error as error:
             raise ValueError(f"is not a regular expression: {error}") from None
         return value
+
+    max_event_bytes: int = Field(65_536, ge=1, examples=[65_536])
+    """Largest event, as compact UTF-8 JSON; a larger one is rejected (a dead letter keeps
+    its first 64 KiB), one by one in a batch."""
 
 
 class TwilioSettings(_Section):
@@ -615,9 +632,9 @@ class Settings(BaseSettings):
 
     database_url: Annotated[str, _SENSITIVE] = "sqlite:///callerconnect.db"
     """SQLAlchemy URL; ``postgresql+psycopg://...`` in production. Masked in repr."""
-    secret_key: Secret | None = None
+    secret_key: StrongSecret | None = None
     """Encrypts phone numbers at rest and signs cookies; see :meth:`require_secret_key`."""
-    old_secret_keys: list[Secret] = Field(default_factory=list, examples=[["<previous-key>"]])
+    old_secret_keys: list[StrongSecret] = Field(default_factory=list, examples=[["<previous-key>"]])
     """Previous secret keys, still accepted for reading while data is re-encrypted."""
     public_base_url: HttpBaseUrl = "http://127.0.0.1:8000"
     """Base of survey links and public pages (no trailing slash once loaded)."""
@@ -726,15 +743,6 @@ class Settings(BaseSettings):
                 ),
             )
         return self.secret_key
-
-    def weak_secrets(self) -> list[str]:
-        """The keys whose secrets are shorter than recommended, for a start-up warning."""
-        weak = []
-        if self.secret_key and len(self.secret_key.get_secret_value()) < RECOMMENDED_SECRET_LENGTH:
-            weak.append("secret_key")
-        if any(len(k.get_secret_value()) < RECOMMENDED_SECRET_LENGTH for k in self.intake.api_keys):
-            weak.append("intake.api_keys")
-        return weak
 
     def require_intake_keys(self) -> tuple[SecretStr, ...]:
         """The CAD intake keys, for ``serve`` (which refuses to accept unauthenticated events)."""

@@ -16,7 +16,12 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from callerconnect.adapters.cad.native import EventRejected, parse_event
+from callerconnect.adapters.cad.native import (
+    DEFAULT_MAX_EVENT_BYTES,
+    EventRejected,
+    parse_event,
+    refuse_oversized_event,
+)
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.repositories import (
@@ -50,6 +55,7 @@ from callerconnect.service.holds import (
     incident_of,
     may_change_safety,
 )
+from callerconnect.service.kept_payload import KeptPayload
 
 log = logging.getLogger("callerconnect.intake")
 
@@ -80,13 +86,21 @@ class Intake:
     _RETRIES = 3
 
     def __init__(
-        self, db: Database, vault: Vault, policy: Policy, clock: Clock, agency_id: str
+        self,
+        db: Database,
+        vault: Vault,
+        policy: Policy,
+        clock: Clock,
+        agency_id: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.db = db
         self.vault = vault
         self.policy = policy
         self.clock = clock
         self.agency_id = agency_id
+        self.max_event_bytes = max_event_bytes
 
     def submit(self, payload: Any, source: str, *, keep_rejected: bool = True) -> IntakeResult:
         """Validate and fold one native event; a rejected one goes to the dead letters
@@ -94,6 +108,7 @@ class Intake:
         event_id = payload.get("event_id") if isinstance(payload, dict) else None
         event_id = event_id if isinstance(event_id, str) else None
         try:
+            refuse_oversized_event(payload, self.max_event_bytes)
             fact = parse_event(payload, case_number_pattern=self.policy.case_number_pattern)
         except EventRejected as rejected:
             letter = (
@@ -149,7 +164,19 @@ class Intake:
     def submit_many(self, payloads: Sequence[Any], source: str) -> list[IntakeResult]:
         return [self.submit(payload, source) for payload in payloads]
 
-    def dead_letter(self, raw: str, source: str, rejected: EventRejected) -> int:
+    def dead_letter(
+        self,
+        raw: str | bytes,
+        source: str,
+        rejected: EventRejected,
+        *,
+        size: int | None = None,
+        whole: bool = True,
+    ) -> int:
+        """Keep what was refused: at most its first 64 KiB, with its length and hash
+        (service/kept_payload.py). ``whole`` is False for a body not read to its end,
+        whose declared ``size`` is all that is known of the rest."""
+        kept = KeptPayload.of(raw, size=size, whole=whole)
         with self.db.transaction() as session:
             return add_dead_letter(
                 session,
@@ -157,7 +184,10 @@ class Intake:
                     agency_id=self.agency_id,
                     received_at=self.clock.now(),
                     source=source,
-                    payload_encrypted=self.vault.encrypt(raw),
+                    payload_encrypted=self.vault.encrypt(kept.text),
+                    payload_bytes=kept.size,
+                    payload_sha256=kept.sha256,
+                    payload_truncated=kept.truncated,
                     error_code=rejected.rule,
                     error=rejected.message,
                     field=rejected.field,

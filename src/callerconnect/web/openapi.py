@@ -287,10 +287,11 @@ def survey_form_schema(definition: SurveyDefinition, *, landline: bool) -> Json:
     return {"type": "object", "oneOf": [submit, switch]}
 
 
-def _twilio_form(required: list[tuple[str, ...]], described: Json) -> Json:
-    """A Twilio webhook form: the fields read, with the patterns the webhook enforces
-    (web/twilio_fields.py); Twilio's other fields are accepted and not used. Each of
-    ``required`` is a field and the older names Twilio also uses for it."""
+def _twilio_form(required: tuple[str, ...], described: Json) -> Json:
+    """A Twilio webhook form: the fields Twilio always sends (``required``), the patterns
+    the webhook enforces (web/twilio_fields.py); Twilio's other fields are accepted and
+    not used. A field sent twice, or an older name (``SmsSid``) whose value differs from
+    the current one, is refused too (``400``)."""
     properties: Json = {
         name: {"type": "string", "pattern": pattern}
         for name, pattern in twilio_fields.FIELDS.items()
@@ -299,16 +300,17 @@ def _twilio_form(required: list[tuple[str, ...]], described: Json) -> Json:
         properties[name] = {**properties.get(name, {"type": "string"}), **extra}
     return {
         "type": "object",
-        "allOf": [{"anyOf": [{"required": [name]} for name in names]} for names in required],
-        "properties": {"AccountSid": {"type": "string"}, **properties},
+        "required": list(required),
+        "properties": properties,
+        "propertyNames": {"pattern": "^" + twilio_fields.FIELD_NAME.pattern + "$"},
         "additionalProperties": {"type": "string"},
     }
 
 
 _TWILIO_STATUS_FORM = _twilio_form(
-    [("MessageSid", "SmsSid"), ("MessageStatus", "SmsStatus")],
+    twilio_fields.STATUS_REQUIRED,
     {
-        "MessageSid": {"description": "the text's SID (older callbacks: SmsSid)"},
+        "MessageSid": {"description": "the text's SID: SM or MM and 32 hex digits"},
         "MessageStatus": {
             "description": "queued, sending, sent, delivered, undelivered, failed..."
         },
@@ -317,7 +319,7 @@ _TWILIO_STATUS_FORM = _twilio_form(
 )
 
 _TWILIO_INBOUND_FORM = _twilio_form(
-    [("MessageSid", "SmsSid"), ("From",)],
+    twilio_fields.INBOUND_REQUIRED,
     {
         "From": {"description": "the sender: E.164, a short code or an alphanumeric id"},
         "Body": {"description": "the text"},

@@ -301,6 +301,31 @@ def _unstorable_field(payload: dict[str, Any]) -> str | None:
     return None
 
 
+#: One event's largest size, serialized as compact UTF-8 JSON (``intake.max_event_bytes``).
+#: A real event is a few hundred bytes; the bound keeps one request from storing
+#: megabytes of extra properties for good.
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+
+def event_size(payload: Any) -> int:
+    """An event's size in bytes as compact UTF-8 JSON: the same whatever the spacing or
+    escaping of the body it came in (a batch counts each of its events alone)."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def refuse_oversized_event(payload: Any, limit: int) -> None:
+    """:class:`EventRejected` (rule ``maxBytes``) for an event over ``limit`` bytes."""
+    size = event_size(payload)
+    if size > limit:
+        raise EventRejected(
+            "(event)",
+            "maxBytes",
+            f"the event has {size} bytes as compact JSON; at most {limit} are accepted "
+            "(intake.max_event_bytes)",
+        )
+
+
 def parse_event(
     payload: Any, *, case_number_pattern: str = DEFAULT_CASE_NUMBER_PATTERN
 ) -> CallFact:
