@@ -143,7 +143,14 @@ class Application:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.intake = Intake(self.db, self.vault, self.policy, self.clock, s.agency_id)
+        self.intake = Intake(
+            self.db,
+            self.vault,
+            self.policy,
+            self.clock,
+            s.agency_id,
+            max_clock_skew=s.intake.max_clock_skew,
+        )
         self.receipts = Receipts(
             self.db,
             self.clock,

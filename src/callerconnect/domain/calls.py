@@ -100,6 +100,16 @@ def _latest(current: datetime | None, moment: datetime) -> datetime:
     return moment if current is None or moment > current else current
 
 
+def outranked(call: Call, name: str, fact: CallFact) -> bool:
+    """Whether the call's value of ``name`` is newer than the fact's (by event time, then
+    event id), so that folding the fact leaves it in place."""
+    times, events = call.field_times, call.field_events
+    return name in times and (times[name], events.get(name, "")) > (
+        fact.occurred_at,
+        fact.event_id,
+    )
+
+
 def fold(call: Call, fact: CallFact) -> Call:
     """The call after ``fact``; pure and order-tolerant."""
     at = fact.occurred_at
@@ -112,7 +122,7 @@ def fold(call: Call, fact: CallFact) -> Call:
         if value is None:
             continue
         seen[name] = _earliest(seen.get(name), at)
-        if name in times and (times[name], events.get(name, "")) > (at, fact.event_id):
+        if outranked(call, name, fact):
             continue  # a newer fact already set this field
         changes[name] = value
         times[name] = at
