@@ -5,7 +5,10 @@ field remembers the ``occurred_at`` (and event id) of the fact that last set it,
 older fact never overwrites a newer value; between facts of the same moment the greater
 event id wins, so the outcome does not depend on the order of arrival. Lifecycle
 moments keep the earliest evidence (received, dispatched, arrived) or the latest
-(cleared). Safety flags only ever switch on.
+(cleared). Safety flags only ever switch on. (``lifecycle.decide`` adds a fail-closed
+rule on top: a priority or call type that may not be texted and that loses the fold to
+a benign value stamped later blocks the call, since a clock's drift can put a genuine
+change behind.)
 """
 
 from __future__ import annotations
