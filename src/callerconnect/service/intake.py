@@ -275,10 +275,11 @@ class Intake:
             return False
 
     def _changed_duplicate(self, fact: CallFact, payload: dict[str, Any], source: str) -> None:
-        """The id was used before for something else. By contract only the first is
-        folded; but if the second says something that would stop the texts for good,
-        the incident is held (fail closed). An EIDO snapshot re-sends its facts under
-        the same ids with the latest fields, so anything milder is only logged."""
+        """The id was used before, for this incident, with other content. By contract
+        only the first is folded; but if the second says something that would stop the
+        texts for good, the incident is held (fail closed). An EIDO snapshot re-sends its
+        facts under the same ids with the latest fields, so anything milder is only
+        logged."""
         dangerous = adds_sticky_danger(payload, self.policy)
         log_event(
             log,
