@@ -39,8 +39,8 @@ def _outcomes() -> Any:  # a Select of four typed columns
 def texts_by_outcome(db: Database, agency_id: str) -> list[TextOutcome]:
     """Every text of the agency (replies included), ever, by kind, status and reason."""
     query = _outcomes().where(OutboxRow.agency_id == agency_id)
-    with db.transaction() as session:
-        return [TextOutcome(*row) for row in session.execute(query)]
+    with db.reading() as connection:
+        return [TextOutcome(*row) for row in connection.execute(query)]
 
 
 def texts_by_outcome_in(db: Database, filters: Filters, tz: ZoneInfo) -> list[TextOutcome]:
@@ -48,8 +48,8 @@ def texts_by_outcome_in(db: Database, filters: Filters, tz: ZoneInfo) -> list[Te
     start, end = filters.utc_bounds(tz)
     query = _outcomes().join(CallRow, OutboxRow.call_id == CallRow.id)
     query = query.where(*call_conditions(filters, start, end))
-    with db.transaction() as session:
-        return [TextOutcome(*row) for row in session.execute(query)]
+    with db.reading() as connection:
+        return [TextOutcome(*row) for row in connection.execute(query)]
 
 
 def calls_by_reason(db: Database, agency_id: str) -> list[CallsWithReason]:
@@ -60,5 +60,5 @@ def calls_by_reason(db: Database, agency_id: str) -> list[CallsWithReason]:
         .group_by(CallRow.reason)
         .order_by(func.count(CallRow.id).desc(), CallRow.reason)
     )
-    with db.transaction() as session:
-        return [CallsWithReason(*row) for row in session.execute(query)]
+    with db.reading() as connection:
+        return [CallsWithReason(*row) for row in connection.execute(query)]
