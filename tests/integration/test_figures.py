@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
@@ -197,3 +198,16 @@ def test_an_eligible_call_whose_text_was_withheld_gives_the_texts_reason(week: W
 
     assert [(r.code, r.calls) for r in reasons] == [("text:scheduled", 1)]
     assert week.outbox_row("I-H", "confirmation").reason == "suppressed:stale"
+
+
+def test_sqlite_leaves_no_temporary_table_on_its_pooled_connection(sqlite_url: str) -> None:
+    db = Database.from_url(sqlite_url)
+    try:
+        for _ in range(2):
+            (row,) = figures(db, WEEK, OTTAWA, group_by=("month",)) or [FigureRow()]
+            assert row.calls_received == 0
+        with db.reading() as connection:
+            left = connection.exec_driver_sql("SELECT count(*) FROM sqlite_temp_master")
+            assert left.scalar_one() == 0
+    finally:
+        db.dispose()
