@@ -67,6 +67,14 @@ def test_week_totals_match_the_hand_count(week: Week) -> None:
     assert row.scores["kept_informed"].mean == 3.5
     assert row.scores["overall"].share_positive == 0.5
 
+    metrics = row.metrics()
+    overview = ("calls_received", "calls_eligible", "calls_texted", "confirmations_sent")
+    assert tuple(metrics)[:4] == overview
+    assert metrics["opt_outs"] == 1
+    assert metrics["p90_seconds_to_confirmation"] == pytest.approx(46, abs=0.01)
+    assert metrics["officer_answers"] == 1 and metrics["officer_mean"] == 4.0
+    assert metrics["call_taker_share_positive"] == 1.0
+
 
 def test_a_call_at_23_30_on_the_last_day_of_a_month_counts_in_that_month(week: Week) -> None:
     rows = figures(week.app.db, WEEK, OTTAWA, group_by=("month",))

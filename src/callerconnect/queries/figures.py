@@ -70,6 +70,26 @@ POSITIVE_FROM = 4
 FAILED_STATUSES = (TextStatus.FAILED.value, TextStatus.UNDELIVERED.value)
 
 
+#: Metric names of :meth:`FigureRow.metrics`, those of the dashboard's overview export
+#: (contract section 9) among them.
+METRICS = (
+    "calls_received",
+    "calls_eligible",
+    "calls_texted",
+    "confirmations_sent",
+    "delay_notices_sent",
+    "surveys_sent",
+    "surveys_opened",
+    "surveys_completed",
+    "texts_sent",
+    "texts_delivered",
+    "texts_failed",
+    "opt_outs",
+    "median_seconds_to_confirmation",
+    "p90_seconds_to_confirmation",
+)
+
+
 @dataclass(frozen=True)
 class ScaleTally:
     """Answers to one scale question: enough to derive (and weight) a mean and the
@@ -141,6 +161,18 @@ class FigureRow:
 
     def key(self, group_by: Sequence[str]) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in group_by)
+
+    def metrics(self) -> dict[str, int | float | None]:
+        """The figures by metric name, in a stable order: the contract's overview metrics
+        (section 9) first, then per scale question ``<q>_answers``, ``<q>_mean`` and
+        ``<q>_share_positive`` (``None`` without answers)."""
+        named: dict[str, int | float | None] = {name: getattr(self, name) for name in METRICS}
+        for question in SCALE_QUESTIONS:
+            tally = self.scores.get(question, ScaleTally())
+            named[f"{question}_answers"] = tally.answers
+            named[f"{question}_mean"] = tally.mean
+            named[f"{question}_share_positive"] = tally.share_positive
+        return named
 
 
 def figures(
