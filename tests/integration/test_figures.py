@@ -13,6 +13,7 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
+from callerconnect.queries.comments import responses_with_comments
 from callerconnect.queries.figures import FigureRow, ScaleTally, figures
 from callerconnect.queries.filters import Filters
 from callerconnect.queries.not_texted import not_texted_reasons
@@ -219,3 +220,22 @@ def test_sqlite_leaves_no_temporary_table_on_its_pooled_connection(sqlite_url: s
             assert left.scalar_one() == 0
     finally:
         db.dispose()
+
+
+def test_comments_come_with_their_ratings_and_call_never_its_phone(week: Week) -> None:
+    (response,) = responses_with_comments(week.app.db, week.app.vault, WEEK, OTTAWA)
+
+    assert response.comment == "Thanks."  # I-A's; I-B left no comment
+    assert (response.district, response.priority, response.call_type) == ("Central", 4, "THEFT")
+    assert response.scores == {
+        "call_taker": 5,
+        "officer": 4,
+        "kept_informed": 2,
+        "respect": 5,
+        "overall": 3,
+    }
+    assert not any("phone" in name or "incident" in name for name in vars(response))
+    east = Filters("default", WEEK.start, WEEK.end, districts=("East",))
+    assert responses_with_comments(week.app.db, week.app.vault, east, OTTAWA) == []
+    other = Filters("other", WEEK.start, WEEK.end)
+    assert responses_with_comments(week.app.db, week.app.vault, other, OTTAWA) == []
