@@ -4,7 +4,7 @@ checked against a week of calls whose every number is worked out by hand in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
@@ -17,18 +17,31 @@ from callerconnect.queries.comments import responses_with_comments
 from callerconnect.queries.figures import FigureRow, ScaleTally, figures
 from callerconnect.queries.filters import Filters
 from callerconnect.queries.not_texted import not_texted_reasons
-from tests.support.week_of_calls import OTTAWA, Week, build_week, local
+from tests.support.week_of_calls import OTTAWA, Week, build_week, local, shared_week
 
 WEEK = Filters("default", date(2026, 1, 26), date(2026, 2, 1))
 
 
-@pytest.fixture
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def week(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Week]:
+    """The week, built once per database for the tests that only read it."""
+    pg = request.getfixturevalue("pg_database_url") if request.param == "postgresql" else None
+    with shared_week(request.param, tmp_path_factory.mktemp("week"), pg) as built:
+        yield built
+
+
+@pytest.fixture
+def fresh_week(
     app_factory: Callable[..., Application],
     database_url: str,
     clock: VirtualClock,
     console: ConsoleProvider,
 ) -> Week:
+    """The week on a database of the test's own, for a test that adds to it."""
     app = app_factory(database_url)
     other = app_factory(database_url, CALLERCONNECT_AGENCY_ID="other")
     return build_week(app, other, clock, console)
@@ -194,7 +207,10 @@ def test_calls_not_texted_are_counted_by_reason_in_plain_words(week: Week) -> No
     assert not_texted_reasons(week.app.db, east, OTTAWA) == []
 
 
-def test_an_eligible_call_whose_text_was_withheld_gives_the_texts_reason(week: Week) -> None:
+def test_an_eligible_call_whose_text_was_withheld_gives_the_texts_reason(
+    fresh_week: Week,
+) -> None:
+    week = fresh_week
     # Cleared five seconds after it was received, before the dispatcher ran: the
     # confirmation's moment has passed; the survey waits for its time.
     week.receive("I-H", local(3, 10, month=2), phone="613-555-0108")
