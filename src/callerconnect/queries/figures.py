@@ -6,14 +6,15 @@ taken as a local date in the agency's time zone; its texts, survey and responses
 with it, whenever they happened. Filters (district, priority, call type) apply to the
 call as it stands now (after any reclassification).
 
-Everything is counted by the database (``GROUP BY``, one query per table); only the
-seconds to confirmation are fetched, one number per confirmed call, for the percentiles.
+Everything is counted by the database (``GROUP BY``, one query per table, all in one
+snapshot); for the percentiles of the seconds to confirmation the database ranks the
+values within each group and only the few around the median and 90th percentile are
+fetched.
 """
 
 from __future__ import annotations
 
 import secrets
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -35,6 +36,7 @@ from sqlalchemy import (
     distinct,
     func,
     insert,
+    or_,
     select,
 )
 from sqlalchemy.orm import aliased
@@ -211,14 +213,13 @@ def _figures(
         rows[()] = {}
     figures_rows = []
     for key in sorted(rows, key=_sort_key):
-        values = seconds.get(key, [])
-        median, p90 = _percentiles(values)
+        ranked = seconds.get(key)
         figures_rows.append(
             replace(
                 FigureRow(**dict(zip(group_by, key, strict=True)), **rows[key]),
-                confirmed_calls=len(values),
-                median_seconds_to_confirmation=median,
-                p90_seconds_to_confirmation=p90,
+                confirmed_calls=ranked.count if ranked else 0,
+                median_seconds_to_confirmation=_percentile(ranked, _MEDIAN) if ranked else None,
+                p90_seconds_to_confirmation=_percentile(ranked, _P90) if ranked else None,
                 scores={q: scores.get((key, q), ScaleTally()) for q in SCALE_QUESTIONS},
             )
         )
@@ -230,7 +231,7 @@ def _counts(
 ) -> tuple[
     dict[tuple[Any, ...], dict[str, Any]],
     dict[tuple[tuple[Any, ...], str], ScaleTally],
-    dict[tuple[Any, ...], list[float]],
+    dict[tuple[Any, ...], _RankedSeconds],
 ]:
     keys = [scope.c[name] for name in group_by]
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -456,38 +457,74 @@ def _score_tallies(
     return tallies
 
 
+@dataclass(frozen=True)
+class _RankedSeconds:
+    """A group's seconds to confirmation: how many, and the values at the ranks the
+    percentiles need (0-based rank in ascending order)."""
+
+    count: int
+    at_rank: dict[int, float]
+
+
+#: The percentiles reported, as fractions (numerator, denominator) of the ranks.
+_MEDIAN, _P90 = (1, 2), (9, 10)
+
+
 def _confirmation_seconds(
     connection: Connection, scope: Any, keys: list[Any], group_by: Sequence[str]
-) -> dict[tuple[Any, ...], list[float]]:
-    """Seconds from each confirmed call's start to its confirmation's sending, by group
-    (only these numbers leave the database)."""
+) -> dict[tuple[Any, ...], _RankedSeconds]:
+    """Seconds from each confirmed call's start to its confirmation's sending, ranked
+    by the database within each group; only the few values around the median and the
+    90th percentile leave it."""
     sent, started = OutboxRow.sent_at, scope.c.started_at
     if connection.dialect.name == "postgresql":
         seconds: ColumnElement[Any] = func.extract("epoch", sent - started)
     else:
         seconds = (func.julianday(sent) - func.julianday(started)) * 86400.0
-    query = (
-        select(*keys, cast(seconds, Float))
+    seconds = cast(seconds, Float)
+    partition = keys or None
+    ranked = (
+        select(
+            *keys,
+            seconds.label("seconds"),
+            (func.row_number().over(partition_by=partition, order_by=seconds) - 1).label("rank"),
+            func.count().over(partition_by=partition).label("n"),
+        )
         .select_from(scope.join(OutboxRow, OutboxRow.call_id == scope.c.call_id))
         .where(OutboxRow.kind == TextKind.CONFIRMATION.value, sent.is_not(None))
+        .subquery("ranked")
     )
-    found: dict[tuple[Any, ...], list[float]] = {}
-    n = len(group_by)
+    # A margin of one rank each side: the exact rank is worked out in integers below.
+    near = [
+        (ranked.c.rank - cast(ranked.c.n - 1, Float) * numerator / denominator).between(-2, 2)
+        for numerator, denominator in (_MEDIAN, _P90)
+    ]
+    query = select(
+        *(ranked.c[name] for name in group_by), ranked.c.n, ranked.c.rank, ranked.c.seconds
+    ).where(or_(*near))
+    found: dict[tuple[Any, ...], _RankedSeconds] = {}
+    size = len(group_by)
     for result in connection.execute(query):
         values = tuple(result)
-        key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:n], strict=True))
+        key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:size], strict=True))
+        count, rank, value = values[size:]
+        group = found.setdefault(key, _RankedSeconds(int(count), {}))
         # julianday() carries about a millisecond of rounding; so does the figure.
-        found.setdefault(key, []).append(round(float(values[n]), 3))
+        group.at_rank[int(rank)] = round(float(value), 3)
     return found
 
 
-def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    if len(values) == 1:
-        return values[0], values[0]
-    p90 = statistics.quantiles(values, n=10, method="inclusive")[8]
-    return statistics.median(values), round(p90, 3)
+def _percentile(ranked: _RankedSeconds, fraction: tuple[int, int]) -> float:
+    """Linear interpolation between the ranks around ``fraction`` x (count - 1), as
+    PostgreSQL's ``percentile_cont`` and ``statistics.quantiles(method="inclusive")``."""
+    numerator, denominator = fraction
+    position = numerator * (ranked.count - 1)
+    rank, remainder = divmod(position, denominator)
+    low = ranked.at_rank[rank]
+    if remainder == 0:
+        return low
+    high = ranked.at_rank[rank + 1]
+    return round(low + (high - low) * remainder / denominator, 3)
 
 
 # --- keys --------------------------------------------------------------------------------
