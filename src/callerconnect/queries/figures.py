@@ -7,14 +7,14 @@ with it, whenever they happened. Filters (district, priority, call type) apply t
 call as it stands now (after any reclassification).
 
 Everything is counted by the database (``GROUP BY``, one query per table, all in one
-snapshot); for the percentiles of the seconds to confirmation the database ranks the
-values within each group and only the few around the median and 90th percentile are
-fetched.
+snapshot); PostgreSQL computes the percentiles of the seconds to confirmation too, while
+SQLite, without a percentile aggregate, hands over one number per confirmed call.
 """
 
 from __future__ import annotations
 
 import secrets
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -36,7 +36,6 @@ from sqlalchemy import (
     distinct,
     func,
     insert,
-    or_,
     select,
 )
 from sqlalchemy.orm import aliased
@@ -213,13 +212,13 @@ def _figures(
         rows[()] = {}
     figures_rows = []
     for key in sorted(rows, key=_sort_key):
-        ranked = seconds.get(key)
+        confirmations = seconds.get(key)
         figures_rows.append(
             replace(
                 FigureRow(**dict(zip(group_by, key, strict=True)), **rows[key]),
-                confirmed_calls=ranked.count if ranked else 0,
-                median_seconds_to_confirmation=_percentile(ranked, _MEDIAN) if ranked else None,
-                p90_seconds_to_confirmation=_percentile(ranked, _P90) if ranked else None,
+                confirmed_calls=confirmations.count if confirmations else 0,
+                median_seconds_to_confirmation=confirmations.median if confirmations else None,
+                p90_seconds_to_confirmation=confirmations.p90 if confirmations else None,
                 scores={q: scores.get((key, q), ScaleTally()) for q in SCALE_QUESTIONS},
             )
         )
@@ -231,7 +230,7 @@ def _counts(
 ) -> tuple[
     dict[tuple[Any, ...], dict[str, Any]],
     dict[tuple[tuple[Any, ...], str], ScaleTally],
-    dict[tuple[Any, ...], _RankedSeconds],
+    dict[tuple[Any, ...], _Confirmations],
 ]:
     keys = [scope.c[name] for name in group_by]
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -458,73 +457,60 @@ def _score_tallies(
 
 
 @dataclass(frozen=True)
-class _RankedSeconds:
-    """A group's seconds to confirmation: how many, and the values at the ranks the
-    percentiles need (0-based rank in ascending order)."""
-
+class _Confirmations:
     count: int
-    at_rank: dict[int, float]
-
-
-#: The percentiles reported, as fractions (numerator, denominator) of the ranks.
-_MEDIAN, _P90 = (1, 2), (9, 10)
+    median: float
+    p90: float
 
 
 def _confirmation_seconds(
     connection: Connection, scope: Any, keys: list[Any], group_by: Sequence[str]
-) -> dict[tuple[Any, ...], _RankedSeconds]:
-    """Seconds from each confirmed call's start to its confirmation's sending, ranked
-    by the database within each group; only the few values around the median and the
-    90th percentile leave it."""
+) -> dict[tuple[Any, ...], _Confirmations]:
+    """Per group, the confirmed calls and the median and 90th percentile of the seconds
+    from each one's start to its confirmation's sending, interpolated linearly between
+    ranks. PostgreSQL computes them (``percentile_cont``); SQLite, which has no such
+    aggregate, hands over the values (one number per confirmed call) for
+    ``statistics.quantiles(method="inclusive")``, the same definition."""
     sent, started = OutboxRow.sent_at, scope.c.started_at
+    joined = scope.join(OutboxRow, OutboxRow.call_id == scope.c.call_id)
+    confirmed = (OutboxRow.kind == TextKind.CONFIRMATION.value, sent.is_not(None))
+    size = len(group_by)
+    found: dict[tuple[Any, ...], _Confirmations] = {}
     if connection.dialect.name == "postgresql":
         seconds: ColumnElement[Any] = func.extract("epoch", sent - started)
-    else:
-        seconds = (func.julianday(sent) - func.julianday(started)) * 86400.0
-    seconds = cast(seconds, Float)
-    partition = keys or None
-    ranked = (
-        select(
-            *keys,
-            seconds.label("seconds"),
-            (func.row_number().over(partition_by=partition, order_by=seconds) - 1).label("rank"),
-            func.count().over(partition_by=partition).label("n"),
+        query = (
+            select(
+                *keys,
+                func.count(),
+                func.percentile_cont(0.5).within_group(seconds),
+                func.percentile_cont(0.9).within_group(seconds),
+            )
+            .select_from(joined)
+            .where(*confirmed)
+            .group_by(*keys)
         )
-        .select_from(scope.join(OutboxRow, OutboxRow.call_id == scope.c.call_id))
-        .where(OutboxRow.kind == TextKind.CONFIRMATION.value, sent.is_not(None))
-        .subquery("ranked")
-    )
-    # A margin of one rank each side: the exact rank is worked out in integers below.
-    near = [
-        (ranked.c.rank - cast(ranked.c.n - 1, Float) * numerator / denominator).between(-2, 2)
-        for numerator, denominator in (_MEDIAN, _P90)
-    ]
-    query = select(
-        *(ranked.c[name] for name in group_by), ranked.c.n, ranked.c.rank, ranked.c.seconds
-    ).where(or_(*near))
-    found: dict[tuple[Any, ...], _RankedSeconds] = {}
-    size = len(group_by)
+        for result in connection.execute(query):
+            values = tuple(result)
+            key = tuple(_normalise(n, v) for n, v in zip(group_by, values[:size], strict=True))
+            count, median, p90 = values[size:]
+            if not count:  # no confirmation at all: without GROUP BY, one row of NULLs
+                continue
+            found[key] = _Confirmations(int(count), round(median, 3), round(p90, 3))
+        return found
+    seconds = (func.julianday(sent) - func.julianday(started)) * 86400.0
+    query = select(*keys, cast(seconds, Float)).select_from(joined).where(*confirmed)
+    grouped: dict[tuple[Any, ...], list[float]] = {}
     for result in connection.execute(query):
         values = tuple(result)
-        key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:size], strict=True))
-        count, rank, value = values[size:]
-        group = found.setdefault(key, _RankedSeconds(int(count), {}))
+        key = tuple(_normalise(n, v) for n, v in zip(group_by, values[:size], strict=True))
         # julianday() carries about a millisecond of rounding; so does the figure.
-        group.at_rank[int(rank)] = round(float(value), 3)
+        grouped.setdefault(key, []).append(round(float(values[size]), 3))
+    for key, group in grouped.items():
+        p90 = (
+            statistics.quantiles(group, n=10, method="inclusive")[8] if len(group) > 1 else group[0]
+        )
+        found[key] = _Confirmations(len(group), statistics.median(group), round(p90, 3))
     return found
-
-
-def _percentile(ranked: _RankedSeconds, fraction: tuple[int, int]) -> float:
-    """Linear interpolation between the ranks around ``fraction`` x (count - 1), as
-    PostgreSQL's ``percentile_cont`` and ``statistics.quantiles(method="inclusive")``."""
-    numerator, denominator = fraction
-    position = numerator * (ranked.count - 1)
-    rank, remainder = divmod(position, denominator)
-    low = ranked.at_rank[rank]
-    if remainder == 0:
-        return low
-    high = ranked.at_rank[rank + 1]
-    return round(low + (high - low) * remainder / denominator, 3)
 
 
 # --- keys --------------------------------------------------------------------------------
