@@ -14,7 +14,6 @@ SQLite, without a percentile aggregate, hands over one number per confirmed call
 from __future__ import annotations
 
 import secrets
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -469,8 +468,7 @@ def _confirmation_seconds(
     """Per group, the confirmed calls and the median and 90th percentile of the seconds
     from each one's start to its confirmation's sending, interpolated linearly between
     ranks. PostgreSQL computes them (``percentile_cont``); SQLite, which has no such
-    aggregate, hands over the values (one number per confirmed call) for
-    ``statistics.quantiles(method="inclusive")``, the same definition."""
+    aggregate, hands over the values (one number per confirmed call)."""
     sent, started = OutboxRow.sent_at, scope.c.started_at
     joined = scope.join(OutboxRow, OutboxRow.call_id == scope.c.call_id)
     confirmed = (OutboxRow.kind == TextKind.CONFIRMATION.value, sent.is_not(None))
@@ -501,16 +499,25 @@ def _confirmation_seconds(
     query = select(*keys, cast(seconds, Float)).select_from(joined).where(*confirmed)
     grouped: dict[tuple[Any, ...], list[float]] = {}
     for result in connection.execute(query):
-        values = tuple(result)
-        key = tuple(_normalise(n, v) for n, v in zip(group_by, values[:size], strict=True))
-        # julianday() carries about a millisecond of rounding; so does the figure.
-        grouped.setdefault(key, []).append(round(float(values[size]), 3))
-    for key, group in grouped.items():
-        p90 = (
-            statistics.quantiles(group, n=10, method="inclusive")[8] if len(group) > 1 else group[0]
+        grouped.setdefault(tuple(result[:size]), []).append(result[size])
+    for raw_key, group in grouped.items():
+        key = tuple(_normalise(n, v) for n, v in zip(group_by, raw_key, strict=True))
+        group.sort()
+        found[key] = _Confirmations(
+            len(group), _interpolated(group, 1, 2), _interpolated(group, 9, 10)
         )
-        found[key] = _Confirmations(len(group), statistics.median(group), round(p90, 3))
     return found
+
+
+def _interpolated(ordered: list[float], numerator: int, denominator: int) -> float:
+    """The value at ``numerator / denominator`` of the ranks of ``ordered``, linearly
+    interpolated (``percentile_cont``; ``statistics.quantiles(method="inclusive")``),
+    to the millisecond: julianday() carries about a millisecond of rounding."""
+    rank, remainder = divmod(numerator * (len(ordered) - 1), denominator)
+    value = ordered[rank]
+    if remainder:
+        value += (ordered[rank + 1] - value) * remainder / denominator
+    return round(value, 3)
 
 
 # --- keys --------------------------------------------------------------------------------
