@@ -12,7 +12,7 @@ data always gives the same bytes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from callerconnect.opendata.suppression import EMPTY, FIVE_POINTS, Protection, Scale, Tally, protect
@@ -82,6 +82,7 @@ def build_tables(
     questions: Sequence[str],
     min_responses: int,
     scale: Scale = FIVE_POINTS,
+    on_month: Callable[[int], None] | None = None,
 ) -> Tables:
     """Both tables for ``months`` (each gets a ``monthly`` row, even an empty one)."""
     per_month: dict[str, list[CellFigures]] = defaultdict(list)
@@ -90,7 +91,7 @@ def build_tables(
     by_district: list[Row] = []
     monthly: list[Row] = []
     primary = complementary = months_hidden = figures = 0
-    for month in sorted(set(months) | set(per_month)):
+    for done, month in enumerate(sorted(set(months) | set(per_month)), start=1):
         month_cells = sorted(per_month.get(month, []), key=lambda c: c.key)
         protections: dict[str, Protection[tuple[str, int]]] = {
             question: protect(
@@ -127,6 +128,8 @@ def build_tables(
             complementary += 2 * len(protection.complementary)
             months_hidden += 2 * protection.month_suppressed
         monthly.append(month_row)
+        if on_month is not None:
+            on_month(done)
     return Tables(
         by_district,
         monthly,
