@@ -126,11 +126,16 @@ def make_publication(
             month=str(row.month),
             district=row.district or UNKNOWN_DISTRICT,
             priority=int(row.priority),
-            calls_texted=row.calls_texted,
-            delay_notices=row.delay_notices_sent,
-            surveys_sent=row.surveys_sent,
-            responses=row.surveys_completed,
-            tallies={q: Tally(t.answers, t.total, t.positive) for q, t in row.scores.items()},
+            # int(): PostgreSQL's SUM is a Decimal, which neither JSON nor the
+            # suppression's exact arithmetic wants.
+            calls_texted=int(row.calls_texted),
+            delay_notices=int(row.delay_notices_sent),
+            surveys_sent=int(row.surveys_sent),
+            responses=int(row.surveys_completed),
+            tallies={
+                q: Tally(int(t.answers), int(t.total), int(t.positive))
+                for q, t in row.scores.items()
+            },
         )
         for row in rows
         if row.priority is not None
