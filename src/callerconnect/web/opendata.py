@@ -231,11 +231,11 @@ def build_opendata_router(application: Application) -> APIRouter:
             )
         return found
 
-    @router.get("/static/open-data.css", include_in_schema=False)
+    @router.get("/static/open-data.css")
     async def stylesheet(request: Request) -> Response:
         return cached(request, css, "text/css", None)
 
-    @router.get("/open-data", include_in_schema=False)
+    @router.get("/open-data")
     async def page(request: Request, lang: str = "en") -> Response:
         language = "fr" if lang == "fr" else "en"
         return await run_in_threadpool(render_page, request, language)
