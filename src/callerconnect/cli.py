@@ -114,10 +114,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
+        if settings.opendata.schedule == "monthly":
+            _start_publication_schedule(application, stop)
         application.dispatcher.run_forever(
             stop, poll_interval=settings.worker.poll_interval.total_seconds()
         )
     return 0
+
+
+def _start_publication_schedule(application: Application, stop: threading.Event) -> None:
+    from callerconnect.service.publish_schedule import run_schedule
+    from callerconnect.service.survey import load_definition
+
+    threading.Thread(
+        target=run_schedule,
+        args=(stop, application.db, application.settings, load_definition(), application.clock),
+        name="opendata-schedule",
+        daemon=True,
+    ).start()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

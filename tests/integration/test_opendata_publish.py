@@ -16,6 +16,7 @@ import pytest
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
+from callerconnect.service.publish_schedule import publish_if_due, run_schedule
 from callerconnect.service.publishing import (
     PublishError,
     latest_file,
@@ -147,3 +148,25 @@ def test_months_to_come_and_unknown_agencies_are_refused(
         make_publication(app.db, app.settings, load_definition(), APRIL, through="2026-05")
     with pytest.raises(PublishError, match="unknown agency"):
         make_publication(app.db, app.settings, load_definition(), APRIL, agency_id="elsewhere")
+
+
+def test_the_worker_schedule_publishes_each_month_once_it_is_over(
+    app_factory: Callable[..., Application], database_url: str
+) -> None:
+    app = app_factory(database_url, CALLERCONNECT_OPENDATA__SCHEDULE="monthly")
+    assert app.settings.opendata.schedule == "monthly"
+    clock = VirtualClock(datetime(2026, 3, 31, 12, 0, tzinfo=UTC))
+    definition = load_definition()
+    assert publish_if_due(app.db, app.settings, definition, clock) == "2026-02"
+    assert publish_if_due(app.db, app.settings, definition, clock) is None
+    # 1 April 00:30 in Ottawa is still 31 March in UTC: March is over locally.
+    clock.set(datetime(2026, 4, 1, 4, 30, tzinfo=UTC))
+    assert publish_if_due(app.db, app.settings, definition, clock) == "2026-03"
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=run_schedule, args=(stop, app.db, app.settings, definition, clock, 0.01)
+    )
+    runner.start()
+    stop.set()
+    runner.join(timeout=5)
+    assert not runner.is_alive()
