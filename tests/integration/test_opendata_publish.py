@@ -28,6 +28,9 @@ from callerconnect.service.survey import load_definition
 from tests.support.opendata_quarter import Quarter, simulate_quarter
 
 APRIL = datetime(2026, 4, 2, 15, 0, tzinfo=UTC)
+# When March's answers are all in: the survey links' week, the wait after clearance and a
+# week's margin for calls cleared late (publishing.settle_time).
+MARCH_SETTLED = datetime(2026, 4, 20, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -110,7 +113,7 @@ def test_the_month_is_published_once_by_several_workers_at_the_same_time(
 
     def worker() -> None:
         barrier.wait()
-        results.append(publish_due(app.db, app.settings, load_definition(), APRIL))
+        results.append(publish_due(app.db, app.settings, load_definition(), MARCH_SETTLED))
 
     threads = [threading.Thread(target=worker) for _ in range(3)]
     for thread in threads:
@@ -121,7 +124,7 @@ def test_the_month_is_published_once_by_several_workers_at_the_same_time(
     assert len(published) == 1
     stored = latest_file(app.db, "default", "monthly.csv")
     assert stored is not None and stored.period == "2026-03" and not stored.partial
-    assert publish_due(app.db, app.settings, load_definition(), APRIL) is None
+    assert publish_due(app.db, app.settings, load_definition(), MARCH_SETTLED) is None
 
 
 def test_the_current_month_is_published_as_it_stands_then_whole_once_over(
@@ -133,7 +136,7 @@ def test_the_current_month_is_published_as_it_stands_then_whole_once_over(
     assert partial.partial
     assert "as it stands so far" in json.loads(partial.files["datapackage.json"])["description"]
     store(app.db, partial)
-    whole = publish_due(app.db, app.settings, load_definition(), APRIL)
+    whole = publish_due(app.db, app.settings, load_definition(), MARCH_SETTLED)
     assert whole is not None and not whole.partial
     stored = latest_file(app.db, "default", "datapackage.json")
     assert stored is not None and not stored.partial
@@ -159,8 +162,11 @@ def test_the_worker_schedule_publishes_each_month_once_it_is_over(
     definition = load_definition()
     assert publish_if_due(app.db, app.settings, definition, clock) == "2026-02"
     assert publish_if_due(app.db, app.settings, definition, clock) is None
-    # 1 April 00:30 in Ottawa is still 31 March in UTC: March is over locally.
-    clock.set(datetime(2026, 4, 1, 4, 30, tzinfo=UTC))
+    # March is over, but its answers can still come in for 14 days and a quarter hour.
+    clock.set(datetime(2026, 4, 14, 12, 0, tzinfo=UTC))
+    assert publish_if_due(app.db, app.settings, definition, clock) is None
+    # 00:30 on 15 April in Ottawa: 14 days and 30 minutes after March ended there.
+    clock.set(datetime(2026, 4, 15, 4, 30, tzinfo=UTC))
     assert publish_if_due(app.db, app.settings, definition, clock) == "2026-03"
     stop = threading.Event()
     runner = threading.Thread(

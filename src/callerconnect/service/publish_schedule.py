@@ -1,6 +1,7 @@
 """The scheduled open-data publication (``opendata.schedule = "monthly"``), run by every
-``callerconnect worker``: once a local month is over, it is published, exactly once
-however many workers run (the claim is in :func:`publishing.publish_due`)."""
+``callerconnect worker``: once a local month is over and its survey answers are all in
+(:func:`publishing.last_settled_month`), it is published, exactly once however many
+workers run (the claim is in :func:`publishing.publish_due`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from callerconnect.clock import Clock
 from callerconnect.config import Settings
 from callerconnect.domain.survey import SurveyDefinition
 from callerconnect.logs import log_event
-from callerconnect.service.publishing import is_published, last_complete_month, publish_due
+from callerconnect.service.publishing import is_published, last_settled_month, publish_due
 
 log = logging.getLogger("callerconnect.opendata")
 
@@ -23,9 +24,9 @@ CHECK_EVERY_SECONDS = 300.0
 def publish_if_due(
     db: Database, settings: Settings, definition: SurveyDefinition, clock: Clock
 ) -> str | None:
-    """Publish the last complete month if nobody has; the period published, or None."""
+    """Publish the last settled month if nobody has; the period published, or None."""
     now = clock.now()
-    period = last_complete_month(now, settings)
+    period = last_settled_month(now, settings)
     if is_published(db, settings.agency_id, period):
         return None
     publication = publish_due(db, settings, definition, now)

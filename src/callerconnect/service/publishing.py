@@ -62,6 +62,23 @@ def last_complete_month(now: datetime, settings: Settings) -> str:
     return (first_of_month - timedelta(days=1)).strftime("%Y-%m")
 
 
+#: Beyond the survey link's life, how long a call of the month may still be open before
+#: it is cleared and surveyed (most are cleared within hours).
+CLEARANCE_MARGIN = timedelta(days=7)
+
+
+def settle_time(settings: Settings) -> timedelta:
+    """How long after a month ends its answers can still come in."""
+    return settings.policy.survey_after_clear + settings.policy.survey_expires + CLEARANCE_MARGIN
+
+
+def last_settled_month(now: datetime, settings: Settings) -> str:
+    """The last month whose survey answers are all in: the scheduled publication waits for
+    it, so that a month's figures do not change from one publication to the next (two
+    versions of a month could be subtracted to reveal the answers that came in between)."""
+    return last_complete_month(now - settle_time(settings), settings)
+
+
 def parse_month(text: str) -> date:
     try:
         return datetime.strptime(text, "%Y-%m").date()
@@ -229,11 +246,11 @@ def _add_files(session: Any, publication_id: int, files: dict[str, bytes]) -> No
 def publish_due(
     db: Database, settings: Settings, definition: SurveyDefinition, now: datetime
 ) -> Publication | None:
-    """The scheduled publication: the last complete month, if nobody has published it
-    whole yet. Several workers may call this at once; the claim (inserting the period's
-    row, or turning a partial one whole) happens in the same transaction as the files,
-    so exactly one of them publishes."""
-    period = last_complete_month(now, settings)
+    """The scheduled publication: the last settled month (:func:`last_settled_month`), if
+    nobody has published it whole yet. Several workers may call this at once; the claim
+    (inserting the period's row, or turning a partial one whole) happens in the same
+    transaction as the files, so exactly one of them publishes."""
+    period = last_settled_month(now, settings)
     agency = settings.agency_id
     publication = make_publication(db, settings, definition, now, through=period)
     try:
