@@ -72,6 +72,7 @@ def test_the_page_shows_charts_tables_downloads_and_suppressed_values(client: ht
     ):
         assert f'href="/open-data/{name}"' in html
     assert 'href="/api/feed/dcat-us/1.1.json"' in html
+    assert "fewer than 11 answers is written x" in html
     assert "<script" not in html and "style=" not in html
     assert "script-src 'self'" in page.headers["content-security-policy"]
 

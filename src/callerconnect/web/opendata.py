@@ -60,6 +60,11 @@ TEXT: dict[str, dict[str, str]] = {
         "catalogs": "Catalogs for data portals",
         "methodology": "How the figures are made and protected",
         "methodology_link": "Methodology (English)",
+        "protection": (
+            "A mean or share based on fewer than %(k)s answers is written x, and so are "
+            "enough other figures that none can be worked out from the totals. No comment, "
+            "case number, phone number or date finer than a month is published."
+        ),
         "licence": "Licence",
         "calls_texted": "Calls whose caller was texted",
         "surveys_sent": "Surveys sent",
@@ -90,6 +95,12 @@ TEXT: dict[str, dict[str, str]] = {
         "catalogs": "Catalogues pour les portails de données",
         "methodology": "Comment les chiffres sont établis et protégés",
         "methodology_link": "Méthodologie (français)",
+        "protection": (
+            "Une moyenne ou une part qui repose sur moins de %(k)s réponses est écrite x, "
+            "tout comme assez d'autres chiffres pour qu'aucun ne puisse être déduit des "
+            "totaux. Aucun commentaire, numéro de dossier, numéro de téléphone ni date plus "
+            "fine que le mois n'est publié."
+        ),
         "licence": "Licence",
         "calls_texted": "Appels dont l'appelant a reçu un texto",
         "surveys_sent": "Sondages envoyés",
@@ -268,6 +279,7 @@ def build_opendata_router(application: Application) -> APIRouter:
                 files=[n for n in FILE_NAMES if latest and n in latest[1]],
                 media_type=media_type,
                 methodology=f"/open-data/methodology_{lang}.md",
+                protection=text["protection"] % {"k": settings.opendata.min_responses},
                 catalogs=[DCAT_US, DCAT_AP],
                 licence_url=settings.opendata.license_url,
                 licence_title=settings.opendata.license_title,
