@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.opendata_attack import attack
+from tests.unit.opendata_attack import attack, attack_in_whole_numbers
 
 from callerconnect.opendata.suppression import Tally, protect
 from callerconnect.opendata.tables import SUPPRESSED, CellFigures, build_tables
@@ -55,7 +55,7 @@ def months_of_answers(draw: st.DrawFn) -> list[CellFigures]:
     return cells
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(months_of_answers())
 def test_no_suppressed_figure_can_be_worked_out_from_the_published_tables(
     cells: list[CellFigures],
@@ -66,7 +66,18 @@ def test_no_suppressed_figure_can_be_worked_out_from_the_published_tables(
     assert disclosures == []
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(months_of_answers())
+def test_no_suppressed_figure_can_be_worked_out_in_whole_numbers_either(
+    cells: list[CellFigures],
+) -> None:
+    months = sorted({c.month for c in cells})
+    tables = build_tables(months, cells, QUESTIONS, MIN)
+    counts = answer_counts(cells)
+    assert attack_in_whole_numbers(tables.by_district, tables.monthly, counts, QUESTIONS) == []
+
+
+@settings(max_examples=20, deadline=None)
 @given(months_of_answers())
 def test_every_figure_on_fewer_than_the_minimum_answers_is_suppressed(
     cells: list[CellFigures],
@@ -112,6 +123,13 @@ def test_attack_recovers_a_lone_suppressed_cell_from_the_monthly_total() -> None
     recovered = {d.column: d.low for d in found if d.district == "B"}
     assert abs(recovered["overall_mean"] - 8 / 3) < 1e-6
     assert abs(recovered["overall_share_positive"] - 1 / 3) < 1e-6
+    whole = attack_in_whole_numbers(
+        tables.by_district, tables.monthly, answer_counts(cells), ["overall"]
+    )
+    assert {(d.district, d.column, round(d.low, 6)) for d in whole} >= {
+        ("B", "overall_mean", round(8 / 3, 6)),
+        ("B", "overall_share_positive", round(1 / 3, 6)),
+    }
 
 
 def test_a_lone_small_cell_takes_the_smallest_other_cell_with_it() -> None:

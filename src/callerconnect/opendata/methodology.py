@@ -87,8 +87,8 @@ as they are.
 2. **Complementary suppression.** The monthly file gives each month's agency-wide
    figures, which are the answer-weighted totals of the district rows. So that no `x`
    can be worked out from them, more figures are written `x`: while any hidden figure
-   could still be computed to a single value — checked exactly by linear programming,
-   using every published cell, the monthly totals, the limits of each figure (1 to 5,
+   could still be computed to a single value — checked exactly by linear and integer
+   programming, using every published cell, the monthly totals, the limits of each figure (1 to 5,
    0 to 1) and the link between a mean and its share — the published figure with the
    fewest answers in that month is hidden too. If even hiding every district figure is
    not enough (for example every answer of the month was 5), the month's own figure is
@@ -142,14 +142,15 @@ l'activité du service et sont publiés tels quels.
    réponses est écrite `x`.
 2. **Suppression complémentaire.** Le fichier mensuel donne les chiffres de tout le
    service pour chaque mois, qui sont les totaux pondérés des lignes par district. Pour
-   qu'aucun `x` ne puisse en être déduit, d'autres chiffres sont écrits `x` : tant
-   qu'un chiffre caché pourrait encore être calculé à une seule valeur — vérifié
-   exactement par programmation linéaire, avec toutes les cellules publiées, les totaux
-   mensuels, les bornes de chaque chiffre (1 à 5, 0 à 1) et le lien entre une moyenne et
-   sa part — le chiffre publié reposant sur le moins de réponses ce mois-là est caché
-   lui aussi. Si cacher tous les chiffres par district ne suffit pas (par exemple toutes
-   les réponses du mois valent 5), le chiffre du mois lui-même est caché. La vérification
-   suppose que le lecteur connaît le nombre de réponses de chaque cellule.
+   qu'aucun `x` ne puisse en être déduit, d'autres chiffres sont écrits `x` : tant qu'un
+   chiffre caché pourrait encore être calculé à une seule valeur — vérifié exactement
+   par programmation linéaire et en nombres entiers, avec toutes les cellules publiées,
+   les totaux mensuels, les bornes de chaque chiffre (1 à 5, 0 à 1) et le lien entre une
+   moyenne et sa part — le chiffre publié reposant sur le moins de réponses ce mois-là
+   est caché lui aussi. Si cacher tous les chiffres par district ne suffit pas (par
+   exemple toutes les réponses du mois valent 5), le chiffre du mois lui-même est caché.
+   La vérification suppose que le lecteur connaît le nombre de réponses de chaque
+   cellule.
 3. La moyenne et la part d'une même question sont cachées ensemble.
 
 Une cellule vide signifie « sans objet » (aucune réponse, ou aucun sondage envoyé).

@@ -23,9 +23,10 @@ No district or priority totals are published, so those are all the relations the
 (but at least one) is ``x``; so is the month's own figure in that case.
 
 **Complementary suppression** (the documented rule): while some suppressed cell's
-figures could still be worked out to a single value — checked exactly, by linear
-programming over the relations above — also suppress the published cell with the
-fewest answers (ties: the first in key order), so as to hide as few answers as possible.
+figures could still be worked out to a single value — checked exactly, by linear and
+integer programming (scipy's HiGHS) over the relations above — also suppress the
+published cell with the fewest answers (ties: the first in key order), so as to hide as
+few answers as possible.
 If every cell is suppressed and one is still determined (every answer of the month was
 the same extreme, say all 5s), the month's own figure is suppressed as well, which
 leaves no relation to work from.
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 
 class _CellKey(Hashable, Protocol):
@@ -129,7 +130,9 @@ def protect(
 
 def _undetermined(hidden: list[Tally], scale: Scale) -> bool:
     """Whether no figure of the ``hidden`` cells can be worked out to one value from the
-    month's weighted totals, the bounds and the tie between mean and share.
+    month's weighted totals, the bounds and the tie between mean and share — neither as
+    real numbers (linear programming) nor as whole numbers (integer programming, which is
+    exact here: every whole sum between a cell's bounds is a possible set of answers).
 
     Unknowns, per hidden cell ``c`` with ``n`` answers: its answer sum ``t_c`` and its
     positive count ``p_c`` (mean = t/n, share = p/n). Known: ``Σ t_c`` and ``Σ p_c`` (the
@@ -162,6 +165,13 @@ def _undetermined(hidden: list[Tally], scale: Scale) -> bool:
     bounds = [(c.answers, scale.points * c.answers) for c in hidden] + [
         (0, c.answers) for c in hidden
     ]
+    constraints = [
+        LinearConstraint(equality, sums, sums),
+        LinearConstraint(inequality, -np.inf, limits),
+    ]
+    lower, upper = zip(*bounds, strict=True)
+    box = Bounds(np.array(lower, float), np.array(upper, float))
+    whole = np.ones(2 * size)
     for variable in range(2 * size):
         objective = np.zeros(2 * size)
         objective[variable] = 1
@@ -172,5 +182,14 @@ def _undetermined(hidden: list[Tally], scale: Scale) -> bool:
             # to call it safe.
             return False
         if -high.fun - low.fun < _DETERMINED:
+            return False
+        # Sums and counts are whole numbers, and an attacker can use that too: the
+        # continuous range (cheap, and a single value there ends the check) may still
+        # hold a single whole value.
+        low_whole = milp(objective, constraints=constraints, integrality=whole, bounds=box)
+        high_whole = milp(-objective, constraints=constraints, integrality=whole, bounds=box)
+        if not (low_whole.success and high_whole.success):
+            return False
+        if round(-high_whole.fun) - round(low_whole.fun) < 1:
             return False
     return True
