@@ -154,3 +154,11 @@ def test_geojson_puts_the_latest_month_on_each_district_without_new_totals() -> 
     assert properties["p3_call_taker_mean"] == "x"
     assert properties["p4_responses"] == 20
     assert not any(k.startswith("responses") for k in properties)
+
+
+def test_a_district_name_that_a_spreadsheet_would_run_is_written_as_text() -> None:
+    cells = [CellFigures("2026-01", '=HYPERLINK("http://evil.example")', 4, 5, 0, 3, 1, {})]
+    tables = build_tables(["2026-01"], cells, [q.id for q in QUESTIONS], 11)
+    text = build_files(info(), tables)["monthly_by_district.csv"].decode()
+    row = list(csv.reader(io.StringIO(text)))[1]
+    assert row[1] == '\'=HYPERLINK("http://evil.example")'

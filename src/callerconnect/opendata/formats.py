@@ -12,8 +12,14 @@ from typing import Any
 from callerconnect.opendata.fields import Field
 from callerconnect.opendata.tables import SUPPRESSED, Row, Value
 
+#: A cell starting with one of these is run as a formula by spreadsheet programs; district
+#: names come from the CAD, so one could (OWASP's "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
 
 def csv_text(value: Value, described: Field) -> str:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     if value is None:
         return ""
     if value == SUPPRESSED:
