@@ -113,10 +113,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
+        if settings.opendata.schedule == "monthly":
+            _start_publication_schedule(application, stop)
         application.dispatcher.run_forever(
             stop, poll_interval=settings.worker.poll_interval.total_seconds()
         )
     return 0
+
+
+def _start_publication_schedule(application: Application, stop: threading.Event) -> None:
+    from callerconnect.service.publish_schedule import run_schedule
+    from callerconnect.service.survey import load_definition
+
+    threading.Thread(
+        target=run_schedule,
+        args=(stop, application.db, application.settings, load_definition(), application.clock),
+        name="opendata-schedule",
+        daemon=True,
+    ).start()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -328,6 +342,63 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from callerconnect.adapters.db.engine import Database
+    from callerconnect.clock import SystemClock
+    from callerconnect.service.schema import ensure_schema
+
+    settings = _settings(args)
+    configure_logging("WARNING")
+    # Only aggregates are read: no secret key needed, nothing personal is decrypted.
+    db = Database.from_url(settings.database_url)
+    try:
+        ensure_schema(db)
+        return _publish(args, settings, db, SystemClock().now())
+    finally:
+        db.dispose()
+
+
+def _publish(args: argparse.Namespace, settings: Settings, db: Any, now: Any) -> int:
+    from rich.progress import Progress
+
+    from callerconnect.service.publishing import (
+        PublishError,
+        make_publication,
+        store,
+        write_folder,
+    )
+    from callerconnect.service.survey import load_definition
+
+    with Progress(transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def advance(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        try:
+            publication = make_publication(
+                db,
+                settings,
+                load_definition(),
+                now,
+                agency_id=args.agency,
+                through=args.through,
+                progress=advance,
+            )
+        except PublishError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        written = write_folder(publication, Path(args.out))
+        store(db, publication)
+    state = " (as it stands so far)" if publication.partial else ""
+    print(f"published {publication.agency_id} through {publication.period}{state}:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from callerconnect.service.demo import run_demo
 
@@ -375,6 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="the dispatcher and timers (run any number)")
     worker.add_argument("--once", action="store_true", help="send what is due now, then exit")
     worker.set_defaults(handler=cmd_worker)
+
+    publish = commands.add_parser(
+        "publish", help="open data: the survey results, aggregated and de-identified"
+    )
+    publish.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
+    publish.add_argument("--agency", metavar="ID", help="the agency (default: the default one)")
+    publish.add_argument(
+        "--through",
+        metavar="YYYY-MM",
+        help="last month (default: the last complete one; the current one as it stands)",
+    )
+    publish.set_defaults(handler=cmd_publish)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

@@ -621,6 +621,30 @@ class ServeSettings(_Section):
     """Open connections kept at most (lowered to what the open-file limit allows)."""
 
 
+class OpenDataSettings(_Section):
+    """Open data: the public, aggregated, de-identified survey results (contract section 10)."""
+
+    min_responses: int = Field(11, ge=2, examples=[11])
+    """A mean or share standing on fewer answers than this is published as ``x``."""
+    schedule: Literal["off", "monthly"] = "off"
+    """``monthly``: a worker publishes each month once it is over (exactly once)."""
+    license_url: HttpBaseUrl = "https://open.canada.ca/en/open-government-licence-canada"
+    """The open licence the agency publishes under."""
+    license_title: str = Field("Open Government Licence - Canada", min_length=1)
+    contact_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    """Where the public writes about the data (in the catalogs' contact point)."""
+    districts_geojson: Path | None = None
+    """District boundaries (GeoJSON, a ``district`` property on each feature): when set,
+    the publication includes the latest month's figures by district as GeoJSON."""
+
+    @field_validator("districts_geojson")
+    @classmethod
+    def _geojson_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no file at {str(value)!r}")
+        return value
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -665,6 +689,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    opendata: OpenDataSettings = Field(default_factory=OpenDataSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -41,7 +41,7 @@ from callerconnect.adapters.db.tables import (
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
-from callerconnect.service import reports
+from callerconnect.queries import queues
 from callerconnect.service.survey import SurveyLimits
 from callerconnect.web import survey as survey_web
 from callerconnect.web import webhooks as webhooks_web
@@ -615,7 +615,7 @@ def test_sql_in_cad_fields_is_stored_as_text_and_matches_nothing_else(
     assert calls[sql].call_type_code == sql
     assert calls[sql].reason == "ineligible:unknown_call_type"
     assert calls["I-0"].reason != "ineligible:unknown_call_type"  # untouched
-    assert [t.code for t in reports.unknown_call_types(app.db)] == [sql]
+    assert [t.code for t in queues.unknown_call_types(app.db, app.settings.agency_id)] == [sql]
     assert count(app, CadEventRow) == 3
 
 

@@ -25,7 +25,9 @@ from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
 from callerconnect.logs import configure_logging
 from callerconnect.queries import outcomes, queues
+from callerconnect.service import publishing
 from callerconnect.service.simulation import replay, simulated_day
+from callerconnect.service.survey import load_definition
 
 _SURVEY_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]{22,}")
 
@@ -94,6 +96,7 @@ def run_demo(
         )
         links = [m.group(0) for _, sms in console.sent for m in _SURVEY_LINK.finditer(sms.body)]
         _print_summary(application, out, links, base_url, workdir, intake_key)
+        _publish_open_data(application, out, base_url)
         if once:
             return 0
         clock.go_live()
@@ -147,6 +150,26 @@ def _print_summary(
         f"-H 'Authorization: Bearer {intake_key}' -H 'Content-Type: application/json' "
         "-d @event.json\n"
         f"(data lives in {workdir} while the demo runs)\n"
+    )
+    out.flush()
+
+
+def _publish_open_data(application: Application, out: TextIO, base_url: str) -> None:
+    """The simulated day's month is the current one: publish it as it stands so far."""
+    settings = application.settings
+    now = application.clock.now()
+    publication = publishing.make_publication(
+        application.db,
+        settings,
+        load_definition(),
+        now,
+        through=publishing.month_of(now, settings),
+    )
+    publishing.store(application.db, publication)
+    out.write(
+        f"Open data, {publication.period} published as it stands so far: {base_url}/open-data\n"
+        f"  (files: {base_url}/open-data/monthly_by_district.csv …; "
+        f"catalog: {base_url}/api/feed/dcat-us/1.1.json)\n"
     )
     out.flush()
 

@@ -17,6 +17,7 @@ from callerconnect.web import survey, webhooks
 from callerconnect.web.intake import build_intake_router, error_response
 from callerconnect.web.limits import BodyLimitMiddleware, BodyTooLarge
 from callerconnect.web.openapi import install_openapi
+from callerconnect.web.opendata import build_opendata_router
 from callerconnect.web.security import SecurityHeadersMiddleware, security_headers
 from callerconnect.web.survey import build_survey_router
 from callerconnect.web.webhooks import build_webhooks_router
@@ -42,6 +43,7 @@ def create_app(application: Application) -> FastAPI:
     api.include_router(build_intake_router(application))
     api.include_router(build_survey_router(application, definition=definition))
     api.include_router(build_webhooks_router(application))
+    api.include_router(build_opendata_router(application))
     install_openapi(api, definition)
     https = application.settings.public_base_url.startswith("https://")
     # Innermost first: the headers middleware also covers the limit's refusals.

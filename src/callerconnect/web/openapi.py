@@ -547,6 +547,7 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
                 }
             },
         },
+        **_open_data_operations(lang),
         ("/healthz", "get"): {
             "responses": {
                 "200": {
@@ -557,6 +558,55 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
                     "description": "The database is not reachable",
                     "content": {"application/json": {"schema": _ref("Health")}},
                 },
+            }
+        },
+    }
+
+
+def _open_data_operations(lang: Json) -> dict[tuple[str, str], Json]:
+    """The public open data (contract section 10): page, files and catalogs, cacheable."""
+    not_modified = {"description": "The client's copy (If-None-Match) is current"}
+    file_types = ("text/csv", "application/json", "text/markdown", "application/geo+json")
+    file_answers = {
+        "200": {
+            "description": "The file, from the latest publication",
+            "content": {kind: {"schema": {}} for kind in file_types},
+        },
+        "304": not_modified,
+        "404": _error_response("No such file, or nothing published yet"),
+    }
+    catalog = {"type": "object"}
+    return {
+        ("/open-data", "get"): {
+            "summary": "The public open-data page (bilingual, no script)",
+            "parameters": [lang],
+            "responses": {"200": _html("The page"), "304": not_modified},
+        },
+        ("/static/open-data.css", "get"): {
+            "summary": "The open-data page's stylesheet",
+            "responses": {
+                "200": {"description": "CSS", "content": {"text/css": {"schema": {}}}},
+                "304": not_modified,
+            },
+        },
+        ("/open-data/{name}", "get"): {"responses": file_answers},
+        ("/open-data/{agency}/{name}", "get"): {"responses": file_answers},
+        ("/api/feed/dcat-us/1.1.json", "get"): {
+            "responses": {
+                "200": {
+                    "description": "DCAT-US 1.1 catalog (Project Open Data data.json)",
+                    "content": {"application/json": {"schema": catalog}},
+                },
+                "304": not_modified,
+            }
+        },
+        ("/api/feed/dcat-ap/2.1.1.json", "get"): {
+            "responses": {
+                "200": {
+                    "description": "DCAT-AP 2.1.1 catalog, JSON-LD",
+                    "content": {"application/ld+json": {"schema": catalog}},
+                },
+                "304": not_modified,
             }
         },
     }

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -409,3 +410,31 @@ class InboundMessageRow(Base):
     reply_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     received_at: Mapped[datetime] = mapped_column(index=True)
     reviewed_at: Mapped[datetime | None]
+
+
+class PublicationRow(Base):
+    """One open-data publication of an agency: every month up to ``period``. Unique per
+    agency and period, so that of several workers exactly one publishes a month; a
+    ``partial`` one (the month as it stood so far) is replaced once the month is over."""
+
+    __tablename__ = "publications"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "period", name="uq_publications_agency_period"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(7))
+    partial: Mapped[bool] = mapped_column(Boolean)
+    published_at: Mapped[datetime]
+
+
+class PublicationFileRow(Base):
+    """A file of a publication, as served at ``/open-data/<name>``."""
+
+    __tablename__ = "publication_files"
+
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
