@@ -38,6 +38,7 @@ __all__ = [
     "bundled_redactor",
     "find",
     "redact",
+    "redact_contacts",
     "redact_payload",
 ]
 
@@ -693,7 +694,7 @@ def redact_payload(obj: Any) -> Any:
     as they are: a supervisor needs them to see why the payload was refused."""
     if isinstance(obj, Mapping):
         return {
-            _redact_contacts(str(key)): (
+            redact_contacts(str(key)): (
                 Kind.PHONE.placeholder
                 if _PHONE_KEY.search(str(key))
                 and obj[key] not in (None, "")
@@ -705,11 +706,13 @@ def redact_payload(obj: Any) -> Any:
     if isinstance(obj, list):
         return [redact_payload(item) for item in obj]
     if isinstance(obj, str):
-        return _redact_contacts(obj)
+        return redact_contacts(obj)
     return obj
 
 
-def _redact_contacts(text: str) -> str:
+def redact_contacts(text: str) -> str:
+    """Only the phone numbers and e-mail addresses of ``text`` redacted: for machine text
+    (payloads, error messages) where identifiers must stay readable."""
     spans = _merge([*_emails(text), *_phones(text)], text)
     parts: list[str] = []
     position = 0
