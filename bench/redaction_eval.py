@@ -26,7 +26,8 @@ def _percent(value: float | None) -> str:
 def main() -> None:
     show_misses = "--misses" in sys.argv
     comments = load()
-    for split in ("tune", "holdout", None):
+    splits = list(dict.fromkeys(c.split for c in comments))
+    for split in [*splits, None]:
         part = [c for c in comments if split is None or c.split == split]
         if not part:
             continue

@@ -163,6 +163,33 @@ _PHONE_CUE = re.compile(
 )
 
 
+_DIGIT_WORDS = {
+    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "zéro": "0",
+    "un": "1", "deux": "2", "trois": "3", "quatre": "4", "cinq": "5", "sept": "7",
+    "huit": "8", "neuf": "9",
+}  # fmt: skip
+_SPELLED_PIECE = r"(?:\d+|" + "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True)) + ")"
+_SPELLED_RUN = re.compile(
+    rf"(?<![\w]){_SPELLED_PIECE}(?:[\s,.\u2010-\u2015-]{{1,3}}{_SPELLED_PIECE})+(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def _spelled_phones(text: str) -> Iterator[Span]:
+    """Numbers written partly in words to get past a filter: "six one three 555 0171"."""
+    for run in _SPELLED_RUN.finditer(text):
+        pieces = list(re.finditer(_SPELLED_PIECE, run.group(), re.IGNORECASE))
+        words = [p for p in pieces if not p.group().isdigit()]
+        if len(words) < 2:
+            continue
+        digits = "".join(
+            p.group() if p.group().isdigit() else _DIGIT_WORDS[p.group().lower()] for p in pieces
+        )
+        if len(digits) in (7, 10) or (len(digits) == 11 and digits.startswith("1")):
+            yield Span(Kind.PHONE, run.start(), run.end())
+
+
 def _digit_view(text: str) -> str:
     """The text with O's typed among digits made zeros; same length, same offsets."""
     return _DIGITS_AND_OS.sub(lambda m: re.sub("[Oo]", "0", m.group(0)), text)
@@ -377,7 +404,8 @@ _SENTENCE_END = re.compile(r"[.!?\n:;\"«»()]\s*$|^\s*$|\s-\s*$")
 _TITLES = {
     "mr", "mrs", "ms", "miss", "mx", "m", "mme", "mlle", "dr", "doctor", "docteur",
     "docteure", "officer", "constable", "cst", "const", "pc", "sgt", "sergeant", "sergent",
-    "sergente", "detective", "det", "agent", "agente", "agents", "inspector", "inspecteur",
+    "sergente", "detective", "det", "agent", "agente", "agents", "agentes", "officers",
+    "constables", "policiers", "inspector", "inspecteur",
     "inspectrice", "insp", "enqueteur", "enqueteuse", "enqueteure", "madame", "monsieur",
     "mister", "lieutenant", "lt", "captain", "capt", "capitaine", "caporal", "corporal",
     "cpl", "policier", "policiere", "superintendent", "chief", "dispatcher", "repartiteur",
@@ -385,7 +413,8 @@ _TITLES = {
 }  # fmt: skip
 # Titles that introduce a name even in lower case ("l'agente Gagnon", "officer Chen").
 _TITLES_IN_LOWER_CASE = {
-    "agent", "agente", "officer", "constable", "sergent", "sergeant", "detective", "madame",
+    "agent", "agente", "agents", "agentes", "officers", "constables", "policiers",
+    "officer", "constable", "sergent", "sergeant", "detective", "madame",
     "monsieur", "policier", "policiere", "inspecteur", "enqueteur", "cst", "sgt", "dispatcher",
     "repartiteur", "repartitrice",
 }  # fmt: skip
@@ -476,6 +505,7 @@ class Redactor:
         found: list[Span] = [
             *_emails(text),
             *_phones(text),
+            *_spelled_phones(text),
             *_case_numbers(text),
             *_plates(text),
             *_addresses(text),
@@ -511,19 +541,21 @@ class Redactor:
         tokens = [t for t in _tokens(text) if not _inside(t, other)]
         is_name = [False] * len(tokens)
 
-        def take(index: int, limit: int, *, lowercase_known: bool = False) -> None:
+        def take(index: int, limit: int, *, lowercase_known: bool = False) -> int:
+            """Mark up to ``limit`` name-like tokens from ``index``; the index after them."""
             taken = 0
             while index < len(tokens) and taken < limit:
                 token = tokens[index]
                 gap = text[tokens[index - 1].end : token.start] if index > 0 else " "
                 if taken and not re.fullmatch(r"[ \t]{1,2}|\s?-\s?", gap):
-                    return
+                    break
                 known = self._known(token.word) or token.word in self.ambiguous
                 if not (self._name_like(token) or (lowercase_known and known)):
-                    return
+                    break
                 is_name[index] = True
                 taken += 1
                 index += 1
+            return index if taken else -1
 
         for index, token in enumerate(tokens):
             before = text[: token.start]
@@ -537,7 +569,14 @@ class Redactor:
             ):
                 # "M." is monsieur; a lone "M" is not a title.
                 if token.word != "m" or text[token.end : token.end + 1] == ".":
-                    take(index + 1, 3)
+                    after = take(index + 1, 3)
+                    # "Officers Daniels and Roy", "aux agents Daniels et Roy".
+                    while (
+                        after + 1 < len(tokens)
+                        and after > index + 1
+                        and tokens[after].word in {"and", "et", "&"}
+                    ):
+                        after = take(after + 1, 3)
             elif _STRONG_CUE.search(before):
                 take(index, 3, lowercase_known=True)
             elif (
@@ -713,7 +752,7 @@ def redact_payload(obj: Any) -> Any:
 def redact_contacts(text: str) -> str:
     """Only the phone numbers and e-mail addresses of ``text`` redacted: for machine text
     (payloads, error messages) where identifiers must stay readable."""
-    spans = _merge([*_emails(text), *_phones(text)], text)
+    spans = _merge([*_emails(text), *_phones(text), *_spelled_phones(text)], text)
     parts: list[str] = []
     position = 0
     for span in spans:
