@@ -334,9 +334,13 @@ _POSTAL_CODE = re.compile(
     r"(?<![\w-])[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ -]?\d[ABCEGHJ-NPRSTV-Z]\d(?![\w-])",
     re.IGNORECASE,
 )
+# "Unit", "unité", "suite" and "bureau" are also a police unit, "la suite" (what comes
+# next) and an office: taken as part of an address only after a comma or with a "#".
 _UNIT = re.compile(
-    r"\b(?:apt|apartment|app|appt|appartement|unit|unité|suite|logement|log|bureau)\.?\s{0,2}"
-    r"(?:#|no\.?|n°)?\s{0,2}\d{1,5}[A-Za-z]?\b",
+    r"\b(?:apt|apartment|app|appt|appartement|logement|log)\.?\s{0,2}"
+    r"(?:#|no\.?|n°)?\s{0,2}\d{1,5}[A-Za-z]?\b"
+    r"|(?:(?<=,)|(?<=, ))(?:unit|unité|suite|bureau)\s{0,2}(?:#|no\.?|n°)?\s{0,2}\d{1,5}[A-Za-z]?\b"
+    r"|\b(?:unit|unité|suite|bureau)\s{0,2}#\s{0,2}\d{1,5}[A-Za-z]?\b",
     re.IGNORECASE,
 )
 _EN_TYPES = (
@@ -402,7 +406,7 @@ _ELISION = re.compile(rf"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)[{_APOSTROPHE}]",
 _SENTENCE_END = re.compile(r"[.!?\n:;\"«»()]\s*$|^\s*$|\s-\s*$")
 
 _TITLES = {
-    "mr", "mrs", "ms", "miss", "mx", "m", "mme", "mlle", "dr", "doctor", "docteur",
+    "mr", "mrs", "ms", "miss", "mx", "m", "mme", "mlle", "dr", "dre", "doctor", "docteur",
     "docteure", "officer", "constable", "cst", "const", "pc", "sgt", "sergeant", "sergent",
     "sergente", "detective", "det", "agent", "agente", "agents", "agentes", "officers",
     "constables", "policiers", "inspector", "inspecteur",
@@ -436,7 +440,7 @@ _WEAK_CUES = (
     r"i\s+am|i['’]m|this\s+is|c['’]est|je\s+suis|moi\s+c['’]est",
     r"spoke\s+(?:to|with)|talked\s+(?:to|with)|thanks?\s+(?:to|you)|merci\s+(?:à|a)|"
     r"kudos\s+to|shout\s*-?\s*out\s+to|asked\s+for|parl[ée]\s+(?:à|a|avec)|"
-    r"bravo\s+(?:à|a)|said|dit|from",
+    r"bravo\s+(?:à|a)|said|dit",
 )
 _STRONG_CUE = re.compile(r"(?:^|\W)(?:" + "|".join(_STRONG_CUES) + r")\W*$", re.IGNORECASE)
 _WEAK_CUE = re.compile(r"(?:^|\W)(?:" + "|".join(_WEAK_CUES) + r")\W*$", re.IGNORECASE)
@@ -549,7 +553,9 @@ class Redactor:
                 gap = text[tokens[index - 1].end : token.start] if index > 0 else " "
                 if taken and not re.fullmatch(r"[ \t]{1,2}|\s?-\s?", gap):
                     break
-                known = self._known(token.word) or token.word in self.ambiguous
+                known = (
+                    self._known(token.word) or token.word in self.ambiguous
+                ) and token.word not in self.not_names
                 if not (self._name_like(token) or (lowercase_known and known)):
                     break
                 is_name[index] = True
@@ -577,15 +583,13 @@ class Redactor:
                         and tokens[after].word in {"and", "et", "&"}
                     ):
                         after = take(after + 1, 3)
-            elif _STRONG_CUE.search(before):
-                take(index, 3, lowercase_known=True)
-            elif (
+            elif _STRONG_CUE.search(before) or (
                 _WEAK_CUE.search(before)
                 and (self._known(token.word) or token.capitalized)
                 and token.word not in self.not_names
-                and not _SENTENCE_END.search(gap)
+                and not re.search(r"[.!?\n]", gap)
             ):
-                take(index, 3)
+                take(index, 3, lowercase_known=True)
             if is_name[index] or not (token.capitalized or token.shouting):
                 continue
             word = token.word
