@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/redaction_eval.py            # tuned and held-out parts
     .venv/bin/python bench/redaction_eval.py --misses   # also list what was missed / over-redacted
+    .venv/bin/python bench/redaction_eval.py --worst    # also time hostile 1,000-character input
 
 Scoring (span-level) is described in tests/unit/redaction_scoring.py.
 """
@@ -15,8 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.unit.redaction_scoring import load, score
+from tests.unit.test_redaction import HOSTILE
 
-from callerconnect.domain.redaction import Kind, find
+from callerconnect.domain.redaction import Kind, find, redact
 
 
 def _percent(value: float | None) -> str:
@@ -55,5 +57,15 @@ def main() -> None:
                     print(f"  over-redacted as {kind.value}: {extra}")
 
 
+def worst() -> None:
+    print("\n== hostile input (the longest a comment may be)")
+    for name, text in HOSTILE.items():
+        began = time.perf_counter()
+        redact(text)
+        print(f"{name:<22} {len(text):>5} chars {1000 * (time.perf_counter() - began):7.1f} ms")
+
+
 if __name__ == "__main__":
     main()
+    if "--worst" in sys.argv:
+        worst()

@@ -344,3 +344,25 @@ def test_payload_never_shows_a_phone_number_in_any_string(number: str, key: str)
     payload = {key: [f"see {number} now", {"nested": number}], "caller": {"phone": number}}
     shown = str(redact_payload(payload))
     assert re.sub(r"\D", "", number)[-7:] not in re.sub(r"\D", "", shown)
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+# Comments a person or a script could post that once made a pattern backtrack for ever (a
+# web worker stuck on one comment). Figures: bench/redaction_eval.py --worst.
+HOSTILE = {
+    "digits and dashes": "1-" * 500,
+    "underscores": "a_" * 500,
+    "hyphenated capitals": "Saint-" * 160,
+    "dots": "a." * 500,
+    "spelled at": "x at " * 200,
+    "spelled dot": "a dot " * 170,
+    "capitals": "Jean " * 200,
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_comment_is_redacted_in_bounded_time(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once

@@ -104,9 +104,13 @@ _EMAIL_SPACED = re.compile(
 )
 _AT_WORD = r"(?:\s*[(\[{<]\s*(?:at|arobase|arobas)\s*[)\]}>]\s*|\s+(?:at|arobase|arobas)\s+)"
 _DOT_WORD = r"(?:\s*[(\[{<]\s*(?:dot|point)\s*[)\]}>]\s*|\s+(?:dot|point)\s+|\s*\.\s*(?=[\w-]))"
-_LOCAL_SEP = rf"(?:{_DOT_WORD}|[_+-]|\s+(?:underscore|tiret|trait\s+d'union)\s+)"
+_LOCAL_SEP = rf"(?:{_DOT_WORD}|[_+'-]|\s+(?:underscore|tiret|trait\s+d'union)\s+)"
+# The words of a local part hold no separator character, so that a string of words and
+# separators can be split only one way (no catastrophic backtracking on "a_a_a_a…").
+_LOCAL_WORD = r"[^\W_]+"
 _EMAIL_SPELLED = re.compile(
-    rf"(?<![\w.+'-])(?:[^\W\d_]+\s(?=\d{{1,4}}{_AT_WORD}))?[\w+'-]+(?:{_LOCAL_SEP}[\w+'-]+)*{_AT_WORD}"
+    rf"(?<![\w.+'-])(?:[^\W\d_]+\s(?=\d{{1,4}}{_AT_WORD}))?{_LOCAL_WORD}"
+    rf"(?:{_LOCAL_SEP}{_LOCAL_WORD})*{_AT_WORD}"
     rf"(?:[\w-]+(?:{_DOT_WORD}[\w-]+)*{_DOT_WORD}{_TLD}|{_PROVIDER})\b",
     re.IGNORECASE,
 )
@@ -249,7 +253,8 @@ def _grouped(text: str, view: str, groups: list[tuple[int, int, str]]) -> Iterat
             if _is_nanp(lengths, groups[index][2]):
                 best = stop
             elif lengths in _LOCAL_SHAPES or (
-                lengths == (7,) and _PHONE_CUE.search(text[: groups[index][0]])
+                lengths == (7,)
+                and _PHONE_CUE.search(text, max(0, groups[index][0] - 40), groups[index][0])
             ):
                 best = best or stop
         if best is None:
@@ -442,6 +447,7 @@ _WEAK_CUES = (
     r"kudos\s+to|shout\s*-?\s*out\s+to|asked\s+for|parl[ée]\s+(?:à|a|avec)|"
     r"bravo\s+(?:à|a)|said|dit",
 )
+_CUE_REACH = 60
 _STRONG_CUE = re.compile(r"(?:^|\W)(?:" + "|".join(_STRONG_CUES) + r")\W*$", re.IGNORECASE)
 _WEAK_CUE = re.compile(r"(?:^|\W)(?:" + "|".join(_WEAK_CUES) + r")\W*$", re.IGNORECASE)
 
@@ -564,7 +570,8 @@ class Redactor:
             return index if taken else -1
 
         for index, token in enumerate(tokens):
-            before = text[: token.start]
+            # Cues are short: looking back a little keeps this linear in the text's length.
+            before = text[max(0, token.start - _CUE_REACH) : token.start]
             previous = tokens[index - 1] if index else None
             gap = text[previous.end : token.start] if previous else ""
             # From the text, not the previous token: a word redacted before this one as
