@@ -155,6 +155,7 @@ def test_email_forms(email: str, kind: Kind) -> None:
         ("near 88 Elgin Street East", "near [address]"),
         ("code postal K1A 0B1", "code postal [address]"),
         ("parked on Bank Street", "parked on [address]"),
+        ("upstairs at 455 Cooper St #6 steals", "upstairs at [address] steals"),
         ("stationné sur la rue Laurier", "stationné sur la [address]"),
         ("the 3 officers were on the road", "the 3 officers were on the road"),
     ],

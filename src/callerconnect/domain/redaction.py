@@ -386,10 +386,18 @@ _STREET_NAMED_FR = re.compile(
 _NOT_STREET_NAME = {"the", "a", "my", "on", "at", "in", "our", "your", "this", "that", "le", "la"}
 
 
+# An apartment written "#6" right after a street address: "455 Cooper St #6".
+_UNIT_AFTER_STREET = re.compile(r"\s{0,2},?\s{0,2}#\s{0,2}\d{1,5}[A-Za-z]?\b")
+
+
 def _addresses(text: str) -> Iterator[Span]:
-    for pattern in (_POSTAL_CODE, _UNIT, _ADDRESS_EN, _ADDRESS_FR, _STREET_NAMED_FR):
+    for pattern in (_POSTAL_CODE, _UNIT):
         for match in pattern.finditer(text):
             yield Span(Kind.ADDRESS, match.start(), match.end())
+    for pattern in (_ADDRESS_EN, _ADDRESS_FR, _STREET_NAMED_FR):
+        for match in pattern.finditer(text):
+            unit = _UNIT_AFTER_STREET.match(text, match.end())
+            yield Span(Kind.ADDRESS, match.start(), unit.end() if unit else match.end())
     for match in _STREET_NAMED_EN.finditer(text):
         words = match.group().split()
         # Skip leading words that cannot be part of a street's name (sentence-initial
