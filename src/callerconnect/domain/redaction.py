@@ -122,6 +122,10 @@ def _emails(text: str) -> Iterator[Span]:
             yield Span(Kind.EMAIL, match.start(), match.end())
 
 
+# Words that spell an e-mail's punctuation, not part of a name.
+_SPELL = {"dot", "point", "underscore", "tiret", "trait", "union"}
+
+
 def _email_local_words(text: str) -> set[str]:
     """Words of e-mail local parts (``jean.tremblay@…`` → jean, tremblay): a name typed
     elsewhere in the same comment is then recognised too."""
@@ -134,8 +138,6 @@ def _email_local_words(text: str) -> set[str]:
             )
     return words
 
-
-_SPELL = {"dot", "point", "underscore", "tiret", "trait", "union"}
 
 # --- phone numbers --------------------------------------------------------------------------
 
