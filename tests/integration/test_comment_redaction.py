@@ -142,6 +142,8 @@ def test_flagged_reply_is_kept_as_sent_and_shown_redacted(app: Application) -> N
         "Someone is following me, it's my ex [name], he drives plate [plate]"
     ]
     assert shown[0].phone_masked == "+1613***0142"
+    assert flagged_texts_redacted(app.db, app.vault, agency_id="default") == shown
+    assert flagged_texts_redacted(app.db, app.vault, agency_id="elsewhere") == []
 
 
 def test_dead_letter_is_shown_with_its_phones_redacted_and_its_ids_readable(
@@ -169,6 +171,8 @@ def test_dead_letter_is_shown_with_its_phones_redacted_and_its_ids_readable(
     assert (payload["event_id"], payload["incident_id"]) == ("bad-1", "INC-2024-000123")
     assert "555" not in letter.payload + letter.error
     assert dead_letter_redacted(app.db, app.vault, 99) is None
+    assert dead_letter_redacted(app.db, app.vault, 1, agency_id="default") == letter
+    assert dead_letter_redacted(app.db, app.vault, 1, agency_id="elsewhere") is None
 
 
 @pytest.mark.parametrize(

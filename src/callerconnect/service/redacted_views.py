@@ -11,26 +11,43 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+
+from sqlalchemy import select
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.tables import DeadLetterRow
+from callerconnect.adapters.db.tables import DeadLetterRow, InboundMessageRow
 from callerconnect.domain.redaction import redact, redact_contacts, redact_payload
-from callerconnect.service.inbound import FlaggedText, flagged_texts
+from callerconnect.service.inbound import FlaggedText
 
 __all__ = ["RedactedDeadLetter", "dead_letter_redacted", "flagged_texts_redacted"]
 
 
 def flagged_texts_redacted(
-    db: Database, vault: Vault, *, include_reviewed: bool = False
+    db: Database, vault: Vault, *, agency_id: str | None = None, include_reviewed: bool = False
 ) -> list[FlaggedText]:
-    """The callers' texts flagged for a person, each body redacted."""
-    return [
-        replace(text, body=redact(text.body))
-        for text in flagged_texts(db, vault, include_reviewed=include_reviewed)
-    ]
+    """The callers' texts flagged for a person, oldest first, each body redacted; only
+    ``agency_id``'s when given (a dashboard account sees its own agency only)."""
+    with db.transaction() as session:
+        query = select(InboundMessageRow).where(InboundMessageRow.flagged.is_(True))
+        if agency_id is not None:
+            query = query.where(InboundMessageRow.agency_id == agency_id)
+        if not include_reviewed:
+            query = query.where(InboundMessageRow.reviewed_at.is_(None))
+        rows = session.scalars(query.order_by(InboundMessageRow.received_at)).all()
+        return [
+            FlaggedText(
+                id=row.id,
+                received_at=row.received_at,
+                phone_masked=row.phone_masked,
+                terms=row.flag_terms or "",
+                body=redact(vault.decrypt(row.body_encrypted)),
+                reviewed_at=row.reviewed_at,
+            )
+            for row in rows
+        ]
 
 
 @dataclass(frozen=True)
@@ -47,10 +64,14 @@ class RedactedDeadLetter:
     hidden."""
 
 
-def dead_letter_redacted(db: Database, vault: Vault, letter_id: int) -> RedactedDeadLetter | None:
+def dead_letter_redacted(
+    db: Database, vault: Vault, letter_id: int, *, agency_id: str | None = None
+) -> RedactedDeadLetter | None:
+    """One dead letter, redacted; None if there is none with that id (in ``agency_id``,
+    when given)."""
     with db.transaction() as session:
         letter = session.get(DeadLetterRow, letter_id)
-        if letter is None:
+        if letter is None or (agency_id is not None and letter.agency_id != agency_id):
             return None
         return RedactedDeadLetter(
             id=letter.id,
