@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.unit.redaction_scoring import load, score
-from tests.unit.test_redaction import HOSTILE
+from tests.unit.redaction_scoring import HOSTILE, load, score
 
 from callerconnect.domain.redaction import Kind, find, redact
 

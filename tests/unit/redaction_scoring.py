@@ -104,3 +104,16 @@ def score(comments: Iterable[Comment], finder: Callable[[str], list[Span]]) -> d
             else:
                 tally.spurious.append(f"{comment.id}: {comment.text[span.start : span.end]!r}")
     return tallies
+
+
+# Comments a person or a script could post that once made a pattern backtrack for ever (a
+# web worker stuck on one comment). Figures: bench/redaction_eval.py --worst.
+HOSTILE = {
+    "digits and dashes": "1-" * 500,
+    "underscores": "a_" * 500,
+    "hyphenated capitals": "Saint-" * 160,
+    "dots": "a." * 500,
+    "spelled at": "x at " * 200,
+    "spelled dot": "a dot " * 170,
+    "capitals": "Jean " * 200,
+}

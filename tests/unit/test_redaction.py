@@ -10,7 +10,7 @@ import unicodedata
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.redaction_scoring import load, score
+from tests.unit.redaction_scoring import HOSTILE, load, score
 
 from callerconnect.domain.redaction import (
     TRIGGER_WORDS,
@@ -392,18 +392,6 @@ def test_payload_never_shows_a_phone_number_in_any_string(number: str, key: str)
 
 
 # --- hostile input ---------------------------------------------------------------------------
-
-# Comments a person or a script could post that once made a pattern backtrack for ever (a
-# web worker stuck on one comment). Figures: bench/redaction_eval.py --worst.
-HOSTILE = {
-    "digits and dashes": "1-" * 500,
-    "underscores": "a_" * 500,
-    "hyphenated capitals": "Saint-" * 160,
-    "dots": "a." * 500,
-    "spelled at": "x at " * 200,
-    "spelled dot": "a dot " * 170,
-    "capitals": "Jean " * 200,
-}
 
 
 @pytest.mark.timeout(30)
