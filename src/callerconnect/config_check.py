@@ -76,8 +76,8 @@ def effective_values(settings: Settings, sources: SettingsSources) -> list[Effec
         key = ".".join(path)
         if key == "database_url":
             shown = safe_database_url(settings.database_url)
-        elif value is None:
-            shown = "(not set)"
+        elif value is None or value == []:
+            shown = "(not set)" if value is None else "[]"
         elif _is_secret(path) or (isinstance(value, str) and value == "**********"):
             shown = MASK if not isinstance(value, list) else f"[{len(value)} × {MASK}]"
         else:

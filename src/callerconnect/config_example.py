@@ -8,6 +8,7 @@ commented out, with the form their value takes.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from typing import Any
 
@@ -42,7 +43,7 @@ def _toml_value(value: Any) -> str:
 def _comment(text: str | None, indent: str = "") -> list[str]:
     if not text:
         return []
-    flat = " ".join(text.split()).replace("``", "`")
+    flat = re.sub(r":\w+:`", "`", " ".join(text.split()).replace("``", "`"))
     return [f"{indent}# {line}" for line in textwrap.wrap(flat, 86)]
 
 
