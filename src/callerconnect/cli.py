@@ -157,7 +157,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from callerconnect.service.ingest_file import ingest_lines
-    from callerconnect.service.restamp import restamp_lines
+    from callerconnect.service.restamp import latest_time, restamp_lines
 
     settings = _settings(args)
     path = Path(args.file)
@@ -167,8 +167,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise CommandError(f"{path} is not UTF-8 text; save it as UTF-8 JSON lines", 2) from None
+    now = datetime.now(UTC)
+    latest = latest_time(lines)
     if args.restamp:
-        lines = restamp_lines(lines, now=datetime.now(UTC))
+        lines = restamp_lines(lines, now=now)
+    elif latest is not None and now - latest > settings.policy.confirmation_expires:
+        print(
+            f"note: the latest event in {path.name} happened {(now - latest).days} day(s) ago; "
+            "texts whose moment has passed are kept as suppressed:stale, not sent late. "
+            "Add --restamp to replay the file as if it had just happened.",
+            file=sys.stderr,
+        )
     with _application(settings) as application, Progress(transient=False) as progress:
         task = progress.add_task(f"ingesting {path.name}", total=len(lines))
         counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
