@@ -8,7 +8,7 @@ from callerconnect.config import Settings
 SMPP_BIND_WAIT = 10.0
 
 
-def check_provider(settings: Settings) -> list[CheckResult]:
+def check_provider(settings: Settings, *, bind_wait: float = SMPP_BIND_WAIT) -> list[CheckResult]:
     sms = settings.sms
     if sms.provider == "twilio":
         assert sms.twilio.account_sid and sms.twilio.auth_token  # checked by config
@@ -21,11 +21,11 @@ def check_provider(settings: Settings) -> list[CheckResult]:
             timeout=sms.twilio.timeout.total_seconds(),
         )
     if sms.provider == "smpp":
-        return [_check_smpp(settings)]
+        return [_check_smpp(settings, bind_wait)]
     return [CheckResult("console", True, "texts are printed, not sent: nothing to check")]
 
 
-def _check_smpp(settings: Settings) -> CheckResult:
+def _check_smpp(settings: Settings, bind_wait: float) -> CheckResult:
     from callerconnect.bootstrap import build_provider
 
     smpp = settings.sms.smpp
@@ -36,7 +36,7 @@ def _check_smpp(settings: Settings) -> CheckResult:
     assert callable(start) and callable(wait_bound) and callable(close)
     try:
         start()
-        bound = bool(wait_bound(SMPP_BIND_WAIT))
+        bound = bool(wait_bound(bind_wait))
     finally:
         close()  # unbinds
     where = f"{smpp.host}:{smpp.port} as {smpp.system_id}"
@@ -45,6 +45,6 @@ def _check_smpp(settings: Settings) -> CheckResult:
     return CheckResult(
         "SMPP bind",
         False,
-        f"no transceiver bind at {where} within {SMPP_BIND_WAIT:.0f} s; check sms.smpp.host, "
+        f"no transceiver bind at {where} within {bind_wait:.0f} s; check sms.smpp.host, "
         "sms.smpp.port, sms.smpp.system_id and sms.smpp.password",
     )
