@@ -103,7 +103,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _warn_weak_secrets(settings)
     ensure_port_free(args.host, args.port)
     with _application(settings, settings.log_level, args.log_format) as application:
-        print(startup_line("serve", settings, address=f"http://{args.host}:{args.port}"))
+        print(
+            startup_line("serve", settings, address=f"http://{args.host}:{args.port}"),
+            flush=True,
+        )
         uvicorn.run(
             create_app(application),
             host=args.host,
