@@ -28,7 +28,7 @@ from callerconnect.config import Settings, load_settings
 from callerconnect.service.restamp import restamp_lines
 from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # the repository's own
 ALL_COMMANDS = list(walk_commands(build_parser()))
 
 

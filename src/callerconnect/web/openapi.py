@@ -544,6 +544,19 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
                 },
             }
         },
+        ("/readyz", "get"): {
+            "responses": {
+                "200": {
+                    "description": "Ready: the database is reachable and at this version's "
+                    "schema, the SMS provider configured",
+                    "content": {"application/json": {"schema": _ref("Readiness")}},
+                },
+                "503": {
+                    "description": "Not ready: the database is unreachable or not migrated",
+                    "content": {"application/json": {"schema": _ref("Readiness")}},
+                },
+            }
+        },
     }
 
 
@@ -554,6 +567,17 @@ _HEALTH: Json = {
         "status": {"enum": ["ok", "unavailable"]},
         "database": {"enum": ["ok", "unreachable"]},
         "version": {"type": "string"},
+    },
+}
+
+
+_READINESS: Json = {
+    "type": "object",
+    "required": ["status", "database", "provider"],
+    "properties": {
+        "status": {"enum": ["ready", "not ready"]},
+        "database": {"type": "string", "description": "ok, unreachable, or not migrated (at R)"},
+        "provider": {"type": "string"},
     },
 }
 
@@ -573,6 +597,7 @@ def openapi_document(api: FastAPI, definition: SurveyDefinition) -> Json:
             "IntakeResults": _INTAKE_RESULTS,
             "Error": _ERROR,
             "Health": _HEALTH,
+            "Readiness": _READINESS,
         }
     )
     components["securitySchemes"] = {
