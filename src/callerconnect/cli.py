@@ -347,6 +347,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from callerconnect.service.demo import run_demo
 
+    if not args.once:
+        ensure_port_free(args.host, args.port)  # before the simulated day, not after it
     return run_demo(
         port=args.port, host=args.host, once=args.once, calls=args.calls, seed=args.seed
     )
