@@ -9,32 +9,46 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callerconnect import __version__
+from callerconnect.cli_errors import explain
+from callerconnect.cli_operations import add_operations_commands
+from callerconnect.cli_support import (
+    CommandError,
+    NotFound,
+    add_log_format_option,
+    add_yes_option,
+    confirm,
+)
 from callerconnect.config import (
     ConfigError,
     Settings,
     load_settings,
 )
-from callerconnect.logs import configure_logging, escape_controls, mask_phone_patterns
+from callerconnect.logs import configure_logging, escape_controls, mask_secrets
+from callerconnect.startup import ensure_port_free, startup_line
 
 if TYPE_CHECKING:
     from callerconnect.bootstrap import Application
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
+    settings = load_settings(args.config)
+    args.loaded_settings = settings  # for main's error messages (which database, ...)
+    return settings
 
 
 @contextmanager
-def _application(settings: Settings, log_level: str = "WARNING") -> Iterator[Application]:
+def _application(
+    settings: Settings, log_level: str = "WARNING", log_format: str = "text"
+) -> Iterator[Application]:
     """The wired application on a migrated database; closed on the way out."""
     from callerconnect.bootstrap import build_application
 
-    configure_logging(log_level)
+    configure_logging(log_level, log_format=log_format)
     application = build_application(settings)
     try:
         yield application
@@ -79,8 +93,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     open_files = raise_open_file_limit()
     limits = settings.serve
     max_connections = connection_cap(limits.max_connections, open_files)
-    with _application(settings, settings.log_level) as application:
+    ensure_port_free(args.host, args.port)
+    with _application(settings, settings.log_level, args.log_format) as application:
         collapse_repeated_log_records()
+        print(
+            startup_line("serve", settings, address=f"http://{args.host}:{args.port}"),
+            flush=True,
+        )
         uvicorn.run(
             create_app(application),
             host=args.host,
@@ -105,7 +124,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with _application(settings, settings.log_level) as application:
+    with _application(settings, settings.log_level, args.log_format) as application:
+        if not args.once:
+            print(startup_line("worker", settings), flush=True)
         if args.once:
             handled = application.dispatcher.run_due()
             print(f"handled {handled} due text(s)")
@@ -151,13 +172,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from callerconnect.service.ingest_file import ingest_lines
+    from callerconnect.service.restamp import latest_time, restamp_lines
 
     settings = _settings(args)
     path = Path(args.file)
     if not path.is_file():
-        print(f"error: {path} is not a readable file", file=sys.stderr)
-        return 2
-    lines = path.read_text(encoding="utf-8").splitlines()
+        raise CommandError(f"{path} is not a readable file (FILE.jsonl)", 2)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} is not UTF-8 text; save it as UTF-8 JSON lines", 2) from None
+    now = datetime.now(UTC)
+    latest = latest_time(lines)
+    if args.restamp:
+        lines = restamp_lines(lines, now=now)
+    elif latest is not None and now - latest > settings.policy.confirmation_expires:
+        print(
+            f"note: the latest event in {path.name} happened {(now - latest).days} day(s) ago; "
+            "texts whose moment has passed are kept as suppressed:stale, not sent late. "
+            "Add --restamp to replay the file as if it had just happened.",
+            file=sys.stderr,
+        )
     with _application(settings) as application, Progress(transient=False) as progress:
         task = progress.add_task(f"ingesting {path.name}", total=len(lines))
         counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
@@ -173,23 +208,52 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
 
     with _application(_settings(args)) as application:
         if args.action == "list":
-            letters = deadletters.list_letters(application.db, status=args.status)
+            letters = deadletters.list_letters(application.db, status=args.status, ids=args.ids)
+            if args.ids and (missing := sorted(set(args.ids) - {row.id for row in letters})):
+                raise NotFound("dead letter", missing)
             if not letters:
                 print("no dead letters")
             for letter in letters:
                 _show(
                     f"{letter.id:>6}  {letter.received_at:%Y-%m-%d %H:%M:%S}  {letter.source:<15} "
-                    f"{letter.status:<9} {letter.field or '-'}: {mask_phone_patterns(letter.error)}"
+                    f"{letter.status:<9} {deadletters.problem_text(letter)}"
                 )
             return 0
         if args.action == "show":
-            _show(deadletters.show_letter(application.db, application.vault, args.ids[0]))
+            shown = deadletters.show_letter(application.db, application.vault, args.id)
+            if shown is None:
+                raise NotFound("dead letter", [args.id])
+            _show(shown)
             return 0
+        statuses = ["new", "failed"] if args.include_failed else ["new"]
+        if args.all:
+            waiting = deadletters.list_letters(application.db, statuses=statuses)
+            if not waiting:
+                print(f"no dead letters with status {' or '.join(statuses)}")
+                return 0
+            confirm(
+                f"This replays {len(waiting)} dead letter(s) with status "
+                f"{' or '.join(statuses)} through the intake"
+                + (
+                    ""
+                    if args.include_failed
+                    else " (those that failed a replay stay: add --include-failed for them)"
+                )
+                + ".",
+                yes=args.yes,
+            )
         outcome = deadletters.replay(
-            application.db, application.vault, application.intake, args.ids, replay_all=args.all
+            application.db,
+            application.vault,
+            application.intake,
+            args.ids,
+            replay_all=args.all,
+            statuses=statuses,
         )
         for letter_id, result in outcome.items():
             _show(f"{letter_id}: {result}")
+        if missing := sorted(i for i, result in outcome.items() if result == "not found"):
+            raise NotFound("dead letter", missing)
         return 0 if all(r.startswith("replayed") for r in outcome.values()) else 1
 
 
@@ -266,11 +330,14 @@ def cmd_inbound(args: argparse.Namespace) -> int:
 
     with _application(_settings(args)) as application:
         if args.action == "reviewed":
-            if not args.ids:
-                print("error: give the ids of the texts a person has read", file=sys.stderr)
-                return 2
             done = mark_reviewed(application.db, args.ids, application.clock.now())
             print(f"{len(done)} text(s) marked reviewed: {' '.join(map(str, done)) or '-'}")
+            if missing := sorted(set(args.ids) - set(done)):
+                raise CommandError(
+                    "no flagged text waiting for review with id "
+                    + ", ".join(map(str, missing))
+                    + " (unknown, not flagged, or already reviewed: see `inbound flagged --all`)"
+                )
             return 0
         flagged = flagged_texts(application.db, application.vault, include_reviewed=args.all)
     if not flagged:
@@ -402,6 +469,8 @@ def _publish(args: argparse.Namespace, settings: Settings, db: Any, now: Any) ->
 def cmd_demo(args: argparse.Namespace) -> int:
     from callerconnect.service.demo import run_demo
 
+    if not args.once:
+        ensure_port_free(args.host, args.port)  # before the simulated day, not after it
     return run_demo(
         port=args.port, host=args.host, once=args.once, calls=args.calls, seed=args.seed
     )
@@ -413,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Texts people who call the police about less urgent matters.",
     )
     parser.add_argument("--version", action="version", version=f"callerconnect {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the full traceback of a failure"
+    )
     parser.add_argument(
         "--config",
         metavar="PATH",
@@ -441,10 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated addresses of reverse proxies whose X-Forwarded-For is "
         "trusted for the client address (default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
     )
+    add_log_format_option(serve)
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="the dispatcher and timers (run any number)")
     worker.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    add_log_format_option(worker)
     worker.set_defaults(handler=cmd_worker)
 
     publish = commands.add_parser(
@@ -466,32 +540,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="feed a file of CAD events (one JSON a line)")
     ingest.add_argument("file", metavar="FILE.jsonl")
+    ingest.add_argument(
+        "--restamp",
+        action="store_true",
+        help="shift every occurred_at so the file's last event happens now, keeping the "
+        "gaps (to replay an example and see it texted instead of suppressed as stale)",
+    )
     ingest.set_defaults(handler=cmd_ingest)
 
     letters = commands.add_parser("deadletters", help="payloads that were not accepted")
-    letters.add_argument("action", choices=["list", "show", "replay"])
-    letters.add_argument("ids", nargs="*", type=int, metavar="ID")
-    letters.add_argument("--all", action="store_true", help="replay: every new dead letter")
-    letters.add_argument("--status", choices=["new", "replayed", "failed"], default=None)
+    letter_commands = letters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    letters_list = letter_commands.add_parser(
+        "list", help="list dead letters (all, or the given ids)"
+    )
+    letters_list.add_argument("ids", nargs="*", type=int, metavar="ID", help="only these")
+    letters_list.add_argument(
+        "--status", choices=["new", "replayed", "failed"], default=None, help="only this status"
+    )
+    letters_show = letter_commands.add_parser(
+        "show", help="one dead letter's error and payload (phone numbers masked)"
+    )
+    letters_show.add_argument("id", type=int, metavar="ID")
+    letters_replay = letter_commands.add_parser(
+        "replay", help="submit dead letters again through the intake"
+    )
+    letters_replay.add_argument("ids", nargs="*", type=int, metavar="ID")
+    letters_replay.add_argument(
+        "--all", action="store_true", help="every dead letter not yet replayed (status new)"
+    )
+    letters_replay.add_argument(
+        "--include-failed",
+        action="store_true",
+        help="with --all: also those whose earlier replay failed",
+    )
+    add_yes_option(letters_replay)
     letters.set_defaults(handler=cmd_deadletters)
 
     calltypes = commands.add_parser(
         "calltypes", help="call-type codes seen in calls but missing from the table"
     )
-    calltypes.add_argument("action", choices=["unknown"])
-    calltypes.add_argument("--json", action="store_true")
+    calltype_commands = calltypes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    unknown = calltype_commands.add_parser(
+        "unknown", help="codes seen in calls that the call-types table does not map"
+    )
+    unknown.add_argument("--json", action="store_true", help="print JSON instead of a table")
     calltypes.set_defaults(handler=cmd_calltypes)
 
     inbound = commands.add_parser(
         "inbound", help="texts callers sent us: list the ones flagged for a person"
     )
-    inbound.add_argument(
-        "action",
-        choices=["flagged", "reviewed"],
-        help="flagged: list flagged texts not yet reviewed; reviewed ID...: mark them read",
+    inbound_commands = inbound.add_subparsers(dest="action", required=True, metavar="ACTION")
+    flagged = inbound_commands.add_parser("flagged", help="flagged texts not yet reviewed")
+    flagged.add_argument("--all", action="store_true", help="include reviewed ones")
+    reviewed = inbound_commands.add_parser(
+        "reviewed", help="mark flagged texts as read by a person"
     )
-    inbound.add_argument("ids", nargs="*", type=int, metavar="ID")
-    inbound.add_argument("--all", action="store_true", help="flagged: include reviewed ones")
+    reviewed.add_argument("ids", nargs="+", type=int, metavar="ID")
     inbound.set_defaults(handler=cmd_inbound)
 
     calls = commands.add_parser("calls", help="one call's story: events, decisions, texts, survey")
@@ -524,26 +628,32 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser(
         "keys", help="encryption keys: re-encrypt stored data under a new secret_key"
     )
-    keys.add_argument(
-        "action",
-        choices=["rotate", "check"],
-        help="rotate: re-encrypt every stored value under secret_key (safe while running); "
-        "check: count values still under old_secret_keys (exit 0 when none)",
-    )
-    keys.add_argument(
-        "--batch-size", type=_positive_int, default=500, help="rows per transaction (default 500)"
-    )
+    key_commands = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("rotate", "re-encrypt every stored value under secret_key (safe while running)"),
+        ("check", "count values still under old_secret_keys (exit 0 when none)"),
+    ):
+        key_command = key_commands.add_parser(name, help=text)
+        key_command.add_argument(
+            "--batch-size",
+            type=_positive_int,
+            default=500,
+            help="rows per transaction (default 500)",
+        )
     keys.set_defaults(handler=cmd_keys)
+
+    add_operations_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "deadletters" and args.action in ("show",) and len(args.ids) != 1:
-        parser.error("deadletters show takes exactly one ID")
-    if args.command == "deadletters" and args.action == "replay" and not (args.ids or args.all):
-        parser.error("deadletters replay takes IDs or --all")
+    if args.command == "deadletters" and args.action == "replay":
+        if not (args.ids or args.all):
+            parser.error("deadletters replay takes IDs or --all")
+        if args.ids and args.all:
+            parser.error("deadletters replay takes IDs or --all, not both")
     handler: Any = args.handler
     try:
         code: int = handler(args)
@@ -551,8 +661,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        settings = getattr(args, "loaded_settings", None)
+        lines = explain(error, settings.database_url if settings is not None else None)
+        if lines is None:
+            lines = [
+                f"unexpected {type(error).__name__}: {mask_secrets(str(error))[:300]}",
+                "run again with --debug for the traceback",
+            ]
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ This is the operator-facing surface described in section 3 of the external contr
 Layers are merged key by key, tables *and* mappings alike, so setting
 ``CALLERCONNECT_POLICY__DELAY_NOTICE_AFTER__3=45m`` keeps the default threshold of
 priority 4. An empty environment variable counts as unset (deployment templates often
-export ``VAR=`` for "not configured"). Unknown keys in the file and unknown keys inside a
-known table in the environment are errors, so a typo cannot silently fall back to a
-default; unknown *top-level* ``CALLERCONNECT_*`` variables are ignored because other tools
-share the prefix (the test suite's ``CALLERCONNECT_TEST_PG_URL``, for one).
+export ``VAR=`` for "not configured"). Every key in the file and every ``CALLERCONNECT_*``
+variable that names no setting is an error with the closest real name
+(``config_keys.py``), so a typo cannot silently fall back to a default; only the test
+suite's and benchmarks' own variables (``config_keys.RESERVED_ENV_PREFIXES``) share the
+prefix without being settings.
 
 Every problem becomes a :class:`ConfigError` naming the dotted key, its environment
 variable, where the bad value came from and what a good one looks like. Secret values and
@@ -67,6 +68,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from callerconnect.config_keys import unknown_keys
 from callerconnect.domain.case_numbers import (
     DEFAULT_CASE_NUMBER_PATTERN,
     compile_case_number_pattern,
@@ -173,11 +175,16 @@ def format_duration(duration: timedelta) -> str:
 
 
 def _to_duration(value: object) -> object:
-    """Accept a written duration or (from TOML) an integer number of seconds."""
+    """Accept a written duration. A bare TOML number is refused like a bare string: read
+    as seconds, ``survey_after_clear = 15`` would quietly mean 15 seconds to someone who
+    meant minutes."""
     if isinstance(value, str):
         return parse_duration(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        raise ValueError(
+            f"{value} has no unit; write the duration as a string with one, such as "
+            f'"{value}m" (minutes), "{value}s", "{value}h" or "{value}d"'
+        )
     if isinstance(value, timedelta):
         return value
     raise ValueError(f"expected a duration; {_DURATION_HINT}")
@@ -690,6 +697,9 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     opendata: OpenDataSettings = Field(default_factory=OpenDataSettings)
+    agencies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """``[agencies.<id>]`` tables (contract section 11): accepted so that a deployment
+    written for several agencies starts; their content is not used yet."""
 
     @classmethod
     def settings_customise_sources(
@@ -815,15 +825,45 @@ def load_settings(
     present. ``environ`` defaults to ``os.environ`` (tests pass their own mapping).
     Raises :class:`ConfigError` for any problem, never a pydantic error.
     """
+    return load_settings_with_sources(config_path, environ)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsSources:
+    """What each source said, so ``config check`` can tell where a value came from."""
+
+    file: Path | None
+    file_data: Mapping[str, Any]
+    env_data: Mapping[str, Any]
+
+
+def load_settings_with_sources(
+    config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, SettingsSources]:
+    """:func:`load_settings`, with the values each source gave."""
     path = _config_file(config_path)
     file_data = _read_toml(path) if path is not None else {}
-    env_data = _read_environment(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    _refuse_unknown_keys(file_data, path, environ)
+    env_data = _read_environment(environ)
     data = _merge(_merge(_mapping_defaults(Settings), file_data), env_data)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         # ``from None``: the operator needs the translated message, not pydantic's internals.
         raise _translate(error, path, file_data, env_data) from None
+    return settings, SettingsSources(path, file_data, env_data)
+
+
+def _refuse_unknown_keys(
+    file_data: Mapping[str, Any], path: Path | None, environ: Mapping[str, str]
+) -> None:
+    unknown = unknown_keys(Settings, file_data, str(path), environ)
+    if not unknown:
+        return
+    lines = [problem.message() for problem in unknown]
+    message = lines[0] if len(lines) == 1 else "\n".join(["unknown settings:", *lines])
+    raise ConfigError(unknown[0].key, message, keys=tuple(p.key for p in unknown))
 
 
 def _config_file(config_path: str | Path | None) -> Path | None:

@@ -13,6 +13,11 @@ whatever the code does. Behaviour follows Twilio's documentation:
   ``{"code", "message", "more_info", "status"}`` and, like Twilio, echo the number.
 * Success is ``201`` with the Message resource JSON (``sid`` ``SM`` + 32 hex,
   ``status`` ``queued``, RFC 2822 dates, string ``num_segments``).
+* Read-only, for ``callerconnect sms check``: ``GET /2010-04-01/Accounts/{Sid}.json``
+  (the Account resource: ``sid``, ``friendly_name``, ``status`` ``active`` /
+  ``suspended`` / ``closed``, ``type``) and ``GET .../IncomingPhoneNumbers.json`` with an
+  optional ``PhoneNumber`` filter (a page ``{"incoming_phone_numbers": [...], "page",
+  "page_size", ...}`` of numbers with ``phone_number``, ``capabilities`` and ``sms_url``).
 
 It can be told to misbehave for the next N requests or for a time window (HTTP 500,
 HTTP 503 from a "load balancer" with an HTML body, HTTP 429 with code 20429, a slow
@@ -66,6 +71,8 @@ DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token"
 API_VERSION = "2010-04-01"
 
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+_ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)\.json$")
+_NUMBERS_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/IncomingPhoneNumbers\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _MAX_BODY = 1600
 _VALIDITY_RANGE = (1, 36_000)
@@ -239,8 +246,13 @@ class FakeTwilio:
         *,
         senders: Iterable[str] | None = None,
         slow_delay: float = 2.0,
+        account_status: str = "active",
+        incoming_numbers: dict[str, str] | None = None,
     ) -> None:
         self.account_sid = account_sid
+        self.account_status = account_status
+        #: The account's numbers (``+1...``) and each one's SMS webhook URL.
+        self.incoming_numbers = dict(incoming_numbers or {})
         self.auth_token = auth_token
         self.senders = frozenset(senders) if senders is not None else None
         self.slow_delay = slow_delay
@@ -434,6 +446,8 @@ class FakeTwilio:
                 _error_payload(20003, "Authentication Error - invalid username", 401),
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
+        if method == "GET":
+            return self._read(path, urlsplit(handler.path).query)
         match = _MESSAGES_PATH.match(path)
         if match is None or match["sid"] != self.account_sid:
             message = f"The requested resource {path} was not found"
@@ -441,6 +455,56 @@ class FakeTwilio:
         if method != "POST":
             return 405, _error_payload(20004, "Method not allowed", 405), {}
         return self._create(form)
+
+    def _read(self, path: str, query: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        account = _ACCOUNT_PATH.match(path)
+        if account is not None and account["sid"] == self.account_sid:
+            now = format_datetime(datetime.now(UTC), usegmt=False)
+            return (
+                200,
+                {
+                    "sid": self.account_sid,
+                    "friendly_name": "callerconnect tests",
+                    "status": self.account_status,
+                    "type": "Full",
+                    "owner_account_sid": self.account_sid,
+                    "date_created": now,
+                    "date_updated": now,
+                    "uri": f"/2010-04-01/Accounts/{self.account_sid}.json",
+                },
+                {},
+            )
+        numbers = _NUMBERS_PATH.match(path)
+        if numbers is not None and numbers["sid"] == self.account_sid:
+            wanted = dict(parse_qsl(query)).get("PhoneNumber")
+            listed = [
+                {
+                    "sid": "PN" + uuid.uuid5(uuid.NAMESPACE_URL, number).hex,
+                    "account_sid": self.account_sid,
+                    "phone_number": number,
+                    "friendly_name": number,
+                    "capabilities": {"voice": True, "sms": True, "mms": True, "fax": False},
+                    "sms_url": sms_url,
+                    "sms_method": "POST",
+                }
+                for number, sms_url in sorted(self.incoming_numbers.items())
+                if wanted is None or number == wanted
+            ]
+            return (
+                200,
+                {
+                    "incoming_phone_numbers": listed,
+                    "page": 0,
+                    "page_size": 50,
+                    "start": 0,
+                    "end": max(len(listed) - 1, 0),
+                    "next_page_uri": None,
+                    "previous_page_uri": None,
+                    "uri": path,
+                },
+                {},
+            )
+        return 404, _error_payload(20404, f"The requested resource {path} was not found", 404), {}
 
     def _authorized(self, header: str) -> bool:
         scheme, _, encoded = header.partition(" ")

@@ -261,11 +261,11 @@ def test_default_config_file_in_working_directory_is_read(tmp_path: Path) -> Non
     assert load_settings(environ={}).log_level == "ERROR"
 
 
-def test_toml_integers_are_seconds_and_strings_are_durations(write_config: WriteConfig) -> None:
+def test_toml_strings_are_durations(write_config: WriteConfig) -> None:
     path = write_config(
         """
         [worker]
-        lease = 90
+        lease = "90s"
         retry_base = "1m"
         retry_max = "1h30m"
         """
@@ -395,7 +395,11 @@ def test_call_types_file_must_exist_and_is_resolved(tmp_path: Path) -> None:
         ({"CALLERCONNECT_LOG_LEVEL": "loud"}, "log_level", "WARNING"),
         ({"CALLERCONNECT_AGENCY_ID": "Ottawa Police"}, "agency_id", "ottawa-police"),
         ({"CALLERCONNECT_AGENCY_NAME": "Ottawa"}, "agency_name", "JSON"),
-        ({"CALLERCONNECT_SMS__PROVDER": "twilio"}, "sms.provder", "did you mean sms.provider?"),
+        (
+            {"CALLERCONNECT_SMS__PROVDER": "twilio"},
+            "sms.provder",
+            "did you mean CALLERCONNECT_SMS__PROVIDER?",
+        ),
     ],
 )
 def test_bad_value_names_key_env_var_and_a_good_value(

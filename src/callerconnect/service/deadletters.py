@@ -15,25 +15,47 @@ from callerconnect.service.intake import Intake
 from callerconnect.service.kept_payload import MAX_KEPT_BYTES
 
 
-def list_letters(db: Database, status: str | None = None) -> list[DeadLetterRow]:
+def list_letters(
+    db: Database,
+    status: str | None = None,
+    *,
+    ids: Sequence[int] = (),
+    statuses: Sequence[str] = (),
+) -> list[DeadLetterRow]:
+    """Dead letters by id, filtered by one status, several, and/or the given ids."""
     with db.transaction() as session:
         query = select(DeadLetterRow).order_by(DeadLetterRow.id)
         if status:
             query = query.where(DeadLetterRow.status == status)
+        if statuses:
+            query = query.where(DeadLetterRow.status.in_(list(statuses)))
+        if ids:
+            query = query.where(DeadLetterRow.id.in_(list(ids)))
         return list(session.scalars(query).all())
 
 
-def show_letter(db: Database, vault: Vault, letter_id: int) -> str:
-    """The payload as received, with phone numbers masked (this goes to a terminal)."""
+def problem_text(letter: DeadLetterRow) -> str:
+    """``field: error`` for a listing, the field once: the intake's messages often start
+    with the field already (``priority: must be ...``)."""
+    error = mask_phone_patterns(letter.error)
+    field = letter.field or "-"
+    if error.startswith(f"{field}:") or error.startswith(f"{field} "):
+        return error
+    return f"{field}: {error}"
+
+
+def show_letter(db: Database, vault: Vault, letter_id: int) -> str | None:
+    """The payload as received, with phone numbers masked (this goes to a terminal);
+    None when there is no such letter."""
     with db.transaction() as session:
         letter = session.get(DeadLetterRow, letter_id)
         if letter is None:
-            return f"no dead letter {letter_id}"
+            return None
         payload = mask_phones_in_payload(vault.decrypt(letter.payload_encrypted))
         received = letter.received_at.strftime("%Y-%m-%d %H:%M:%S")
         return (
             f"dead letter {letter.id} ({letter.status}), received {received} via {letter.source}\n"
-            f"error: {letter.field or '-'}: {mask_phone_patterns(letter.error)}\n"
+            f"error: {problem_text(letter)}\n"
             f"{_received(letter)}\n"
             f"payload: {payload}"
         )
@@ -50,15 +72,23 @@ def _received(letter: DeadLetterRow) -> str:
 
 
 def replay(
-    db: Database, vault: Vault, intake: Intake, ids: Sequence[int], *, replay_all: bool = False
+    db: Database,
+    vault: Vault,
+    intake: Intake,
+    ids: Sequence[int],
+    *,
+    replay_all: bool = False,
+    statuses: Sequence[str] = ("new",),
 ) -> dict[int, str]:
-    """Submit each letter's payload again. A letter that is accepted (or found to be a
-    duplicate) is marked ``replayed``; one that fails again stays, marked ``failed``,
+    """Submit each letter's payload again: the given ids, or with ``replay_all`` every
+    letter whose status is in ``statuses`` (by default only ``new``: one that already
+    failed a replay is retried only when asked). A letter that is accepted (or found to
+    be a duplicate) is marked ``replayed``; one that fails again stays, marked ``failed``,
     without creating a second dead letter."""
     with db.transaction() as session:
-        query = select(DeadLetterRow)
+        query = select(DeadLetterRow).order_by(DeadLetterRow.id)
         if replay_all:
-            query = query.where(DeadLetterRow.status.in_(["new", "failed"]))
+            query = query.where(DeadLetterRow.status.in_(list(statuses)))
         else:
             query = query.where(DeadLetterRow.id.in_(list(ids)))
         rows = list(session.scalars(query))

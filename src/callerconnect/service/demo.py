@@ -7,6 +7,7 @@ until interrupted.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -16,6 +17,7 @@ import tempfile
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from callerconnect.adapters.sms.base import OutgoingSms, SendResult, SmsProvider
@@ -95,7 +97,7 @@ def run_demo(
             until=end,
         )
         links = [m.group(0) for _, sms in console.sent for m in _SURVEY_LINK.finditer(sms.body)]
-        _print_summary(application, out, links, base_url, workdir, intake_key)
+        _print_summary(application, out, links, base_url, workdir, intake_key, once=once)
         _publish_open_data(application, out, base_url)
         if once:
             return 0
@@ -113,6 +115,8 @@ def _print_summary(
     base_url: str,
     workdir: str,
     intake_key: str,
+    *,
+    once: bool,
 ) -> None:
     sent: Counter[str] = Counter()
     not_sent: Counter[str] = Counter()
@@ -142,14 +146,26 @@ def _print_summary(
         for row in unknown:
             out.write(f"  {row.calls:>4}  {row.code} ({row.description or 'no description'})\n")
     out.write("\n")
+    if once:
+        # Everything below would point at pages and files that are gone once we exit.
+        out.write(
+            "The demo's database was deleted on exit. Run `callerconnect demo` (without "
+            "--once) to open a survey link, the health check and the API, and to send "
+            "your own CAD events.\n"
+        )
+        out.flush()
+        return
+    event_file = Path(workdir) / "event.json"
+    event_file.write_text(json.dumps(_try_event(), indent=2) + "\n", encoding="utf-8")
     if links:
         out.write(f"Open a survey link the simulated callers received:\n  {links[-1]}\n")
     out.write(
-        f"Health: {base_url}/healthz\n"
-        f"Send your own CAD events: curl -X POST {base_url}/api/v1/cad/events "
+        f"Health: {base_url}/healthz   Ready: {base_url}/readyz   Metrics: {base_url}/metrics\n"
+        f"Send your own CAD event (an eligible theft, stamped now):\n"
+        f"  curl -X POST {base_url}/api/v1/cad/events "
         f"-H 'Authorization: Bearer {intake_key}' -H 'Content-Type: application/json' "
-        "-d @event.json\n"
-        f"(data lives in {workdir} while the demo runs)\n"
+        f"-d @{event_file}\n"
+        f"(data lives in {workdir} while the demo runs, and is deleted when it stops)\n"
     )
     out.flush()
 
@@ -172,6 +188,21 @@ def _publish_open_data(application: Application, out: TextIO, base_url: str) -> 
         f"catalog: {base_url}/api/feed/dcat-us/1.1.json)\n"
     )
     out.flush()
+
+
+def _try_event() -> dict[str, object]:
+    """An event an operator can post to the running demo: it gets a confirmation."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return {
+        "event_id": f"try-{now:%H%M%S}",
+        "incident_id": f"TRY-{now:%H%M%S}",
+        "occurred_at": now.isoformat(),
+        "type": "call.received",
+        "priority": 4,
+        "case_number": f"26-9{now:%H%M%S}",
+        "call_type": {"code": "THEFT", "description": "Theft under $5000"},
+        "caller": {"phone": "+1 613 555 0100", "language": "en"},
+    }
 
 
 def _serve(application: Application, host: str, port: int, out: TextIO) -> int:

@@ -37,6 +37,7 @@ from callerconnect.adapters.db.repositories import (
     defer_send_slots,
     is_opted_out,
     is_protected,
+    record_decision,
     reserve_send_slot,
     set_opt_out,
     take_late_send,
@@ -419,8 +420,11 @@ class Dispatcher:
             stored = CallRepository(session, self.vault).get_by_id(
                 row.call_id, for_share=self.db.is_postgresql
             )
-            if stored is None or stored.call.phone is None or stored.row.phone_hash is None:
+            if stored is None:
                 outbox.transition(row, TextStatus.SUPPRESSED, now, reason="suppressed:no_phone")
+                return None
+            if stored.call.phone is None or stored.row.phone_hash is None:
+                self._not_now(outbox, row, "suppressed:no_phone", None, now)
                 return None
             call = stored.call
             phone, phone_hash = stored.call.phone, stored.row.phone_hash
@@ -528,6 +532,11 @@ class Dispatcher:
             row.attempts -= 1  # waiting out the quiet hours is not a failed attempt
         else:
             outbox.transition(row, TextStatus.SUPPRESSED, now, reason=reason)
+            if row.call_id is not None:
+                # The call's decision log says why it got no such text, beside why it
+                # was eligible: a daily cap or a protection reached through another
+                # call on the same number is otherwise visible only on the outbox row.
+                record_decision(outbox.session, row.call_id, reason, decided_at=now, kind=row.kind)
         log_event(log, "sms_not_sent", outbox_id=row.id, kind=row.kind, reason=reason)
 
     def _new_survey_link(

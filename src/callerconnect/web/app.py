@@ -16,8 +16,11 @@ from callerconnect.service.survey import load_definition
 from callerconnect.web import survey, webhooks
 from callerconnect.web.intake import build_intake_router, error_response
 from callerconnect.web.limits import BodyLimitMiddleware, BodyTooLarge
+from callerconnect.web.metrics import metrics_registry, render
 from callerconnect.web.openapi import install_openapi
 from callerconnect.web.opendata import build_opendata_router
+from callerconnect.web.probes import expected_revision, readiness
+from callerconnect.web.request_log import RequestLogMiddleware
 from callerconnect.web.security import SecurityHeadersMiddleware, security_headers
 from callerconnect.web.survey import build_survey_router
 from callerconnect.web.webhooks import build_webhooks_router
@@ -58,6 +61,7 @@ def create_app(application: Application) -> FastAPI:
         default=64 * 1024,
     )
     api.add_middleware(SecurityHeadersMiddleware, https=https)
+    api.add_middleware(RequestLogMiddleware)  # outermost: sees every answer, refusals too
 
     @api.exception_handler(BodyTooLarge)
     async def body_too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
@@ -73,6 +77,19 @@ def create_app(application: Application) -> FastAPI:
         if reachable:
             return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+    head = expected_revision(application)
+    registry = metrics_registry(application)
+
+    @api.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        ready, body = await run_in_threadpool(readiness, application, head)
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @api.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        body = await run_in_threadpool(render, registry)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @api.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, error: ClientDisconnect) -> Response:

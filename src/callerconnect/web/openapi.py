@@ -560,6 +560,19 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
                 },
             }
         },
+        ("/readyz", "get"): {
+            "responses": {
+                "200": {
+                    "description": "Ready: the database is reachable and at this version's "
+                    "schema, the SMS provider configured",
+                    "content": {"application/json": {"schema": _ref("Readiness")}},
+                },
+                "503": {
+                    "description": "Not ready: the database is unreachable or not migrated",
+                    "content": {"application/json": {"schema": _ref("Readiness")}},
+                },
+            }
+        },
     }
 
 
@@ -623,6 +636,17 @@ _HEALTH: Json = {
 }
 
 
+_READINESS: Json = {
+    "type": "object",
+    "required": ["status", "database", "provider"],
+    "properties": {
+        "status": {"enum": ["ready", "not ready"]},
+        "database": {"type": "string", "description": "ok, unreachable, or not migrated (at R)"},
+        "provider": {"type": "string"},
+    },
+}
+
+
 def openapi_document(api: FastAPI, definition: SurveyDefinition) -> Json:
     """FastAPI's document of ``api`` with the bodies and answers described."""
     document = get_openapi(
@@ -638,6 +662,7 @@ def openapi_document(api: FastAPI, definition: SurveyDefinition) -> Json:
             "IntakeResults": _INTAKE_RESULTS,
             "Error": _ERROR,
             "Health": _HEALTH,
+            "Readiness": _READINESS,
         }
     )
     components["securitySchemes"] = {

@@ -1,0 +1,166 @@
+"""Which names are settings, so that a misspelt one stops start-up instead of being ignored.
+
+``CALLERCONNECT_SMS_PROVIDER=twilio`` (one underscore) names no setting: left alone, the
+service would start on the console provider and text nobody. Every name in the file and
+every ``CALLERCONNECT_*`` variable is checked against the settings model itself (walked
+here, never listed by hand, so a setting added later is covered without an edit), and an
+unknown one is reported with the closest real name (difflib).
+
+Open tables are known as a whole: a mapping setting (``policy.delay_notice_after.<n>``)
+takes any entry, and ``agencies.<id>`` any key (contract section 11; its content is
+validated by whoever reads it).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel
+
+ENV_PREFIX = "CALLERCONNECT_"
+ENV_NESTED_DELIMITER = "__"
+
+RESERVED_ENV_PREFIXES = ("CALLERCONNECT_TEST_", "CALLERCONNECT_REQUIRE_", "CALLERCONNECT_SAFETY_")
+"""Variables of the test suite and the benchmarks, which share the prefix but are not
+settings (no setting's name starts with ``test_``, ``require_`` or ``safety_``; a unit
+test keeps it so)."""
+
+ANY_ENTRY = "*"
+"""In a key path: any one name (a mapping's entry, an agency's id)."""
+ANY_REST = "**"
+"""In a key path: anything below (the keys inside an agency's table)."""
+
+_OPEN_TABLES = {"agencies": (ANY_ENTRY, ANY_REST)}
+"""Top-level tables whose content this model does not describe (yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownKey:
+    """A name that matches no setting, and where it was written."""
+
+    key: str
+    """Dotted, as written (``sms_provider`` or ``sms.provdier``)."""
+    written: str
+    """The file key or the environment variable as the operator wrote it."""
+    origin: str
+    suggestion: str | None
+
+    def message(self) -> str:
+        if self.written == self.key:  # from the file: its variable is just as unknown
+            variable = env_name(tuple(self.key.split(".")))
+            where = f"{self.origin}; as a variable {variable}"
+        else:
+            where = f"{self.key}, {self.origin}"
+        text = f"{self.written} ({where}) matches no setting"
+        if self.suggestion:
+            text += f"; did you mean {self.suggestion}?"
+        written_rest = self.written[len(ENV_PREFIX) :]
+        if (
+            self.suggestion
+            and self.suggestion.startswith(ENV_PREFIX)
+            and ENV_NESTED_DELIMITER in self.suggestion[len(ENV_PREFIX) :]
+            and ENV_NESTED_DELIMITER not in written_rest
+        ):
+            text += " (a key inside a table is joined to it by a double underscore)"
+        return text
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    return any(get_origin(candidate) is dict for candidate in (annotation, *get_args(annotation)))
+
+
+def setting_paths(model: type[BaseModel]) -> list[tuple[str, ...]]:
+    """Every leaf key of ``model`` as a path; open parts are ``ANY_ENTRY`` / ``ANY_REST``."""
+    paths: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        if name in _OPEN_TABLES:
+            paths.append((name, *_OPEN_TABLES[name]))
+            continue
+        submodel = _submodel(field.annotation)
+        if submodel is not None:
+            paths.extend((name, *sub) for sub in setting_paths(submodel))
+        elif _is_mapping(field.annotation):
+            paths.append((name, ANY_ENTRY))
+        else:
+            paths.append((name,))
+    return paths
+
+
+def _matches(path: tuple[str, ...], known: tuple[str, ...]) -> bool:
+    """Whether ``path`` is ``known``, a table above it (a whole table set as JSON), or
+    inside an open part of it."""
+    for index, part in enumerate(path):
+        if index >= len(known):
+            return False
+        if known[index] == ANY_REST:
+            return True
+        if known[index] not in (part, ANY_ENTRY):
+            return False
+    return True
+
+
+def is_known(path: tuple[str, ...], paths: list[tuple[str, ...]]) -> bool:
+    return any(_matches(path, known) for known in paths)
+
+
+def _example_part(part: str) -> str:
+    return {ANY_ENTRY: "3", ANY_REST: "sms__sender"}.get(part, part)
+
+
+def env_name(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(_example_part(p).upper() for p in path)
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(_example_part(p) for p in path)
+
+
+def _leaves(table: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in table.items():
+        path = (*prefix, key)
+        if isinstance(value, Mapping) and value:
+            yield from _leaves(value, path)
+        else:
+            yield path
+
+
+def _closest(word: str, candidates: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_keys(
+    model: type[BaseModel],
+    file_data: Mapping[str, Any],
+    file_label: str,
+    environ: Mapping[str, str],
+) -> list[UnknownKey]:
+    """The file keys (already nested) and ``CALLERCONNECT_*`` variables naming no setting."""
+    paths = setting_paths(model)
+    problems: list[UnknownKey] = []
+    dotted_names = [_dotted(p) for p in paths]
+    for path in _leaves(file_data):
+        if not is_known(path, paths):
+            key = ".".join(path)
+            problems.append(UnknownKey(key, key, file_label, _closest(key, dotted_names)))
+    env_names = [env_name(p) for p in paths]
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(RESERVED_ENV_PREFIXES):
+            continue
+        path = tuple(upper[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER))
+        if not is_known(path, paths):
+            problems.append(
+                UnknownKey(".".join(path), name, "the environment", _closest(upper, env_names))
+            )
+    return problems
