@@ -276,6 +276,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    from callerconnect.user_cli import run_user_command
+
+    return run_user_command(_settings(args), args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from callerconnect.service.demo import run_demo
 
@@ -372,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=500, help="rows per transaction (default 500)"
     )
     keys.set_defaults(handler=cmd_keys)
+
+    from callerconnect.user_cli import add_user_parser
+
+    add_user_parser(commands).set_defaults(handler=cmd_user)
     return parser
 
 

@@ -563,6 +563,18 @@ class WorkerSettings(_Section):
         return self
 
 
+class DashboardSettings(_Section):
+    """The internal dashboard: its sessions and the policy choices each service makes."""
+
+    session_idle: PositiveDuration = timedelta(minutes=30)
+    """A dashboard session ends after this long without a request."""
+    session_max: PositiveDuration = timedelta(hours=12)
+    """A dashboard session ends this long after the login, however busy."""
+    unit_breakdown: bool = False
+    """Show figures per responding unit (off by default: a policy choice, since a unit's
+    scores can point at named officers)."""
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -606,6 +618,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @classmethod
     def settings_customise_sources(
