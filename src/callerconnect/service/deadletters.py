@@ -14,19 +14,26 @@ from callerconnect.logs import mask_phone_patterns, mask_phones_in_payload
 from callerconnect.service.intake import Intake
 
 
-def list_letters(db: Database, status: str | None = None) -> list[DeadLetterRow]:
+def list_letters(
+    db: Database, status: str | None = None, *, agency_id: str | None = None
+) -> list[DeadLetterRow]:
     with db.transaction() as session:
         query = select(DeadLetterRow).order_by(DeadLetterRow.id)
         if status:
             query = query.where(DeadLetterRow.status == status)
+        if agency_id is not None:
+            query = query.where(DeadLetterRow.agency_id == agency_id)
         return list(session.scalars(query).all())
 
 
-def show_letter(db: Database, vault: Vault, letter_id: int) -> str:
-    """The payload as received, with phone numbers masked (this goes to a terminal)."""
+def show_letter(
+    db: Database, vault: Vault, letter_id: int, *, agency_id: str | None = None
+) -> str:
+    """The payload as received, with phone numbers masked (this goes to a terminal or
+    the dashboard); another agency's letter is "not found"."""
     with db.transaction() as session:
         letter = session.get(DeadLetterRow, letter_id)
-        if letter is None:
+        if letter is None or (agency_id is not None and letter.agency_id != agency_id):
             return f"no dead letter {letter_id}"
         payload = mask_phones_in_payload(vault.decrypt(letter.payload_encrypted))
         received = letter.received_at.strftime("%Y-%m-%d %H:%M:%S")
@@ -38,7 +45,13 @@ def show_letter(db: Database, vault: Vault, letter_id: int) -> str:
 
 
 def replay(
-    db: Database, vault: Vault, intake: Intake, ids: Sequence[int], *, replay_all: bool = False
+    db: Database,
+    vault: Vault,
+    intake: Intake,
+    ids: Sequence[int],
+    *,
+    replay_all: bool = False,
+    agency_id: str | None = None,
 ) -> dict[int, str]:
     """Submit each letter's payload again. A letter that is accepted (or found to be a
     duplicate) is marked ``replayed``; one that fails again stays, marked ``failed``,
@@ -49,6 +62,8 @@ def replay(
             query = query.where(DeadLetterRow.status.in_(["new", "failed"]))
         else:
             query = query.where(DeadLetterRow.id.in_(list(ids)))
+        if agency_id is not None:
+            query = query.where(DeadLetterRow.agency_id == agency_id)
         letters = [(row.id, vault.decrypt(row.payload_encrypted)) for row in session.scalars(query)]
     outcome: dict[int, str] = {}
     missing = set(ids) - {letter_id for letter_id, _ in letters}
