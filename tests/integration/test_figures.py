@@ -14,7 +14,8 @@ from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.queries.figures import FigureRow, ScaleTally, figures
 from callerconnect.queries.filters import Filters
-from tests.support.week_of_calls import OTTAWA, Week, build_week
+from callerconnect.queries.not_texted import not_texted_reasons
+from tests.support.week_of_calls import OTTAWA, Week, build_week, local
 
 WEEK = Filters("default", date(2026, 1, 26), date(2026, 2, 1))
 
@@ -168,3 +169,31 @@ def test_unknown_grouping_is_refused_with_the_choices() -> None:
 def test_a_period_that_ends_before_it_starts_is_refused() -> None:
     with pytest.raises(ValueError, match="ends"):
         Filters("default", date(2026, 2, 1), date(2026, 1, 1))
+
+
+def test_calls_not_texted_are_counted_by_reason_in_plain_words(week: Week) -> None:
+    reasons = not_texted_reasons(week.app.db, WEEK, OTTAWA)
+
+    assert [(r.code, r.calls) for r in reasons] == [
+        ("ineligible:priority", 1),
+        ("ineligible:unknown_call_type", 1),
+    ]
+    assert reasons[0].label("en") == "priority not texted"
+    assert reasons[0].label("fr") == "priorité non visée"
+    east = Filters("default", WEEK.start, WEEK.end, districts=("East",))
+    assert not_texted_reasons(week.app.db, east, OTTAWA) == []
+
+
+def test_an_eligible_call_whose_text_was_withheld_gives_the_texts_reason(week: Week) -> None:
+    # Cleared five seconds after it was received, before the dispatcher ran: the
+    # confirmation's moment has passed; the survey waits for its time.
+    week.receive("I-H", local(3, 10, month=2), phone="613-555-0108")
+    week.event(week.app, "I-H", "call.cleared", local(3, 10, 0, 5, month=2))
+    week.at(local(3, 10, 1, month=2))
+    week.receive("I-J", local(3, 11, month=2), app=week.other, phone="613-555-0203")
+
+    tuesday = Filters("default", date(2026, 2, 3), date(2026, 2, 3))
+    reasons = not_texted_reasons(week.app.db, tuesday, OTTAWA)
+
+    assert [(r.code, r.calls) for r in reasons] == [("text:scheduled", 1)]
+    assert week.outbox_row("I-H", "confirmation").reason == "suppressed:stale"

@@ -8,6 +8,7 @@ the same answer for any zone Python's ``zoneinfo`` knows.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,15 +41,18 @@ def _offset(tz: ZoneInfo, moment: datetime) -> int:
 
 
 def _transition(tz: ZoneInfo, before: datetime, after: datetime) -> datetime:
-    """The first second in (before, after] with ``after``'s offset (bisection)."""
+    """The first whole second after ``before`` with ``after``'s offset (bisection on
+    whole seconds: zones change offset on a second)."""
     target = _offset(tz, after)
-    while after - before > timedelta(seconds=1):
-        middle = before + (after - before) / 2
-        if _offset(tz, middle) == target:
-            after = middle
+    base = before.replace(microsecond=0)
+    low, high = 0, math.ceil((after - base).total_seconds())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(tz, base + timedelta(seconds=middle)) == target:
+            high = middle
         else:
-            before = middle
-    return after
+            low = middle
+    return base + timedelta(seconds=high)
 
 
 class LocalTime:
