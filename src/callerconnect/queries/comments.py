@@ -69,7 +69,8 @@ def comments(
                 SurveyAnswerRow.score.is_not(None),
             )
             for response_id, question, score in session.execute(answers):
-                scores.setdefault(response_id, {})[question] = int(score)
+                if score is not None:
+                    scores.setdefault(response_id, {})[question] = int(score)
     return [
         StoredComment(
             response_id=row[0],
@@ -78,7 +79,7 @@ def comments(
             district=row[3],
             priority=row[4],
             call_type=row[5],
-            comment_encrypted=row[6],
+            comment_encrypted=row[6] or "",
             scores=scores.get(row[0], {}),
         )
         for row in rows

@@ -26,9 +26,7 @@ def list_letters(
         return list(session.scalars(query).all())
 
 
-def show_letter(
-    db: Database, vault: Vault, letter_id: int, *, agency_id: str | None = None
-) -> str:
+def show_letter(db: Database, vault: Vault, letter_id: int, *, agency_id: str | None = None) -> str:
     """The payload as received, with phone numbers masked (this goes to a terminal or
     the dashboard); another agency's letter is "not found"."""
     with db.transaction() as session:

@@ -54,9 +54,7 @@ def bar_chart(
     label_at = table.column_index(table.chart_label)
     kind = table.columns[value_at].kind
     rows = table.rows[:MAX_BARS]
-    numbers = [
-        float(row[value_at]) for row in rows if row[value_at] not in (None, SUPPRESSED)
-    ]
+    numbers = [float(row[value_at]) for row in rows if row[value_at] not in (None, SUPPRESSED)]
     top = max(numbers, default=0.0) or 1.0
     if kind == "rate":
         top = 1.0

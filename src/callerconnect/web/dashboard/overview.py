@@ -140,10 +140,7 @@ def build_overview(
             Column("description", _("Reason"), "text"),
             Column("calls", _("Calls")),
         ],
-        [
-            [r.code, r.label(language), r.calls]
-            for r in not_texted_reasons(db, filters, tz)
-        ],
+        [[r.code, r.label(language), r.calls] for r in not_texted_reasons(db, filters, tz)],
         chart_value="calls",
         chart_label="description",
     )

@@ -23,7 +23,7 @@ _OPENERS = frozenset(
     Je J Nous Vous Il Elle Ils Elles Le La Les Un Une Des Ce Cette Ces Merci Très Bien
     Mon Ma Mes Notre Nos Votre Vos Quand Après Avant Mais Et Aussi Donc Personne Oui Non
     Policier Policière Policiers Agent Agente
-    """.split()
+    """.split()  # noqa: SIM905 (a word list reads better as words)
 )
 
 

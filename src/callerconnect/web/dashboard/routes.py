@@ -10,7 +10,8 @@ personal data (comments, callers' texts, dead letters), every export and every a
 change are written to the audit log.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": FastAPI reads the Annotated dependency aliases
+# below when each route is defined, and they are local to install_dashboard.
 
 import hashlib
 import hmac
@@ -31,10 +32,10 @@ from callerconnect.adapters.db.tables import CallRow
 from callerconnect.bootstrap import Application
 from callerconnect.domain.access import ALL_AGENCIES, Right, Role, agencies_visible
 from callerconnect.logs import log_event
+from callerconnect.queries import queues
 from callerconnect.queries.comments import comments as stored_comments
-from callerconnect.queries.failed_texts import failed_texts
 from callerconnect.queries.figures import SCALE_QUESTIONS
-from callerconnect.service import audit, deadletters, inbound, reports
+from callerconnect.service import audit, deadletters, inbound
 from callerconnect.service.accounts import AccountError, Accounts, LoginStatus, SignedIn
 from callerconnect.web.dashboard.access import (
     CSRF_FIELD,
@@ -55,7 +56,7 @@ from callerconnect.web.dashboard.overview import (
 )
 from callerconnect.web.dashboard.redact import redact_comment
 from callerconnect.web.dashboard.render import LANGUAGES, PageContext, Renderer
-from callerconnect.web.dashboard.tables import Column, Table, csv_value, table_csv, to_csv
+from callerconnect.web.dashboard.tables import Table, csv_value, table_csv, to_csv
 from callerconnect.web.survey import FormTooLarge, client_address, negotiate, read_form
 
 log = logging.getLogger("callerconnect.dashboard")
@@ -94,9 +95,7 @@ class NotFound(Exception):
 
 def _login_key(application: Application) -> bytes:
     configured = application.settings.secret_key
-    secret = (
-        configured.get_secret_value().encode() if configured else secrets.token_bytes(32)
-    )
+    secret = configured.get_secret_value().encode() if configured else secrets.token_bytes(32)
     return hmac.new(secret, b"callerconnect dashboard login csrf v1", hashlib.sha256).digest()
 
 
@@ -411,9 +410,15 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
         if name == "comments":
             rows = comment_rows(view, agency_id)
             return to_csv(
-                ["answered_at", "district", "priority", "call_type", "language"]
-                + list(SCALE_QUESTIONS)
-                + ["comment"],
+                [
+                    "answered_at",
+                    "district",
+                    "priority",
+                    "call_type",
+                    "language",
+                    *SCALE_QUESTIONS,
+                    "comment",
+                ],
                 [
                     [
                         r["answered_at"].isoformat(),
@@ -437,7 +442,7 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
         if name == "overview":
             return to_csv(
                 ["metric", "value"],
-                [[metric, csv_value(value, metric_kind(metric))] for metric, value in overview.metrics],
+                [[name, csv_value(value, metric_kind(name))] for name, value in overview.metrics],
             )
         table: Table | None = overview.tables.get(name)
         if table is None:
@@ -470,7 +475,7 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
 
     # --- work queues ----------------------------------------------------------------------
 
-    def queue_context(agency_id: str) -> dict[str, Any]:
+    def queue_context(view: ViewFilters, agency_id: str) -> dict[str, Any]:
         return {
             "flagged": [
                 {
@@ -480,9 +485,9 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
                     "terms": text.terms,
                     "body": redact_comment(text.body),
                 }
-                for text in inbound.flagged_texts(db, application.vault, agency_id=agency_id)
+                for text in queues.flagged_replies(db, application.vault, agency_id)
             ],
-            "unknown_types": reports.unknown_call_types(db, agency_id=agency_id),
+            "unknown_types": queues.unknown_call_types(db, agency_id),
             "letters": [
                 {
                     "id": letter.id,
@@ -492,17 +497,17 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
                     "field": letter.field,
                     "error_code": letter.error_code,
                 }
-                for letter in deadletters.list_letters(db, agency_id=agency_id)
+                for letter in queues.dead_letters(db, agency_id, status=None)
                 if letter.status != "replayed"
             ],
-            "failed": failed_texts(db, agency_id),
+            "failed": queues.failed_texts(db, view.for_agency(agency_id), tz),
         }
 
     @router.get("/dashboard/queues")
     async def queues_page(request: Request, signed_in: supervisor) -> Response:
         page = page_of(request, signed_in)
         view, agency_id = filters_of(request, signed_in)
-        context = await run_in_threadpool(queue_context, agency_id)
+        context = await run_in_threadpool(queue_context, view, agency_id)
         record(request, signed_in, "view:queues", agency_id)
         return render.render(
             "queues",
@@ -551,7 +556,9 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
         )
 
     @router.post("/dashboard/queues/dead-letters/{letter_id}/replay")
-    async def dead_letter_replay(request: Request, letter_id: int, signed_in: supervisor) -> Response:
+    async def dead_letter_replay(
+        request: Request, letter_id: int, signed_in: supervisor
+    ) -> Response:
         form = await _form(request)
         check_csrf(signed_in, form.get(CSRF_FIELD))
         _view, agency_id = filters_of(request, signed_in)

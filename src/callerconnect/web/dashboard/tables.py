@@ -60,7 +60,7 @@ def to_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
 def _defuse(cell: str) -> str:
     """A cell a spreadsheet would run as a formula (a CAD-given district or call type
     starting with ``=``, ``+``, ``-``, ``@``) is written with a leading apostrophe."""
-    if cell and cell[0] in "=+@\t\r" or (cell.startswith("-") and not _is_number(cell)):
+    if (cell and cell[0] in "=+@\t\r") or (cell.startswith("-") and not _is_number(cell)):
         return "'" + cell
     return cell
 
