@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from callerconnect.adapters.db.tables import CallRow
@@ -174,7 +174,7 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
 
     def agencies_known() -> list[str]:
         with db.transaction() as session:
-            found = set(session.scalars(select(distinct(CallRow.agency_id))))
+            found = set(session.scalars(select(CallRow.agency_id).distinct()))
         return sorted(found | {settings.agency_id})
 
     router = APIRouter(include_in_schema=False)
