@@ -274,9 +274,7 @@ def test_another_agencys_rows_never_appear(api: FastAPI, app: Application) -> No
     # an admin of every agency chooses which one to see
     accounts_of(api).add("all@example.org", "admin", "correct horse battery staple", "*")
     everyone = signed_in_client(api, "all@example.org")
-    theirs = read_csv(
-        everyone.get(f"/dashboard/export/overview.csv?{PERIOD}&agency=other").content
-    )
+    theirs = read_csv(everyone.get(f"/dashboard/export/overview.csv?{PERIOD}&agency=other").content)
     assert dict((r[0], r[1]) for r in theirs[1:])["calls_received"] == "1"
     assert "otheragency reply" in everyone.get("/dashboard/queues?agency=other").text
     assert "otheragency" not in everyone.get("/dashboard/queues").text

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
-
 import warnings
+from typing import Any
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI

@@ -167,11 +167,7 @@ def build_known_week(
 
 
 def _answered(question: str, calls: list[Call]) -> list[int]:
-    return [
-        int(c.answers[question])
-        for c in calls
-        if c.answers and c.answers[question].isdigit()
-    ]
+    return [int(c.answers[question]) for c in calls if c.answers and c.answers[question].isdigit()]
 
 
 def expected_metrics(calls: list[Call] = CALLS) -> dict[str, Any]:
