@@ -10,6 +10,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,18 +182,71 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
 
 
 def cmd_calltypes(args: argparse.Namespace) -> int:
-    from callerconnect.service.reports import unknown_call_types
+    from dataclasses import asdict
+
+    from callerconnect.queries.queues import unknown_call_types
 
     with _application(_settings(args)) as application:
-        rows = unknown_call_types(application.db)
+        rows = unknown_call_types(application.db, application.settings.agency_id)
     if args.json:
-        print(json.dumps([row._asdict() for row in rows], default=str, indent=2))
+        print(json.dumps([asdict(row) for row in rows], default=str, indent=2))
         return 0
     if not rows:
         print("no unknown call types")
     for row in rows:
         _show(f"{row.code:<16} {row.calls:>5} call(s)  last seen {row.last_seen:%Y-%m-%d %H:%M}")
     return 0
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from callerconnect.text_reports import show_call
+
+    settings = _settings(args)
+    agency = args.agency or settings.agency_id
+    with _application(settings) as application:
+        shown = show_call(
+            application.db,
+            application.vault,
+            agency,
+            args.incident,
+            settings.tz,
+            application.clock.now(),
+        )
+    if shown is None:
+        _show_error(f"no call {args.incident!r} in agency {agency!r}")
+        return 1
+    _show(shown)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from callerconnect.text_reports import daily_report
+
+    settings = _settings(args)
+    with _application(settings) as application:
+        yesterday = application.clock.now().astimezone(settings.tz).date() - timedelta(days=1)
+        report = daily_report(
+            application.db,
+            application.vault,
+            args.agency or settings.agency_id,
+            args.date or yesterday,
+            settings.tz,
+        )
+    _show(report)
+    return 0
+
+
+def _show_error(text: str) -> None:
+    print(f"error: {terminal_safe(text)}", file=sys.stderr)
+
+
+def _local_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 def cmd_inbound(args: argparse.Namespace) -> int:
@@ -364,6 +418,33 @@ def build_parser() -> argparse.ArgumentParser:
     inbound.add_argument("ids", nargs="*", type=int, metavar="ID")
     inbound.add_argument("--all", action="store_true", help="flagged: include reviewed ones")
     inbound.set_defaults(handler=cmd_inbound)
+
+    calls = commands.add_parser("calls", help="one call's story: events, decisions, texts, survey")
+    calls_commands = calls.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    show = calls_commands.add_parser(
+        "show",
+        help="a call's events, each decision and text with its reason, and its survey "
+        "(phone masked); exit 1 if there is no such call",
+    )
+    show.add_argument("incident", metavar="INCIDENT", help="the CAD's incident id")
+    show.add_argument("--agency", metavar="ID", help="agency of the call (default: agency_id)")
+    show.set_defaults(handler=cmd_calls)
+
+    report = commands.add_parser("report", help="plain-text reports")
+    report_commands = report.add_subparsers(dest="report_command", required=True, metavar="KIND")
+    daily = report_commands.add_parser(
+        "daily",
+        help="one local day: calls, texts by outcome, reasons not texted, opt-outs, surveys, "
+        "and what needs a person",
+    )
+    daily.add_argument(
+        "--date",
+        type=_local_date,
+        metavar="YYYY-MM-DD",
+        help="the local day whose calls to report (default: yesterday)",
+    )
+    daily.add_argument("--agency", metavar="ID", help="agency to report on (default: agency_id)")
+    daily.set_defaults(handler=cmd_report)
 
     keys = commands.add_parser(
         "keys", help="encryption keys: re-encrypt stored data under a new secret_key"

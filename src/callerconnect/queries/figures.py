@@ -19,7 +19,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, Select, and_, case, cast, distinct, func, select
+from sqlalchemy import Connection, Float, Select, and_, case, cast, distinct, func, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -140,17 +140,23 @@ def figures(
             f"cannot group by {', '.join(group_by)}; choose distinct names among "
             f"{', '.join(GROUPINGS)}"
         )
-    scope = _scoped_calls(db, filters, tz, group_by)
+    with db.reading() as connection:  # every count from one snapshot
+        return _figures(connection, filters, tz, group_by)
+
+
+def _figures(
+    connection: Connection, filters: Filters, tz: ZoneInfo, group_by: tuple[str, ...]
+) -> list[FigureRow]:
+    scope = _scoped_calls(connection.dialect.name, filters, tz, group_by)
     keys = [scope.c[name] for name in group_by]
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def merge(query: Select[Any], names: Sequence[str]) -> None:
-        with db.transaction() as session:
-            for result in session.execute(query):
-                values = tuple(result)
-                key = tuple(_normalise(name, v) for name, v in zip(group_by, values, strict=False))
-                counts = rows.setdefault(key, {})
-                counts.update(zip(names, (v or 0 for v in values[len(group_by) :]), strict=True))
+        for result in connection.execute(query):
+            values = tuple(result)
+            key = tuple(_normalise(name, v) for name, v in zip(group_by, values, strict=False))
+            counts = rows.setdefault(key, {})
+            counts.update(zip(names, (v or 0 for v in values[len(group_by) :]), strict=True))
 
     merge(
         select(*keys, func.count(), _count_if(scope.c.eligible_at.is_not(None))).group_by(*keys),
@@ -159,8 +165,8 @@ def figures(
     merge(*_text_counts(scope, keys))
     merge(*_survey_counts(scope, keys))
     merge(*_opt_out_counts(scope, keys, filters.agency_id))
-    scores = _score_tallies(db, scope, keys, group_by)
-    seconds = _confirmation_seconds(db, scope, keys, group_by)
+    scores = _score_tallies(connection, scope, keys, group_by)
+    seconds = _confirmation_seconds(connection, scope, keys, group_by)
 
     if not group_by and not rows:
         rows[()] = {}
@@ -184,12 +190,12 @@ def figures(
 
 
 def _scoped_calls(
-    db: Database, filters: Filters, tz: ZoneInfo, group_by: Sequence[str]
+    dialect: str, filters: Filters, tz: ZoneInfo, group_by: Sequence[str]
 ) -> Subquery:
     """The agency's calls of the period and filters: their id, what the figures need
     from the call itself, and one column per grouping."""
     start, end = filters.utc_bounds(tz)
-    local = LocalTime(db.engine.dialect.name, tz, start, end, CallRow.first_fact_at)
+    local = LocalTime(dialect, tz, start, end, CallRow.first_fact_at)
     attributes: dict[str, Any] = {
         "district": CallRow.district,
         "priority": CallRow.priority,
@@ -321,7 +327,7 @@ def _opt_out_counts(
 
 
 def _score_tallies(
-    db: Database, scope: Subquery, keys: list[Any], group_by: Sequence[str]
+    connection: Connection, scope: Subquery, keys: list[Any], group_by: Sequence[str]
 ) -> dict[tuple[tuple[Any, ...], str], ScaleTally]:
     score = SurveyAnswerRow.score
     query = (
@@ -341,23 +347,22 @@ def _score_tallies(
         .group_by(*keys, SurveyAnswerRow.question_id)
     )
     tallies = {}
-    with db.transaction() as session:
-        for result in session.execute(query):
-            values = tuple(result)
-            n = len(group_by)
-            key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:n], strict=True))
-            question, answers, total, positive = values[n:]
-            tallies[(key, question)] = ScaleTally(int(answers), int(total or 0), int(positive or 0))
+    n = len(group_by)
+    for result in connection.execute(query):
+        values = tuple(result)
+        key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:n], strict=True))
+        question, answers, total, positive = values[n:]
+        tallies[(key, question)] = ScaleTally(int(answers), int(total or 0), int(positive or 0))
     return tallies
 
 
 def _confirmation_seconds(
-    db: Database, scope: Subquery, keys: list[Any], group_by: Sequence[str]
+    connection: Connection, scope: Subquery, keys: list[Any], group_by: Sequence[str]
 ) -> dict[tuple[Any, ...], list[float]]:
     """Seconds from each confirmed call's start to its confirmation's sending, by group
     (only these numbers leave the database)."""
     sent, started = OutboxRow.sent_at, scope.c.started_at
-    if db.is_postgresql:
+    if connection.dialect.name == "postgresql":
         seconds: ColumnElement[Any] = func.extract("epoch", sent - started)
     else:
         seconds = (func.julianday(sent) - func.julianday(started)) * 86400.0
@@ -368,12 +373,11 @@ def _confirmation_seconds(
     )
     found: dict[tuple[Any, ...], list[float]] = {}
     n = len(group_by)
-    with db.transaction() as session:
-        for result in session.execute(query):
-            values = tuple(result)
-            key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:n], strict=True))
-            # julianday() carries about a millisecond of rounding; so does the figure.
-            found.setdefault(key, []).append(round(float(values[n]), 3))
+    for result in connection.execute(query):
+        values = tuple(result)
+        key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:n], strict=True))
+        # julianday() carries about a millisecond of rounding; so does the figure.
+        found.setdefault(key, []).append(round(float(values[n]), 3))
     return found
 
 

@@ -60,5 +60,5 @@ def not_texted_reasons(db: Database, filters: Filters, tz: ZoneInfo) -> list[Not
         .group_by(reason)
         .order_by(func.count().desc(), reason)
     )
-    with db.transaction() as session:
-        return [NotTextedReason(code, calls) for code, calls in session.execute(query)]
+    with db.reading() as connection:
+        return [NotTextedReason(code, calls) for code, calls in connection.execute(query)]

@@ -68,24 +68,30 @@ def flagged_replies(
 ) -> list[FlaggedReply]:
     """The agency's flagged replies, oldest first (the body decrypted, the number
     masked as it was stored)."""
-    query = select(InboundMessageRow).where(
-        InboundMessageRow.agency_id == agency_id, InboundMessageRow.flagged.is_(True)
-    )
+    message = InboundMessageRow
+    query = select(
+        message.id,
+        message.received_at,
+        message.phone_masked,
+        message.flag_terms,
+        message.body_encrypted,
+        message.reviewed_at,
+    ).where(message.agency_id == agency_id, message.flagged.is_(True))
     if not include_reviewed:
-        query = query.where(InboundMessageRow.reviewed_at.is_(None))
-    with db.transaction() as session:
-        rows = session.scalars(query.order_by(InboundMessageRow.received_at)).all()
-        return [
-            FlaggedReply(
-                id=row.id,
-                received_at=row.received_at,
-                phone_masked=row.phone_masked,
-                terms=row.flag_terms or "",
-                body=vault.decrypt(row.body_encrypted),
-                reviewed_at=row.reviewed_at,
-            )
-            for row in rows
-        ]
+        query = query.where(message.reviewed_at.is_(None))
+    with db.reading() as connection:
+        rows = connection.execute(query.order_by(message.received_at, message.id)).all()
+    return [
+        FlaggedReply(
+            id=row.id,
+            received_at=row.received_at,
+            phone_masked=row.phone_masked,
+            terms=row.flag_terms or "",
+            body=vault.decrypt(row.body_encrypted),
+            reviewed_at=row.reviewed_at,
+        )
+        for row in rows
+    ]
 
 
 def unknown_call_types(db: Database, agency_id: str) -> list[UnknownCallType]:
@@ -102,35 +108,41 @@ def unknown_call_types(db: Database, agency_id: str) -> list[UnknownCallType]:
         .group_by(CallRow.call_type_code)
         .order_by(func.count(CallRow.id).desc(), CallRow.call_type_code)
     )
-    with db.transaction() as session:
-        return [UnknownCallType(*row) for row in session.execute(query)]
+    with db.reading() as connection:
+        return [UnknownCallType(*row) for row in connection.execute(query)]
 
 
 def dead_letters(db: Database, agency_id: str, status: str | None = "new") -> list[DeadLetter]:
     """The agency's dead letters with ``status`` (``None``: all), oldest first."""
-    query = select(DeadLetterRow).where(DeadLetterRow.agency_id == agency_id)
+    letter = DeadLetterRow
+    query = select(
+        letter.id,
+        letter.received_at,
+        letter.source,
+        letter.error_code,
+        letter.error,
+        letter.field,
+        letter.status,
+    ).where(letter.agency_id == agency_id)
     if status is not None:
-        query = query.where(DeadLetterRow.status == status)
-    with db.transaction() as session:
-        return [
-            DeadLetter(
-                row.id,
-                row.received_at,
-                row.source,
-                row.error_code,
-                row.error,
-                row.field,
-                row.status,
-            )
-            for row in session.scalars(query.order_by(DeadLetterRow.id))
-        ]
+        query = query.where(letter.status == status)
+    with db.reading() as connection:
+        return [DeadLetter(*row) for row in connection.execute(query.order_by(letter.id))]
 
 
 def failed_texts(db: Database, filters: Filters, tz: ZoneInfo) -> list[FailedText]:
     """Texts about the calls in scope that ended ``failed`` or ``undelivered``."""
     start, end = filters.utc_bounds(tz)
     query = (
-        select(OutboxRow, CallRow.incident_id)
+        select(
+            OutboxRow.id,
+            CallRow.incident_id,
+            OutboxRow.kind,
+            OutboxRow.status,
+            OutboxRow.error_code,
+            OutboxRow.attempts,
+            OutboxRow.finished_at,
+        )
         .join(CallRow, OutboxRow.call_id == CallRow.id)
         .where(
             *call_conditions(filters, start, end),
@@ -139,16 +151,5 @@ def failed_texts(db: Database, filters: Filters, tz: ZoneInfo) -> list[FailedTex
         )
         .order_by(OutboxRow.id)
     )
-    with db.transaction() as session:
-        return [
-            FailedText(
-                id=text.id,
-                incident_id=incident_id,
-                kind=text.kind,
-                status=text.status,
-                error_code=text.error_code,
-                attempts=text.attempts,
-                finished_at=text.finished_at,
-            )
-            for text, incident_id in session.execute(query)
-        ]
+    with db.reading() as connection:
+        return [FailedText(*row) for row in connection.execute(query)]

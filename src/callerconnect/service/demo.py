@@ -24,7 +24,7 @@ from callerconnect.bootstrap import Application, build_application, demo_secret
 from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
 from callerconnect.logs import configure_logging
-from callerconnect.service import reports
+from callerconnect.queries import outcomes, queues
 from callerconnect.service.simulation import replay, simulated_day
 
 _SURVEY_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]{22,}")
@@ -112,13 +112,16 @@ def _print_summary(
 ) -> None:
     sent: Counter[str] = Counter()
     not_sent: Counter[str] = Counter()
-    for kind, status, reason, count in reports.texts_by_outcome(application.db):
+    agency_id = application.settings.agency_id
+    for outcome in outcomes.texts_by_outcome(application.db, agency_id):
+        kind, status, reason = outcome.kind, outcome.status, outcome.reason
         if status in ("sent", "delivered"):
-            sent[kind] += count
+            sent[kind] += outcome.texts
         elif status == "scheduled":
-            not_sent[f"{kind} waiting for its time ({reason or 'quiet hours or delay'})"] += count
+            waiting = f"{kind} waiting for its time ({reason or 'quiet hours or delay'})"
+            not_sent[waiting] += outcome.texts
         else:
-            not_sent[f"{kind} {status} ({reason or '-'})"] += count
+            not_sent[f"{kind} {status} ({reason or '-'})"] += outcome.texts
     out.write("\n=== Summary ===\nTexts sent:\n")
     for kind, count in sorted(sent.items()):
         out.write(f"  {count:>4}  {kind}\n")
@@ -127,9 +130,9 @@ def _print_summary(
     for label, count in sorted(not_sent.items()):
         out.write(f"  {count:>4}  {label}\n")
     out.write("Calls by eligibility (calls other than 'eligible' were never texted):\n")
-    for reason, count in reports.calls_by_reason(application.db):
-        out.write(f"  {count:>4}  {reason}\n")
-    unknown = reports.unknown_call_types(application.db)
+    for with_reason in outcomes.calls_by_reason(application.db, agency_id):
+        out.write(f"  {with_reason.calls:>4}  {with_reason.reason}\n")
+    unknown = queues.unknown_call_types(application.db, agency_id)
     if unknown:
         out.write("Unknown call types waiting for an administrator to map them:\n")
         for row in unknown:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -44,7 +44,14 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction (Database.reading) takes no write lock: under WAL it
+        # reads one snapshot while writers go on.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+#: Execution option of the connections that :meth:`Database.reading` hands out.
+READ_ONLY = "callerconnect_read_only"
 
 
 class Database:
@@ -66,6 +73,21 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction for the read side: every query in it sees one snapshot
+        (``REPEATABLE READ`` on PostgreSQL; a deferred transaction under WAL on SQLite),
+        and it never holds the write lock that :meth:`transaction` takes on SQLite, so a
+        long report does not hold up the intake."""
+        options: dict[str, Any] = {READ_ONLY: True}
+        if self.is_postgresql:
+            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with (
+            self.engine.connect().execution_options(**options) as connection,
+            connection.begin(),
+        ):
+            yield connection
 
     def ping(self) -> bool:
         try:
