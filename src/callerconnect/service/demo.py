@@ -25,6 +25,7 @@ from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
 from callerconnect.logs import configure_logging
 from callerconnect.queries import outcomes, queues
+from callerconnect.service.demo_account import create_demo_account, print_demo_account
 from callerconnect.service.simulation import replay, simulated_day
 
 _SURVEY_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]{22,}")
@@ -93,6 +94,7 @@ def run_demo(
         )
         links = [m.group(0) for _, sms in console.sent for m in _SURVEY_LINK.finditer(sms.body)]
         _print_summary(application, out, links, base_url, workdir, intake_key)
+        print_demo_account(out, base_url, *create_demo_account(application))
         if once:
             return 0
         clock.go_live()
