@@ -17,6 +17,7 @@ DEFAULT_DAYS = 28
 MAX_DAYS = 3 * 366
 MAX_VALUES = 50
 _VALUE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _AGENCY = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -78,7 +79,7 @@ def _date(params: QueryParams, name: str) -> date | None:
     if not raw:
         return None
     try:
-        if len(raw) == 10:  # fromisoformat also takes 20260131 and week dates: not ours
+        if _ISO_DATE.fullmatch(raw):  # fromisoformat also takes 20260131 and week dates
             return date.fromisoformat(raw)
     except ValueError:
         pass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"\S+@\S+")
+_EMAIL = re.compile(r"\S*@\S*")
 _WITH_DIGIT = re.compile(r"[^\s]*\d[^\s]*")
 _CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\w'’-]*", re.UNICODE)
 _OPENERS = frozenset(
