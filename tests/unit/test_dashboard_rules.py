@@ -68,7 +68,7 @@ def test_filters_default_to_the_last_28_days_and_keep_repeated_values() -> None:
         "district=" + "x" * 65,
         "district=%01",
         "agency=Not+An+Id",
-        "&".join(["call_type=c%d" % n for n in range(51)]),
+        "&".join([f"call_type=c{n}" for n in range(51)]),
     ],
 )
 def test_bad_filters_name_the_parameter(query: str) -> None:
