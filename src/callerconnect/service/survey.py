@@ -29,6 +29,7 @@ from callerconnect.adapters.db import survey_store as store
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import CallRow, SurveyInvitationRow, SurveyResponseRow
 from callerconnect.clock import Clock
+from callerconnect.domain.redaction import redact
 from callerconnect.domain.survey import Answers, SurveyDefinition, parse_definition
 from callerconnect.logs import log_event
 
@@ -242,8 +243,16 @@ class SurveyService:
             survey_version=self.definition.version,
             language=language,
             answered_at=self.clock.now(),
-            comment_encrypted=self.vault.encrypt(answers.comment) if answers.comment else None,
+            comment_encrypted=self._stored_comment(answers.comment),
         )
+
+    def _stored_comment(self, comment: str | None) -> str | None:
+        """Only the redacted comment is kept, and it is still encrypted: redaction is
+        automatic and can miss something. The clear text is never written anywhere
+        (docs/survey.md, "What is stored")."""
+        if not comment:
+            return None
+        return self.vault.encrypt(redact(comment))
 
     def _client_hash(self, client: str) -> str:
         """A keyed hash of the client's address: enough to count, useless to anyone

@@ -1,0 +1,368 @@
+"""Redaction of free text (``callerconnect.domain.redaction``): each kind by example, the
+labelled comments' recall, and properties over generated phone numbers, e-mails and text."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.unit.redaction_scoring import load, score
+
+from callerconnect.domain.redaction import TRIGGER_WORDS, Kind, find, redact, redact_payload
+
+# --- the labelled comments ---------------------------------------------------------------
+
+COMMENTS = load()
+
+
+def test_labelled_set_has_150_comments_in_both_languages_with_a_held_out_part() -> None:
+    assert len(COMMENTS) >= 150
+    assert len({c.id for c in COMMENTS}) == len(COMMENTS)
+    for lang in ("en", "fr"):
+        assert sum(c.lang == lang for c in COMMENTS) >= 70
+    assert sum(c.split.startswith("holdout") for c in COMMENTS) >= 50
+    assert sum(not c.items for c in COMMENTS) >= 40  # precision needs clean comments too
+
+
+@pytest.mark.parametrize("kind", [Kind.PHONE, Kind.EMAIL])
+def test_every_labelled_phone_and_email_is_redacted(kind: Kind) -> None:
+    tally = score(COMMENTS, find)[kind]
+    assert tally.labelled >= 20
+    assert tally.missed == []
+
+
+def test_redacted_comment_keeps_no_labelled_phone_or_email() -> None:
+    for comment in COMMENTS:
+        redacted = redact(comment.text)
+        for item in comment.items:
+            if item.kind in (Kind.PHONE, Kind.EMAIL):
+                assert comment.text[item.start : item.end] not in redacted, comment.id
+
+
+# --- each kind by example ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my neighbour Jean Tremblay at 45 rue Principale", "my neighbour [name] at [address]"),
+        ("Constable Smith was kind", "Constable [name] was kind"),
+        ("merci à l'agente Gagnon", "merci à l'agente [name]"),
+        ("a man named Dmitri Volkov", "a man named [name]"),
+        ("my neighbour jean tremblay", "my neighbour [name]"),
+        ("I spoke with Sarah twice", "I spoke with [name] twice"),
+        ("Mark my words, it will happen again.", "Mark my words, it will happen again."),
+        ("Une pierre a cassé la vitre.", "Une pierre a cassé la vitre."),
+        ("Rose was at the desk.", "[name] was at the desk."),
+        ("Merci aux agents Daniels et Roy.", "Merci aux agents [name] et [name]."),
+        ("Officers Kaur and Brooks came.", "Officers [name] and [name] came."),
+        ("write to jean.tremblay@gmail.com, Jean answers", "write to [email], [name] answers"),
+    ],
+)
+def test_names(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "613 555 0199",
+        "613-555-0199",
+        "613.555.0199",
+        "(613) 555-0199",
+        "(613)555-0199",
+        "6135550199",
+        "+1 613 555 0199",
+        "+16135550199",
+        "1-613-555-0199",
+        "1 (613) 555-0199",
+        "613 555 01 99",
+        "613 555 O199",
+        "613–555–0199",
+        "555-0199",
+        "+33 1 23 45 67 89",
+        "+44 20 7946 0958",
+    ],
+)
+def test_phone_forms(phone: str) -> None:
+    assert redact(f"call me at {phone} tonight") == "call me at [phone] tonight"
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["six one three 555 0171", "six-one-three five five five 0171", "cinq cinq cinq 01 71"],
+)
+def test_phone_written_partly_in_words(spelled: str) -> None:
+    assert redact(f"texto au {spelled} svp") == "texto au [phone] svp"
+
+
+def test_one_or_two_number_words_are_not_a_phone() -> None:
+    text = "one or two officers, 3 hours, six cars"
+    assert redact(text) == text
+
+
+def test_phone_extension_is_part_of_the_number() -> None:
+    assert redact("613-555-0199 ext. 204 or poste 12") == "[phone] or poste 12"
+    assert redact("au 613 555 0199 poste 12.") == "au [phone]."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It took 45 minutes and 2 officers came at 10:30.",
+        "I rate them 5/5, 4 out of 5 for the call taker.",
+        "About $1,200 of damage on 2024-05-12.",
+        "Ça a pris 2 h 30, et 3 policiers sont venus.",
+        "Les dommages : 1 200 $.",
+    ],
+)
+def test_numbers_that_are_not_personal_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("email", "kind"),
+    [
+        ("jean.tremblay@gmail.com", Kind.EMAIL),
+        ("Jean.Tremblay @ gmail.com", Kind.EMAIL),
+        ("jean dot tremblay at gmail dot com", Kind.EMAIL),
+        ("jean point tremblay arobase videotron point ca", Kind.EMAIL),
+        ("luc(at)sympatico(dot)ca", Kind.EMAIL),
+        ("luc [at] bell [dot] net", Kind.EMAIL),
+        ("marie_88 at hotmail", Kind.EMAIL),
+    ],
+)
+def test_email_forms(email: str, kind: Kind) -> None:
+    assert redact(f"écrivez à {email} svp") == f"écrivez à {kind.placeholder} svp"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I live at 123 Main St. apt 4", "I live at [address]"),
+        ("au 1234 boul. Saint-Laurent, app. 5", "au [address]"),
+        ("near 88 Elgin Street East", "near [address]"),
+        ("code postal K1A 0B1", "code postal [address]"),
+        ("parked on Bank Street", "parked on [address]"),
+        ("stationné sur la rue Laurier", "stationné sur la [address]"),
+        ("the 3 officers were on the road", "the 3 officers were on the road"),
+    ],
+)
+def test_addresses(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plate ABCD 123", "plate [plate]"),
+        ("a car ABC-1234 drove off", "a car [plate] drove off"),
+        ("plaque 123 ABC", "plaque [plate]"),
+        ("plaque du Québec G12 ABC", "plaque du Québec [plate]"),
+        ("licence plate abcd 123", "licence plate [plate]"),
+        ("THE 123 people", "THE 123 people"),
+    ],
+)
+def test_plates(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("case 24-123456", "case [case number]"),
+        ("file 2024-12345678 is open", "file [case number] is open"),
+        ("GO-2024-123456", "[case number]"),
+        ("numéro de dossier : 2024/5567", "numéro de dossier : [case number]"),
+        ("the 12-05-2024 visit", "the 12-05-2024 visit"),
+    ],
+)
+def test_case_numbers(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_find_reports_kinds_and_offsets() -> None:
+    text = "Call 613-555-0199 or write a@b.ca"
+    assert [(s.kind, text[s.start : s.end]) for s in find(text)] == [
+        (Kind.PHONE, "613-555-0199"),
+        (Kind.EMAIL, "a@b.ca"),
+    ]
+
+
+# --- properties ------------------------------------------------------------------------------
+
+_area = st.integers(200, 999).filter(lambda n: n % 100 != 11)
+_exchange = st.integers(200, 999)
+_line = st.integers(0, 9999)
+
+
+@st.composite
+def nanp_numbers(draw: st.DrawFn) -> str:
+    area, exchange, line = draw(_area), draw(_exchange), f"{draw(_line):04d}"
+    sep = draw(st.sampled_from([" ", "-", ".", "", " - ", "\u2013", "/", "  "]))
+    body = draw(
+        st.sampled_from(
+            [
+                f"{area}{sep}{exchange}{sep}{line}",
+                f"({area}) {exchange}-{line}",
+                f"({area}){exchange}{sep}{line}",
+                f"{area} {exchange}{line}",
+                f"{area}{exchange}{line}",
+                f"{area} {exchange} {line[:2]} {line[2:]}",
+            ]
+        )
+    )
+    prefix = draw(st.sampled_from(["", "1 ", "1-", "+1 ", "+1", "1", "+1-", "tel: ", "1."]))
+    suffix = draw(st.sampled_from(["", " ext. 12", " x204", " poste 3", " #5"]))
+    return prefix + body + suffix
+
+
+# Surrounding text: any characters, kept apart from the number by a space or punctuation so
+# that the number's first and last digits are where a reader sees them.
+_surrounding = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=40
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_surrounding, nanp_numbers(), st.sampled_from([" ", ": ", " (", ", "]), _surrounding)
+def test_any_nanp_number_in_any_common_format_is_redacted(
+    before: str, number: str, opening: str, after: str
+) -> None:
+    text = f"{before}{opening}{number} {after}"
+    start = len(before) + len(opening)
+    spans = find(text)
+    digits = [i for i in range(start, start + len(number)) if text[i].isdigit()]
+    assert all(any(s.start <= i < s.end for s in spans) for i in digits)
+    assert re.sub(r"\D", "", number)[-7:] not in re.sub(r"\D", "", redact(text))
+
+
+_local_part = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}[A-Za-z0-9]", fullmatch=True)
+_domain = st.from_regex(r"[a-z0-9][a-z0-9-]{0,12}[a-z0-9](\.[a-z]{2,6}){1,2}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_surrounding, _local_part, _domain, _surrounding)
+def test_any_email_address_is_redacted(before: str, local: str, domain: str, after: str) -> None:
+    email = f"{local}@{domain}"
+    text = f"{before} {email} {after}"
+    start = len(before) + 1
+    spans = find(text)
+    assert all(
+        any(s.start <= i < s.end for s in spans)
+        for i in range(start, start + len(email))
+        if text[i].isalnum()
+    )
+
+
+_WORDS = [
+    "the",
+    "officer",
+    "came",
+    "Jean",
+    "Tremblay",
+    "613",
+    "555-0199",
+    "rue",
+    "45",
+    "at",
+    "Principale",
+    "plate",
+    "ABCD",
+    "123",
+    "case",
+    "24-123456",
+    "@",
+    "gmail",
+    "dot",
+    "com",
+    "Mark",
+    "Rose",
+    "my",
+    "neighbour",
+    "named",
+    ".",
+    ",",
+    "\n",
+    "(",
+    ")",
+    "Mr",
+    "K1A",
+    "0B1",
+]
+_words = st.lists(st.sampled_from(_WORDS), max_size=25).map(" ".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_words, st.text(max_size=80)))
+def test_redact_is_idempotent(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
+
+
+_plain = st.text(alphabet=string.ascii_lowercase + "àéèçêô" + " ,.;:!?'()-\n", max_size=120).filter(
+    lambda t: not (set(re.findall(r"[^\W\d_]+", t)) & TRIGGER_WORDS)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_plain)
+def test_text_without_digits_at_signs_capitals_or_trigger_words_is_unchanged(text: str) -> None:
+    assert redact(text) == text
+
+
+# --- dead letters and payloads ---------------------------------------------------------------
+
+
+def test_payload_phone_fields_are_masked_whatever_they_hold() -> None:
+    payload = {
+        "event_id": "e-1",
+        "incident_id": "INC-2024-123456",
+        "caller": {"phone": "613-555", "language": "fr"},
+        "callbackComponent": [{"callBackInformationUri": "tel:+16135550142"}],
+        "call_type": {"description": "Theft, caller at 613 555 0199 or x@y.ca"},
+        "priority": 3,
+        "in_progress": False,
+    }
+    assert redact_payload(payload) == {
+        "event_id": "e-1",
+        "incident_id": "INC-2024-123456",
+        "caller": {"phone": "[phone]", "language": "fr"},
+        "callbackComponent": [{"callBackInformationUri": "[phone]"}],
+        "call_type": {"description": "Theft, caller at [phone] or [email]"},
+        "priority": 3,
+        "in_progress": False,
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(nanp_numbers(), st.sampled_from(["note", "6135550000", "details"]))
+def test_payload_never_shows_a_phone_number_in_any_string(number: str, key: str) -> None:
+    payload = {key: [f"see {number} now", {"nested": number}], "caller": {"phone": number}}
+    shown = str(redact_payload(payload))
+    assert re.sub(r"\D", "", number)[-7:] not in re.sub(r"\D", "", shown)
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+# Comments a person or a script could post that once made a pattern backtrack for ever (a
+# web worker stuck on one comment). Figures: bench/redaction_eval.py --worst.
+HOSTILE = {
+    "digits and dashes": "1-" * 500,
+    "underscores": "a_" * 500,
+    "hyphenated capitals": "Saint-" * 160,
+    "dots": "a." * 500,
+    "spelled at": "x at " * 200,
+    "spelled dot": "a dot " * 170,
+    "capitals": "Jean " * 200,
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_comment_is_redacted_in_bounded_time(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
