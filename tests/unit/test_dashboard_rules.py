@@ -77,19 +77,10 @@ def test_bad_filters_name_the_parameter(query: str) -> None:
     assert raised.value.field in query
 
 
-@given(st.text(max_size=200))
-def test_the_stand_in_redaction_leaves_no_digit_no_address_and_no_capitalised_name(
-    text: str,
-) -> None:
-    shown = redact_comment(text)
-    assert not re.search(r"\d", shown)
-    assert "@" not in shown
-    assert not re.search(r"\b(?:Jane|Tremblay|Smith)\b", redact_comment(f"{text} Jane Tremblay"))
-
-
-def test_the_stand_in_redaction_keeps_ordinary_words() -> None:
-    shown = redact_comment("The officer was kind. Please call John at 613-555-0199 or j@x.ca")
-    assert shown == "The officer was kind. Please call [name] at [number] or [email]"
+def test_comments_reach_the_pages_through_the_redaction() -> None:
+    shown = redact_comment("Constable Tremblay called me at 613-555-0199, write jane@x.ca")
+    for secret in ("Tremblay", "613-555-0199", "jane@x.ca"):
+        assert secret not in shown
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_defused() -> None:

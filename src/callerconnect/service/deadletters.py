@@ -14,24 +14,19 @@ from callerconnect.logs import mask_phone_patterns, mask_phones_in_payload
 from callerconnect.service.intake import Intake
 
 
-def list_letters(
-    db: Database, status: str | None = None, *, agency_id: str | None = None
-) -> list[DeadLetterRow]:
+def list_letters(db: Database, status: str | None = None) -> list[DeadLetterRow]:
     with db.transaction() as session:
         query = select(DeadLetterRow).order_by(DeadLetterRow.id)
         if status:
             query = query.where(DeadLetterRow.status == status)
-        if agency_id is not None:
-            query = query.where(DeadLetterRow.agency_id == agency_id)
         return list(session.scalars(query).all())
 
 
-def show_letter(db: Database, vault: Vault, letter_id: int, *, agency_id: str | None = None) -> str:
-    """The payload as received, with phone numbers masked (this goes to a terminal or
-    the dashboard); another agency's letter is "not found"."""
+def show_letter(db: Database, vault: Vault, letter_id: int) -> str:
+    """The payload as received, with phone numbers masked (this goes to a terminal)."""
     with db.transaction() as session:
         letter = session.get(DeadLetterRow, letter_id)
-        if letter is None or (agency_id is not None and letter.agency_id != agency_id):
+        if letter is None:
             return f"no dead letter {letter_id}"
         payload = mask_phones_in_payload(vault.decrypt(letter.payload_encrypted))
         received = letter.received_at.strftime("%Y-%m-%d %H:%M:%S")

@@ -37,6 +37,7 @@ from callerconnect.queries.comments import comments as stored_comments
 from callerconnect.queries.figures import SCALE_QUESTIONS
 from callerconnect.service import audit, deadletters, inbound
 from callerconnect.service.accounts import AccountError, Accounts, LoginStatus, SignedIn
+from callerconnect.service.redacted_views import RedactedDeadLetter, dead_letter_redacted
 from callerconnect.web.dashboard.access import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -537,14 +538,18 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
         page = page_of(request, signed_in)
         return RedirectResponse(page.url("/dashboard/queues", done="reviewed"), status_code=303)
 
+    def letter_of_agency(letter_id: int, agency_id: str) -> RedactedDeadLetter | None:
+        mine = {letter.id for letter in queues.dead_letters(db, agency_id, status=None)}
+        if letter_id not in mine:
+            return None
+        return dead_letter_redacted(db, application.vault, letter_id)
+
     @router.get("/dashboard/queues/dead-letters/{letter_id}")
     async def dead_letter_page(request: Request, letter_id: int, signed_in: supervisor) -> Response:
         page = page_of(request, signed_in)
         _view, agency_id = filters_of(request, signed_in)
-        shown = await run_in_threadpool(
-            deadletters.show_letter, db, application.vault, letter_id, agency_id=agency_id
-        )
-        if shown.startswith("no dead letter"):
+        letter = await run_in_threadpool(letter_of_agency, letter_id, agency_id)
+        if letter is None:
             raise NotFound
         record(request, signed_in, "view:dead_letter", agency_id, target=str(letter_id))
         return render.render(
@@ -552,7 +557,8 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
             page,
             title=_("Dead letter"),
             letter_id=letter_id,
-            shown=redact_comment_payload(shown),
+            letter=letter,
+            received_at=letter.received_at.astimezone(tz),
         )
 
     @router.post("/dashboard/queues/dead-letters/{letter_id}/replay")
@@ -676,12 +682,6 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
         )
 
     api.include_router(router)
-
-
-def redact_comment_payload(shown: str) -> str:
-    """A dead letter as the dashboard shows it: phones already masked by the service,
-    then the comment redaction over the rest (names, addresses, e-mails)."""
-    return "\n".join(redact_comment(line) for line in shown.splitlines())
 
 
 async def _form(request: Request) -> dict[str, str]:
