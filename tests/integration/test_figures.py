@@ -4,29 +4,44 @@ checked against a week of calls whose every number is worked out by hand in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
 
+from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
+from callerconnect.queries.comments import responses_with_comments
 from callerconnect.queries.figures import FigureRow, ScaleTally, figures
 from callerconnect.queries.filters import Filters
 from callerconnect.queries.not_texted import not_texted_reasons
-from tests.support.week_of_calls import OTTAWA, Week, build_week, local
+from tests.support.week_of_calls import OTTAWA, Week, build_week, local, shared_week
 
 WEEK = Filters("default", date(2026, 1, 26), date(2026, 2, 1))
 
 
-@pytest.fixture
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def week(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Week]:
+    """The week, built once per database for the tests that only read it."""
+    pg = request.getfixturevalue("pg_database_url") if request.param == "postgresql" else None
+    with shared_week(request.param, tmp_path_factory.mktemp("week"), pg) as built:
+        yield built
+
+
+@pytest.fixture
+def fresh_week(
     app_factory: Callable[..., Application],
     database_url: str,
     clock: VirtualClock,
     console: ConsoleProvider,
 ) -> Week:
+    """The week on a database of the test's own, for a test that adds to it."""
     app = app_factory(database_url)
     other = app_factory(database_url, CALLERCONNECT_AGENCY_ID="other")
     return build_week(app, other, clock, console)
@@ -65,6 +80,14 @@ def test_week_totals_match_the_hand_count(week: Week) -> None:
     }
     assert row.scores["kept_informed"].mean == 3.5
     assert row.scores["overall"].share_positive == 0.5
+
+    metrics = row.metrics()
+    overview = ("calls_received", "calls_eligible", "calls_texted", "confirmations_sent")
+    assert tuple(metrics)[:4] == overview
+    assert metrics["opt_outs"] == 1
+    assert metrics["p90_seconds_to_confirmation"] == pytest.approx(46, abs=0.01)
+    assert metrics["officer_answers"] == 1 and metrics["officer_mean"] == 4.0
+    assert metrics["call_taker_share_positive"] == 1.0
 
 
 def test_a_call_at_23_30_on_the_last_day_of_a_month_counts_in_that_month(week: Week) -> None:
@@ -184,7 +207,10 @@ def test_calls_not_texted_are_counted_by_reason_in_plain_words(week: Week) -> No
     assert not_texted_reasons(week.app.db, east, OTTAWA) == []
 
 
-def test_an_eligible_call_whose_text_was_withheld_gives_the_texts_reason(week: Week) -> None:
+def test_an_eligible_call_whose_text_was_withheld_gives_the_texts_reason(
+    fresh_week: Week,
+) -> None:
+    week = fresh_week
     # Cleared five seconds after it was received, before the dispatcher ran: the
     # confirmation's moment has passed; the survey waits for its time.
     week.receive("I-H", local(3, 10, month=2), phone="613-555-0108")
@@ -197,3 +223,35 @@ def test_an_eligible_call_whose_text_was_withheld_gives_the_texts_reason(week: W
 
     assert [(r.code, r.calls) for r in reasons] == [("text:scheduled", 1)]
     assert week.outbox_row("I-H", "confirmation").reason == "suppressed:stale"
+
+
+def test_sqlite_leaves_no_temporary_table_on_its_pooled_connection(sqlite_url: str) -> None:
+    db = Database.from_url(sqlite_url)
+    try:
+        for _ in range(2):
+            (row,) = figures(db, WEEK, OTTAWA, group_by=("month",)) or [FigureRow()]
+            assert row.calls_received == 0
+        with db.reading() as connection:
+            left = connection.exec_driver_sql("SELECT count(*) FROM sqlite_temp_master")
+            assert left.scalar_one() == 0
+    finally:
+        db.dispose()
+
+
+def test_comments_come_with_their_ratings_and_call_never_its_phone(week: Week) -> None:
+    (response,) = responses_with_comments(week.app.db, week.app.vault, WEEK, OTTAWA)
+
+    assert response.comment == "Thanks."  # I-A's; I-B left no comment
+    assert (response.district, response.priority, response.call_type) == ("Central", 4, "THEFT")
+    assert response.scores == {
+        "call_taker": 5,
+        "officer": 4,
+        "kept_informed": 2,
+        "respect": 5,
+        "overall": 3,
+    }
+    assert not any("phone" in name or "incident" in name for name in vars(response))
+    east = Filters("default", WEEK.start, WEEK.end, districts=("East",))
+    assert responses_with_comments(week.app.db, week.app.vault, east, OTTAWA) == []
+    other = Filters("other", WEEK.start, WEEK.end)
+    assert responses_with_comments(week.app.db, week.app.vault, other, OTTAWA) == []

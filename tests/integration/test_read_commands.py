@@ -4,52 +4,48 @@ phone shows in clear, the exit code for an unknown incident, and agency scoping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from callerconnect.adapters.sms.base import InboundSms
-from callerconnect.adapters.sms.console import ConsoleProvider
-from callerconnect.bootstrap import Application
 from callerconnect.cli import main
-from callerconnect.clock import VirtualClock
 from tests.conftest import TEST_SECRET
-from tests.support.week_of_calls import PHONES, Week, build_week, local
+from tests.support.week_of_calls import PHONES, Week, local, shared_week
 
 Run = Callable[..., tuple[int, str, str]]
 
 
-@pytest.fixture
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def week(
-    app_factory: Callable[..., Application],
-    database_url: str,
-    clock: VirtualClock,
-    console: ConsoleProvider,
-) -> Week:
-    app = app_factory(database_url)
-    other = app_factory(database_url, CALLERCONNECT_AGENCY_ID="other")
-    week = build_week(app, other, clock, console)
-    # A payload the intake refuses (a dead letter) and a caller's text asking for help.
-    clock.set(local(29, 9, 30))
-    refused = {"event_id": "bad-1", "incident_id": "I-BAD", "type": "call.received"}
-    assert app.intake.submit(refused, "test").status == "rejected"
-    app.inbound.handle(
-        InboundSms(PHONES["I-A"], app.settings.sms.sender, "please help, he has a gun", "in-x"),
-        "console",
-    )
-    return week
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Week]:
+    """The week, built once per database (the commands only read it), plus a payload the
+    intake refuses (a dead letter) and a caller's text asking for help."""
+    pg = request.getfixturevalue("pg_database_url") if request.param == "postgresql" else None
+    with shared_week(request.param, tmp_path_factory.mktemp("week"), pg) as week:
+        app = week.app
+        week.clock.set(local(29, 9, 30))
+        refused = {"event_id": "bad-1", "incident_id": "I-BAD", "type": "call.received"}
+        assert app.intake.submit(refused, "test").status == "rejected"
+        help_text = "please help, he has a gun"
+        app.inbound.handle(
+            InboundSms(PHONES["I-A"], app.settings.sms.sender, help_text, "in-x"), "console"
+        )
+        yield week
 
 
 @pytest.fixture
 def run(
     week: Week,
-    database_url: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> Run:
-    monkeypatch.setenv("CALLERCONNECT_DATABASE_URL", database_url)
+    monkeypatch.setenv("CALLERCONNECT_DATABASE_URL", week.app.settings.database_url)
     monkeypatch.setenv("CALLERCONNECT_SECRET_KEY", TEST_SECRET)
     monkeypatch.chdir(tmp_path)  # no ./callerconnect.toml from the repository
 

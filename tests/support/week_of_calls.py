@@ -28,21 +28,27 @@ a STOP from I-A's caller, none of which may ever show in ``default``'s figures.
 
 from __future__ import annotations
 
+import io
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from callerconnect.adapters.db.tables import CallRow, OutboxRow
 from callerconnect.adapters.sms.base import InboundSms, StatusReport
 from callerconnect.adapters.sms.console import ConsoleProvider
-from callerconnect.bootstrap import Application
+from callerconnect.bootstrap import Application, build_application
 from callerconnect.clock import VirtualClock
 from callerconnect.domain.survey import read_answers
 from callerconnect.service.survey import SurveyService, load_definition
+from tests.conftest import T0, make_settings
 from tests.support.survey import survey_tokens
 
 OTTAWA = ZoneInfo("America/Toronto")
@@ -235,3 +241,46 @@ def build_week(
     week.receive("I-F", local(1, 0, 30, month=2), district="East")
     week.at(local(1, 0, 30, 50, month=2))
     return week
+
+
+@contextmanager
+def week_on(database_url: str) -> Iterator[Week]:
+    """The week built on ``database_url`` with its own clock and console provider, for a
+    fixture shared by a module's read-only tests."""
+    clock = VirtualClock(T0)
+    console = ConsoleProvider(io.StringIO())
+    apps = [
+        build_application(make_settings(url_env[0], **url_env[1]), clock=clock, provider=console)
+        for url_env in ((database_url, {}), (database_url, {"CALLERCONNECT_AGENCY_ID": "other"}))
+    ]
+    try:
+        yield build_week(apps[0], apps[1], clock, console)
+    finally:
+        for app in apps:
+            app.close()
+
+
+@contextmanager
+def own_postgres_database(pg_database_url: str) -> Iterator[str]:
+    """A database of its own beside the session's (which other tests truncate at will)."""
+    name = f"{pg_database_url.rsplit('/', 1)[1]}_week_{secrets.token_hex(3)}"
+    admin = create_engine(pg_database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_database_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def shared_week(kind: str, folder: Path, pg_database_url: str | None) -> Iterator[Week]:
+    if kind == "sqlite":
+        with week_on(f"sqlite:///{folder}/week.db") as week:
+            yield week
+        return
+    assert pg_database_url is not None
+    with own_postgres_database(pg_database_url) as url, week_on(url) as week:
+        yield week

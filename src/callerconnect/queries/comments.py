@@ -1,8 +1,9 @@
-"""Survey responses with a comment, for the dashboard's comments page.
+"""Survey responses with their comment, for the dashboard's comments page.
 
-The comment is returned as stored (encrypted); the caller decrypts and redacts it, so
-this module never holds a readable comment.
-"""
+A response belongs to a call (its district, priority and call type), never to a phone:
+no phone, case number or incident id is read here. The comment comes back as the caller
+wrote it (decrypted): the page must redact it before showing it, and it is never
+published."""
 
 from __future__ import annotations
 
@@ -13,74 +14,83 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import CallRow, SurveyAnswerRow, SurveyResponseRow
-from callerconnect.queries.figures import SCALE_QUESTIONS, call_conditions
+from callerconnect.queries.figures import call_conditions
 from callerconnect.queries.filters import Filters
 
 
 @dataclass(frozen=True)
-class StoredComment:
+class ResponseWithComment:
     response_id: int
     answered_at: datetime
     language: str
+    channel: str
     district: str | None
     priority: int | None
     call_type: str | None
-    comment_encrypted: str
+    #: Scale points by question id (1-5); a choice such as ``no_officer`` is in ``choices``.
     scores: Mapping[str, int]
+    choices: Mapping[str, str]
+    #: Unredacted: redact before showing to anyone.
+    comment: str
 
 
-def comments(
-    db: Database, filters: Filters, tz: ZoneInfo, *, limit: int = 500
-) -> list[StoredComment]:
-    """Responses with a comment on calls in scope (the figures' rule), newest first,
-    with their scale answers."""
+def responses_with_comments(
+    db: Database, vault: Vault, filters: Filters, tz: ZoneInfo, *, limit: int = 200
+) -> list[ResponseWithComment]:
+    """The latest ``limit`` responses with a comment, about the calls in scope (the
+    figures' rule: a response counts with its call), newest first."""
     start, end = filters.utc_bounds(tz)
     query = (
         select(
             SurveyResponseRow.id,
             SurveyResponseRow.answered_at,
             SurveyResponseRow.language,
+            SurveyResponseRow.channel,
             CallRow.district,
             CallRow.priority,
             CallRow.call_type_code,
             SurveyResponseRow.comment_encrypted,
         )
-        .join(CallRow, CallRow.id == SurveyResponseRow.call_id)
+        .join(CallRow, SurveyResponseRow.call_id == CallRow.id)
         .where(
             *call_conditions(filters, start, end),
-            SurveyResponseRow.agency_id == filters.agency_id,
             SurveyResponseRow.comment_encrypted.is_not(None),
         )
         .order_by(SurveyResponseRow.answered_at.desc(), SurveyResponseRow.id.desc())
         .limit(limit)
     )
-    with db.transaction() as session:
-        rows = list(session.execute(query))
-        ids = [row[0] for row in rows]
-        scores: dict[int, dict[str, int]] = {}
-        if ids:
-            answers = select(
-                SurveyAnswerRow.response_id, SurveyAnswerRow.question_id, SurveyAnswerRow.score
-            ).where(
-                SurveyAnswerRow.response_id.in_(ids),
-                SurveyAnswerRow.question_id.in_(SCALE_QUESTIONS),
-                SurveyAnswerRow.score.is_not(None),
-            )
-            for response_id, question, score in session.execute(answers):
-                if score is not None:
-                    scores.setdefault(response_id, {})[question] = int(score)
+    with db.reading() as connection:
+        responses = connection.execute(query).all()
+        answers = connection.execute(
+            select(
+                SurveyAnswerRow.response_id,
+                SurveyAnswerRow.question_id,
+                SurveyAnswerRow.score,
+                SurveyAnswerRow.choice,
+            ).where(SurveyAnswerRow.response_id.in_([r.id for r in responses]))
+        ).all()
+    scores: dict[int, dict[str, int]] = {}
+    choices: dict[int, dict[str, str]] = {}
+    for response_id, question, score, choice in answers:
+        if score is not None:
+            scores.setdefault(response_id, {})[question] = score
+        elif choice is not None:
+            choices.setdefault(response_id, {})[question] = choice
     return [
-        StoredComment(
-            response_id=row[0],
-            answered_at=row[1],
-            language=row[2],
-            district=row[3],
-            priority=row[4],
-            call_type=row[5],
-            comment_encrypted=row[6] or "",
-            scores=scores.get(row[0], {}),
+        ResponseWithComment(
+            response_id=row.id,
+            answered_at=row.answered_at,
+            language=row.language,
+            channel=row.channel,
+            district=row.district,
+            priority=row.priority,
+            call_type=row.call_type_code,
+            scores=scores.get(row.id, {}),
+            choices=choices.get(row.id, {}),
+            comment=vault.decrypt(row.comment_encrypted),
         )
-        for row in rows
+        for row in responses
     ]

@@ -33,7 +33,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.domain.access import ALL_AGENCIES, Right, Role, agencies_visible
 from callerconnect.logs import log_event
 from callerconnect.queries import queues
-from callerconnect.queries.comments import comments as stored_comments
+from callerconnect.queries.comments import responses_with_comments
 from callerconnect.queries.figures import SCALE_QUESTIONS
 from callerconnect.service import audit, deadletters, inbound
 from callerconnect.service.accounts import AccountError, Accounts, LoginStatus, SignedIn
@@ -375,7 +375,9 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
     # --- comments -----------------------------------------------------------------------
 
     def comment_rows(view: ViewFilters, agency_id: str) -> list[dict[str, Any]]:
-        found = stored_comments(db, view.for_agency(agency_id), tz)
+        found = responses_with_comments(
+            db, application.vault, view.for_agency(agency_id), tz, limit=500
+        )
         return [
             {
                 "answered_at": c.answered_at.astimezone(tz),
@@ -384,7 +386,7 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
                 "call_type": c.call_type,
                 "language": c.language,
                 "scores": c.scores,
-                "comment": redact_comment(application.vault.decrypt(c.comment_encrypted)),
+                "comment": redact_comment(c.comment),
             }
             for c in found
         ]
