@@ -254,6 +254,8 @@ class Accounts:
                 return LoginOutcome(LoginStatus.REFUSED)
             if throttle is not None:
                 session.delete(throttle)
+            # Sessions that ran out are otherwise only removed when presented again.
+            self._delete_expired(session, now)
             if self.hasher.check_needs_rehash(row.password_hash):
                 row.password_hash = self.hasher.hash(password)
             token = secrets.token_urlsafe(32)
@@ -325,13 +327,10 @@ class Accounts:
                 delete(DashboardSessionRow).where(DashboardSessionRow.token_hash == _sha256(token))
             )
 
-    def purge_expired_sessions(self) -> int:
-        now = self.clock.now()
-        with self.db.transaction() as session:
-            result = session.execute(
-                delete(DashboardSessionRow).where(
-                    (DashboardSessionRow.last_seen_at <= now - self.idle)
-                    | (DashboardSessionRow.created_at <= now - self.max_age)
-                )
+    def _delete_expired(self, session: Session, now: datetime) -> None:
+        session.execute(
+            delete(DashboardSessionRow).where(
+                (DashboardSessionRow.last_seen_at <= now - self.idle)
+                | (DashboardSessionRow.created_at <= now - self.max_age)
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+        )

@@ -64,6 +64,22 @@ QUESTION_LABELS = {
     "overall": _("Overall"),
 }
 
+QUESTION_SHARE_LABELS = {
+    "call_taker": _("Call-taker: share of 4 or 5"),
+    "officer": _("Officer: share of 4 or 5"),
+    "kept_informed": _("Kept informed: share of 4 or 5"),
+    "respect": _("Treated with respect: share of 4 or 5"),
+    "overall": _("Overall: share of 4 or 5"),
+}
+
+QUESTION_MEAN_LABELS = {
+    "call_taker": _("Call-taker: mean"),
+    "officer": _("Officer: mean"),
+    "kept_informed": _("Kept informed: mean"),
+    "respect": _("Treated with respect: mean"),
+    "overall": _("Overall: mean"),
+}
+
 GROUP_LABELS = {
     "district": _("District"),
     "priority": _("Priority"),
@@ -165,14 +181,19 @@ def build_overview(
     weekly = figures(db, filters, tz, group_by=("week",))
     trend_columns = [Column("week", _("Week of"), "text"), Column("responses", _("Responses"))]
     for q in SCALE_QUESTIONS:
-        trend_columns.append(Column(f"{q}_share_positive", QUESTION_LABELS[q], "rate"))
+        trend_columns.append(Column(f"{q}_share_positive", QUESTION_SHARE_LABELS[q], "rate"))
+        trend_columns.append(Column(f"{q}_mean", QUESTION_MEAN_LABELS[q], "mean"))
     trend = Table(
         "trend",
-        _("Share of 4 or 5 answers, by week"),
+        _("Survey answers by week"),
         trend_columns,
         [
             [row.week.isoformat() if row.week else None, row.surveys_completed]
-            + [share(row.scores[q]) for q in SCALE_QUESTIONS]
+            + [
+                value
+                for q in SCALE_QUESTIONS
+                for value in (share(row.scores[q]), mean(row.scores[q]))
+            ]
             for row in weekly
         ],
         chart_value="overall_share_positive",
