@@ -139,6 +139,26 @@ def test_overview_page_export_and_database_agree_on_a_known_week(
     assert sum(v for k, v in not_texted.items() if k.startswith("excluded:")) == 1
     assert sum(not_texted.values()) == 3
 
+    scores = read_csv(client.get(f"/dashboard/export/scores.csv?{PERIOD}").content)
+    for question, answers, share, mean in scores[1:]:
+        assert int(answers) == expected[f"{question}_answers"]
+        assert as_number(share) == pytest.approx(expected[f"{question}_share_positive"], abs=1e-4)
+        assert as_number(mean) == pytest.approx(expected[f"{question}_mean"], abs=0.01)
+    trend = read_csv(client.get(f"/dashboard/export/trend.csv?{PERIOD}").content)
+    assert len(trend) == 2  # the known week is one week, starting on Monday
+    week = dict(zip(trend[0], trend[1], strict=True))
+    assert week["week"] == WEEK[0] and int(week["responses"]) == expected["surveys_completed"]
+    for question in ("call_taker", "officer", "overall"):
+        for figure in ("share_positive", "mean"):
+            assert as_number(week[f"{question}_{figure}"]) == pytest.approx(
+                expected[f"{question}_{figure}"], abs=0.01
+            )
+    by_hour = read_csv(client.get(f"/dashboard/export/by_hour.csv?{PERIOD}").content)
+    assert {line[0]: int(line[1]) for line in by_hour[1:]} == {
+        "10": sum(c.hour == 10 for c in CALLS),
+        "13": sum(c.hour == 13 for c in CALLS),
+    }
+
     page = html.unescape(client.get(f"/dashboard?{PERIOD}&lang=en").text)
     assert page.count("too few to show") >= 3
     assert "<svg" in page and 'role="img"' in page
