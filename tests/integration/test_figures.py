@@ -15,6 +15,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.queries.comments import responses_with_comments
 from callerconnect.queries.figures import FigureRow, ScaleTally, figures
+from callerconnect.queries.filter_options import FilterOptions, filter_options
 from callerconnect.queries.filters import Filters
 from callerconnect.queries.not_texted import not_texted_reasons
 from tests.support.week_of_calls import OTTAWA, Week, build_week, local, shared_week
@@ -255,3 +256,12 @@ def test_comments_come_with_their_ratings_and_call_never_its_phone(week: Week) -
     assert responses_with_comments(week.app.db, week.app.vault, east, OTTAWA) == []
     other = Filters("other", WEEK.start, WEEK.end)
     assert responses_with_comments(week.app.db, week.app.vault, other, OTTAWA) == []
+
+
+def test_filter_options_are_what_the_agencys_calls_carry(week: Week) -> None:
+    assert filter_options(week.app.db, "default") == FilterOptions(
+        districts=("Central", "East", "West"), priorities=(2, 3, 4), call_types=("THEFT", "ZZTOP")
+    )
+    assert filter_options(week.app.db, "other") == FilterOptions(
+        districts=("Central", "East"), priorities=(4,), call_types=("THEFT",)
+    )

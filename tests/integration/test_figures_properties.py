@@ -5,6 +5,7 @@ are PostgreSQL's ``percentile_cont``."""
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -125,6 +126,12 @@ def test_every_call_counts_once_in_its_local_day_hour_and_district(
     assert total.calls_received == len(ours)
     confirmed = [s for _, _, _, s in ours if s is not None]
     assert total.confirmations_sent == total.confirmed_calls == len(confirmed)
+    if len(confirmed) >= 2:
+        p90 = statistics.quantiles(confirmed, n=10, method="inclusive")[8]
+        assert total.median_seconds_to_confirmation == pytest.approx(
+            statistics.median(confirmed), abs=0.002
+        )
+        assert total.p90_seconds_to_confirmation == pytest.approx(p90, abs=0.002)
     if db.is_postgresql and confirmed:
         with db.reading() as connection:
             seconds = func.extract("epoch", OutboxRow.sent_at - CallRow.received_at)

@@ -6,8 +6,9 @@ taken as a local date in the agency's time zone; its texts, survey and responses
 with it, whenever they happened. Filters (district, priority, call type) apply to the
 call as it stands now (after any reclassification).
 
-Everything is counted by the database (``GROUP BY``, one query per table); only the
-seconds to confirmation are fetched, one number per confirmed call, for the percentiles.
+Everything is counted by the database (``GROUP BY``, one query per table, all in one
+snapshot); PostgreSQL computes the percentiles of the seconds to confirmation too, while
+SQLite, without a percentile aggregate, hands over one number per confirmed call.
 """
 
 from __future__ import annotations
@@ -211,14 +212,13 @@ def _figures(
         rows[()] = {}
     figures_rows = []
     for key in sorted(rows, key=_sort_key):
-        values = seconds.get(key, [])
-        median, p90 = _percentiles(values)
+        confirmations = seconds.get(key)
         figures_rows.append(
             replace(
                 FigureRow(**dict(zip(group_by, key, strict=True)), **rows[key]),
-                confirmed_calls=len(values),
-                median_seconds_to_confirmation=median,
-                p90_seconds_to_confirmation=p90,
+                confirmed_calls=confirmations.count if confirmations else 0,
+                median_seconds_to_confirmation=confirmations.median if confirmations else None,
+                p90_seconds_to_confirmation=confirmations.p90 if confirmations else None,
                 scores={q: scores.get((key, q), ScaleTally()) for q in SCALE_QUESTIONS},
             )
         )
@@ -230,7 +230,7 @@ def _counts(
 ) -> tuple[
     dict[tuple[Any, ...], dict[str, Any]],
     dict[tuple[tuple[Any, ...], str], ScaleTally],
-    dict[tuple[Any, ...], list[float]],
+    dict[tuple[Any, ...], _Confirmations],
 ]:
     keys = [scope.c[name] for name in group_by]
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -456,38 +456,61 @@ def _score_tallies(
     return tallies
 
 
+@dataclass(frozen=True)
+class _Confirmations:
+    count: int
+    median: float
+    p90: float
+
+
 def _confirmation_seconds(
     connection: Connection, scope: Any, keys: list[Any], group_by: Sequence[str]
-) -> dict[tuple[Any, ...], list[float]]:
-    """Seconds from each confirmed call's start to its confirmation's sending, by group
-    (only these numbers leave the database)."""
+) -> dict[tuple[Any, ...], _Confirmations]:
+    """Per group, the confirmed calls and the median and 90th percentile of the seconds
+    from each one's start to its confirmation's sending, interpolated linearly between
+    ranks. PostgreSQL computes them (``percentile_cont``); SQLite, which has no such
+    aggregate, hands over the values (one number per confirmed call) for
+    ``statistics.quantiles(method="inclusive")``, the same definition."""
     sent, started = OutboxRow.sent_at, scope.c.started_at
+    joined = scope.join(OutboxRow, OutboxRow.call_id == scope.c.call_id)
+    confirmed = (OutboxRow.kind == TextKind.CONFIRMATION.value, sent.is_not(None))
+    size = len(group_by)
+    found: dict[tuple[Any, ...], _Confirmations] = {}
     if connection.dialect.name == "postgresql":
         seconds: ColumnElement[Any] = func.extract("epoch", sent - started)
-    else:
-        seconds = (func.julianday(sent) - func.julianday(started)) * 86400.0
-    query = (
-        select(*keys, cast(seconds, Float))
-        .select_from(scope.join(OutboxRow, OutboxRow.call_id == scope.c.call_id))
-        .where(OutboxRow.kind == TextKind.CONFIRMATION.value, sent.is_not(None))
-    )
-    found: dict[tuple[Any, ...], list[float]] = {}
-    n = len(group_by)
+        query = (
+            select(
+                *keys,
+                func.count(),
+                func.percentile_cont(0.5).within_group(seconds),
+                func.percentile_cont(0.9).within_group(seconds),
+            )
+            .select_from(joined)
+            .where(*confirmed)
+            .group_by(*keys)
+        )
+        for result in connection.execute(query):
+            values = tuple(result)
+            key = tuple(_normalise(n, v) for n, v in zip(group_by, values[:size], strict=True))
+            count, median, p90 = values[size:]
+            if not count:  # no confirmation at all: without GROUP BY, one row of NULLs
+                continue
+            found[key] = _Confirmations(int(count), round(median, 3), round(p90, 3))
+        return found
+    seconds = (func.julianday(sent) - func.julianday(started)) * 86400.0
+    query = select(*keys, cast(seconds, Float)).select_from(joined).where(*confirmed)
+    grouped: dict[tuple[Any, ...], list[float]] = {}
     for result in connection.execute(query):
         values = tuple(result)
-        key = tuple(_normalise(name, v) for name, v in zip(group_by, values[:n], strict=True))
+        key = tuple(_normalise(n, v) for n, v in zip(group_by, values[:size], strict=True))
         # julianday() carries about a millisecond of rounding; so does the figure.
-        found.setdefault(key, []).append(round(float(values[n]), 3))
+        grouped.setdefault(key, []).append(round(float(values[size]), 3))
+    for key, group in grouped.items():
+        p90 = (
+            statistics.quantiles(group, n=10, method="inclusive")[8] if len(group) > 1 else group[0]
+        )
+        found[key] = _Confirmations(len(group), statistics.median(group), round(p90, 3))
     return found
-
-
-def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    if len(values) == 1:
-        return values[0], values[0]
-    p90 = statistics.quantiles(values, n=10, method="inclusive")[8]
-    return statistics.median(values), round(p90, 3)
 
 
 # --- keys --------------------------------------------------------------------------------
