@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.redaction_scoring import load, score
 
-from callerconnect.domain.redaction import TRIGGER_WORDS, Kind, find, redact, redact_payload
+from callerconnect.domain.redaction import (
+    TRIGGER_WORDS,
+    Kind,
+    bundled_redactor,
+    find,
+    redact,
+    redact_payload,
+)
 
 # --- the labelled comments ---------------------------------------------------------------
 
@@ -303,15 +311,51 @@ def test_redact_is_idempotent(text: str) -> None:
     assert redact(once) == once
 
 
-_plain = st.text(alphabet=string.ascii_lowercase + "àéèçêô" + " ,.;:!?'()-\n", max_size=120).filter(
-    lambda t: not (set(re.findall(r"[^\W\d_]+", t)) & TRIGGER_WORDS)
-)
+# Lower-case words, cues among them ("my neighbour", "merci à", "named", "plaque", "rue"),
+# and random lower-case strings; kept only without trigger words and listed names.
+_CUE_WORDS = [
+    "my", "neighbour", "named", "called", "merci", "à", "l'agente", "officer", "c'est",
+    "spoke", "with", "plate", "plaque", "case", "dossier", "rue", "street", "apt", "phone",
+    "the", "was", "kind", "mon", "voisin", "thanks", "to", "email", "courriel", "et",
+]  # fmt: skip
+_LISTED = bundled_redactor().listed_names
+
+
+def _free_of_triggers(text: str) -> bool:
+    words = {w.casefold() for w in re.findall(r"[^\W\d_]+", text)}
+    folded = {"".join(c for c in unicodedata.normalize("NFKD", w) if c.isascii()) for w in words}
+    return not (words & TRIGGER_WORDS or folded & _LISTED or words & _LISTED)
+
+
+_lower_text = st.lists(
+    st.one_of(
+        st.sampled_from(_CUE_WORDS),
+        st.text(alphabet=string.ascii_lowercase + "àéèçêô'-", min_size=1, max_size=9),
+        st.sampled_from([" ", ", ", ". ", "\n", " : ", " (", ") ", "!"]),
+    ),
+    max_size=30,
+).map(" ".join)
 
 
 @settings(max_examples=400, deadline=None)
-@given(_plain)
-def test_text_without_digits_at_signs_capitals_or_trigger_words_is_unchanged(text: str) -> None:
+@given(_lower_text.filter(_free_of_triggers))
+def test_text_without_digits_at_signs_capitals_names_or_trigger_words_is_unchanged(
+    text: str,
+) -> None:
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my neighbour jean came", "my neighbour [name] came"),
+        ("merci à julie", "merci à [name]"),
+        ("one two three four five six seven", "[phone]"),
+        ("luc at gmail dot com", "[email]"),
+    ],
+)
+def test_lower_case_text_with_a_trigger_or_listed_name_can_change(text: str, expected: str) -> None:
+    assert redact(text) == expected
 
 
 # --- dead letters and payloads ---------------------------------------------------------------

@@ -406,7 +406,8 @@ def _addresses(text: str) -> Iterator[Span]:
 
 # --- names ------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(rf"{_LETTER}+(?:[-{_APOSTROPHE}]{_LETTER}+)*\.?")
+# A word, not glued to digits ("K1A", "ABC123" are codes, not names).
+_TOKEN = re.compile(rf"(?<!\w)(?>{_LETTER}+(?:[-{_APOSTROPHE}]{_LETTER}+)*)(?!\d)\.?")
 _ELISION = re.compile(rf"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)[{_APOSTROPHE}]", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?\n:;\"«»()]\s*$|^\s*$|\s-\s*$")
 
@@ -509,6 +510,11 @@ class Redactor:
         self.not_names = frozenset(_fold(w) for w in not_names)
 
     # -- public ------------------------------------------------------------------------------
+
+    @property
+    def listed_names(self) -> frozenset[str]:
+        """Every name in the lists (folded), ambiguous ones included."""
+        return self.first_names | self.surnames | self.ambiguous
 
     def find(self, text: str) -> list[Span]:
         """Personal items in ``text``, sorted, merged where they overlap or touch."""
@@ -723,12 +729,11 @@ def redact(text: str) -> str:
 
 
 #: Lower-case words that can start a redaction in a text with no digit, no ``@`` and no
-#: capital letter: e-mails spelled out ("jean dot tremblay at gmail dot com") and names
-#: typed in lower case after a cue ("my neighbour jean"). A text free of these, of
-#: digits, of ``@`` and of capitals is returned unchanged.
-TRIGGER_WORDS = frozenset(
-    {"at", "arobase", "arobas", "dot", "point", "named", "called", "appelle", "nom", "name"}
-)
+#: capital letter, besides the listed names (a lower-case "jean" after "my neighbour"):
+#: e-mails spelled out ("jean dot tremblay at gmail dot com") and numbers spelled out
+#: ("six one three …"). A text free of these, of listed names, of digits, of ``@`` and of
+#: capitals is returned unchanged.
+TRIGGER_WORDS = frozenset({"at", "arobase", "arobas", "dot", "point", *_DIGIT_WORDS})
 
 
 # --- CAD payloads -----------------------------------------------------------------------------
