@@ -35,6 +35,7 @@ from callerconnect.logs import log_event
 from callerconnect.queries import queues
 from callerconnect.queries.comments import responses_with_comments
 from callerconnect.queries.figures import SCALE_QUESTIONS
+from callerconnect.queries.filter_options import filter_options
 from callerconnect.service import audit, deadletters, inbound
 from callerconnect.service.accounts import AccountError, Accounts, LoginStatus, SignedIn
 from callerconnect.service.redacted_views import RedactedDeadLetter, dead_letter_redacted
@@ -331,7 +332,19 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
     # --- overview ----------------------------------------------------------------------
 
     def filter_context(view: ViewFilters, agency_id: str, signed_in: SignedIn) -> dict[str, Any]:
+        options = filter_options(db, agency_id)
+
+        def choices(known: tuple[Any, ...], chosen: tuple[Any, ...]) -> list[tuple[str, bool]]:
+            values = [str(v) for v in known] + [str(v) for v in chosen if v not in known]
+            picked = {str(v) for v in chosen}
+            return [(value, value in picked) for value in values]
+
         return {
+            "choices": [
+                ("district", _("District"), choices(options.districts, view.districts)),
+                ("priority", _("Priority"), choices(options.priorities, view.priorities)),
+                ("call_type", _("Call type"), choices(options.call_types, view.call_types)),
+            ],
             "view": view,
             "agency_id": agency_id,
             "agencies": agencies_known() if signed_in.account.all_agencies else [],
