@@ -55,6 +55,7 @@ def build_policy(settings: Settings) -> Policy:
         survey_expires=p.survey_expires,
         max_texts_per_phone_per_day=p.max_texts_per_phone_per_day,
         protect_number_for=p.protect_number_for,
+        case_number_pattern=settings.intake.case_number_pattern,
         expires_after={
             TextKind.CONFIRMATION: p.confirmation_expires,
             TextKind.DELAY_NOTICE: p.delay_notice_expires,
@@ -143,7 +144,15 @@ class Application:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.intake = Intake(self.db, self.vault, self.policy, self.clock, s.agency_id)
+        self.intake = Intake(
+            self.db,
+            self.vault,
+            self.policy,
+            self.clock,
+            s.agency_id,
+            max_event_bytes=s.intake.max_event_bytes,
+            max_clock_skew=s.intake.max_clock_skew,
+        )
         self.receipts = Receipts(
             self.db,
             self.clock,

@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -16,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from callerconnect import __version__
 from callerconnect.config import (
-    RECOMMENDED_SECRET_LENGTH,
     ConfigError,
     Settings,
     load_settings,
 )
-from callerconnect.logs import configure_logging, mask_phone_patterns
+from callerconnect.logs import configure_logging, escape_controls, mask_phone_patterns
 
 if TYPE_CHECKING:
     from callerconnect.bootstrap import Application
@@ -52,12 +50,7 @@ def terminal_safe(text: str) -> str:
     operator's screen, retitle the window or write the clipboard; a carriage return or a
     right-to-left override could make one line look like another. Line breaks and tabs
     are kept; nothing else invisible is."""
-    return "".join(
-        char
-        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
-        else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
+    return escape_controls(text, keep="\n\t")
 
 
 def _show(text: str) -> None:
@@ -70,24 +63,24 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
-def _warn_weak_secrets(settings: Settings) -> None:
-    for key in settings.weak_secrets():
-        print(
-            f"warning: {key} is shorter than {RECOMMENDED_SECRET_LENGTH} characters; "
-            "use a long random value in production",
-            file=sys.stderr,
-        )
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from callerconnect.web.app import create_app
+    from callerconnect.web.server import (
+        collapse_repeated_log_records,
+        connection_cap,
+        guarded_protocol,
+        raise_open_file_limit,
+    )
 
     settings = _settings(args)
     settings.require_intake_keys()
-    _warn_weak_secrets(settings)
+    open_files = raise_open_file_limit()
+    limits = settings.serve
+    max_connections = connection_cap(limits.max_connections, open_files)
     with _application(settings, settings.log_level) as application:
+        collapse_repeated_log_records()
         uvicorn.run(
             create_app(application),
             host=args.host,
@@ -100,13 +93,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # FORWARDED_ALLOW_IPS variable), so nobody else can pose as many clients.
             proxy_headers=True,
             forwarded_allow_ips=args.forwarded_allow_ips,
+            # Idle and slow connections must not take the server offline (web/server.py).
+            http=guarded_protocol(
+                header_timeout=limits.header_timeout.total_seconds(),
+                max_connections=max_connections,
+            ),
+            timeout_keep_alive=int(max(1, limits.keep_alive_timeout.total_seconds())),
         )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _warn_weak_secrets(settings)
     with _application(settings, settings.log_level) as application:
         if args.once:
             handled = application.dispatcher.run_due()

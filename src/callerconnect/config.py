@@ -67,14 +67,20 @@ from pydantic_settings.sources.utils import parse_env_vars
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from callerconnect.domain.case_numbers import (
+    DEFAULT_CASE_NUMBER_PATTERN,
+    compile_case_number_pattern,
+)
+
 ENV_PREFIX = "CALLERCONNECT_"
 ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = Path("callerconnect.toml")
 """Read when no path is given, relative to the working directory, only if it exists."""
 
-RECOMMENDED_SECRET_LENGTH = 16
-"""Secrets and intake keys shorter than this are accepted (the contract's own examples
-are short) but ``serve`` and ``worker`` warn about them at start-up."""
+MIN_SECRET_LENGTH = 16
+"""The secret key, old secret keys and intake keys must be at least this long (32 random
+bytes, as :data:`_GENERATE_HINT` makes, are recommended): a short one can be guessed,
+and every command refuses to load a configuration that holds one."""
 
 _BUNDLED_CALL_TYPES = Path(__file__).parent / "data" / "call-types.csv"
 _GENERATE_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -231,6 +237,18 @@ Secret = Annotated[SecretStr, AfterValidator(_not_blank)]
 """A non-empty secret string; hidden in repr and error messages."""
 
 
+def _long_enough(value: SecretStr) -> SecretStr:
+    # Length only, never the value: the message ends up in logs and terminals.
+    if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ValueError(f"shorter than {MIN_SECRET_LENGTH} characters; {_GENERATE_HINT}")
+    return value
+
+
+StrongSecret = Annotated[SecretStr, AfterValidator(_not_blank), AfterValidator(_long_enough)]
+"""A secret this service itself checks against guessing (the secret key, intake keys):
+at least :data:`MIN_SECRET_LENGTH` characters."""
+
+
 class _Sensitive:
     """Marks a plain-``str`` field whose value must not be echoed in error messages."""
 
@@ -347,16 +365,44 @@ class LocalizedName(_Section):
     fr: str = Field("Police d'Ottawa", min_length=1)
 
 
+def _at_most_a_minute(value: timedelta) -> timedelta:
+    if value > timedelta(minutes=1):
+        raise ValueError("must be at most 1m: a CAD clock that drifts further must be fixed")
+    return value
+
+
 class IntakeSettings(_Section):
     """CAD intake API."""
 
-    api_keys: list[Secret] = Field(default_factory=list, examples=[["<key-1>", "<key-2>"]])
+    api_keys: list[StrongSecret] = Field(default_factory=list, examples=[["<key-1>", "<key-2>"]])
     """Accepted bearer keys; ``serve`` refuses to start without one (see
     :meth:`Settings.require_intake_keys`). Several keys allow rotation without downtime."""
     max_batch: int = Field(1000, ge=1, examples=[1000])
     """Most events in one ``{"events": [...]}`` body; the contract promises 1,000."""
     max_body_bytes: int = Field(5_000_000, ge=1, examples=[5_000_000])
     """Larger request bodies are refused before parsing."""
+    case_number_pattern: str = Field(DEFAULT_CASE_NUMBER_PATTERN, min_length=1)
+    """A Python regular expression every case number must match as a whole (texts quote
+    it); the default is strict (domain/case_numbers.py, docs/intake.md)."""
+
+    @field_validator("case_number_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compile_case_number_pattern(value)
+        except re.error as error:
+            raise ValueError(f"is not a regular expression: {error}") from None
+        return value
+
+    max_event_bytes: int = Field(65_536, ge=1, examples=[65_536])
+    """Largest event, as compact UTF-8 JSON; a larger one is rejected (a dead letter keeps
+    its first 64 KiB), one by one in a batch."""
+    max_clock_skew: Annotated[Duration, AfterValidator(_at_most_a_minute)] = timedelta(seconds=5)
+    """How far ahead of its receipt an event's ``occurred_at`` may be (a CAD clock's
+    drift). An event stamped further ahead is refused (422, kept as a dead letter): a
+    time from the future would make a genuine later change look older. Within it a real
+    change can still lose to a benign value (the fold then fails closed), so keep it to
+    seconds; at most 1m."""
 
 
 class TwilioSettings(_Section):
@@ -575,6 +621,18 @@ class DashboardSettings(_Section):
     scores can point at named officers)."""
 
 
+class ServeSettings(_Section):
+    """The web process (``callerconnect serve``): how long a connection may hold the
+    server without a request, and how many it keeps (web/server.py)."""
+
+    header_timeout: PositiveDuration = timedelta(seconds=10)
+    """A request's headers must be complete this long after its first byte."""
+    keep_alive_timeout: PositiveDuration = timedelta(seconds=5)
+    """An idle kept-alive connection is closed after this long."""
+    max_connections: int = Field(1000, ge=1, examples=[1000])
+    """Open connections kept at most (lowered to what the open-file limit allows)."""
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -598,9 +656,9 @@ class Settings(BaseSettings):
 
     database_url: Annotated[str, _SENSITIVE] = "sqlite:///callerconnect.db"
     """SQLAlchemy URL; ``postgresql+psycopg://...`` in production. Masked in repr."""
-    secret_key: Secret | None = None
+    secret_key: StrongSecret | None = None
     """Encrypts phone numbers at rest and signs cookies; see :meth:`require_secret_key`."""
-    old_secret_keys: list[Secret] = Field(default_factory=list, examples=[["<previous-key>"]])
+    old_secret_keys: list[StrongSecret] = Field(default_factory=list, examples=[["<previous-key>"]])
     """Previous secret keys, still accepted for reading while data is re-encrypted."""
     public_base_url: HttpBaseUrl = "http://127.0.0.1:8000"
     """Base of survey links and public pages (no trailing slash once loaded)."""
@@ -617,6 +675,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
@@ -709,15 +768,6 @@ class Settings(BaseSettings):
                 ),
             )
         return self.secret_key
-
-    def weak_secrets(self) -> list[str]:
-        """The keys whose secrets are shorter than recommended, for a start-up warning."""
-        weak = []
-        if self.secret_key and len(self.secret_key.get_secret_value()) < RECOMMENDED_SECRET_LENGTH:
-            weak.append("secret_key")
-        if any(len(k.get_secret_value()) < RECOMMENDED_SECRET_LENGTH for k in self.intake.api_keys):
-            weak.append("intake.api_keys")
-        return weak
 
     def require_intake_keys(self) -> tuple[SecretStr, ...]:
         """The CAD intake keys, for ``serve`` (which refuses to accept unauthenticated events)."""

@@ -2,6 +2,14 @@
 
 Phone numbers are masked where they are logged; as a second line of defence a filter
 masks anything that still looks like a North American or E.164 number in a record.
+
+Much of what is logged comes from outsiders (a request's path, a CAD's codes, a
+caller's text in an exception's message). Every control character, invisible format
+character and line or paragraph separator in a record is written as an escape
+(:func:`escape_controls`): a raw ESC would drive the terminal of whoever runs ``tail``, a
+``\r``, ``\x85`` or ``\u2028`` would start what looks like a new event for a reader that
+splits on line breaks. An event is one line; a traceback keeps the line breaks that
+separate its frames, and the exception's message in it is escaped like an event.
 """
 
 from __future__ import annotations
@@ -11,6 +19,9 @@ import json
 import logging
 import re
 import sys
+import traceback
+import unicodedata
+from types import TracebackType
 from typing import Any
 
 # Separators people and systems put between digit groups: spaces of every kind (\s is
@@ -84,10 +95,107 @@ def mask_secrets(text: str) -> str:
     return _SURVEY_TOKEN_IN_PATH.sub(r"\1<token>", mask_phone_patterns(text))
 
 
+#: Control (Cc), format (Cf), line (Zl) and paragraph (Zp) separators, and lone
+#: surrogates (Cs, which a stream cannot even encode): never written raw.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """``text`` with every control, format and separator character written as a Python
+    escape (``\x1b``, ``\u2028``), except those in ``keep``."""
+    if text.isprintable():  # the usual case: nothing to escape (spaces are printable)
+        return text
+    return "".join(
+        char
+        if char in keep or unicodedata.category(char) not in _ESCAPED_CATEGORIES
+        else char.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for char in text
+    )
+
+
+def _safe(text: str) -> str:
+    return escape_controls(mask_secrets(text))
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _exception_chain(error: BaseException) -> list[tuple[BaseException, str]]:
+    """The exceptions behind ``error``, oldest first, each with the sentence that links
+    it to the one after (as Python's own tracebacks read)."""
+    chain: list[tuple[BaseException, str]] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    link = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, link))
+        if current.__cause__ is not None:
+            current, link = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, _CONTEXT
+        else:
+            current = None
+    return list(reversed(chain))
+
+
+def _exception_line(error: BaseException) -> str:
+    kind = type(error)
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__"):
+        name = f"{kind.__module__}.{name}"
+    try:
+        text = str(error)
+    except Exception:
+        text = "<exception str() failed>"  # a broken __str__ must not lose the line
+    notes = getattr(error, "__notes__", None) or []
+    lines = [f"{name}: {_safe(text)}" if text else name]
+    lines.extend(_safe(str(note)) for note in notes)
+    return "\n".join(lines) + "\n"
+
+
 class _Formatter(logging.Formatter):
+    """One escaped line an event; a traceback's frames on lines of their own, with the
+    exception's message escaped. Phone numbers are masked before escaping: a number
+    whose digit groups a control character separates (``\x0b``) is still found, which it
+    would not be once the escape put letters and digits between them."""
+
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        return mask_secrets(line)  # also covers exception text
+        # Not Formatter.format: that caches the traceback text on the record, and another
+        # handler (a test runner's) may already have cached it unescaped.
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = _safe(self.formatMessage(record))
+        if record.exc_info and record.exc_info[1] is not None:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            line += "\n" + escape_controls(mask_secrets(record.exc_text), keep="\n")
+        if record.stack_info:
+            stack = mask_secrets(self.formatStack(record.stack_info))
+            line += "\n" + escape_controls(stack, keep="\n")
+        return line
+
+    def formatException(self, ei: ExcInfo) -> str:
+        error = ei[1]
+        if error is None:
+            return ""
+        parts: list[str] = []
+        for current, link in _exception_chain(error):
+            if current.__traceback__ is not None:
+                parts.append("Traceback (most recent call last):\n")
+                # Frames are file names and our source lines, never request data; still
+                # escaped, keeping the line breaks between them.
+                frames = "".join(traceback.format_tb(current.__traceback__))
+                parts.append(escape_controls(mask_secrets(frames), keep="\n"))
+            parts.append(_exception_line(current))
+            if link:
+                parts.append(link)
+        return "".join(parts).rstrip("\n")
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:

@@ -23,10 +23,15 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 
+from callerconnect.domain.case_numbers import (
+    DEFAULT_CASE_NUMBER_PATTERN,
+    matches_case_number_pattern,
+)
 from callerconnect.domain.sms_encoding import SmsText
 from callerconnect.i18n import translator
 
 __all__ = [
+    "AGENCY_PATTERN_RULE",
     "BILINGUAL",
     "CASE_NUMBER_RULE",
     "CASE_NUMBER_SCHEMA",
@@ -35,6 +40,7 @@ __all__ = [
     "WHITE_SPACE",
     "TextKind",
     "UnquotableCaseNumber",
+    "accepted_case_number",
     "quotable_case_number",
     "render_text",
 ]
@@ -124,6 +130,22 @@ def quotable_case_number(value: str) -> str | None:
     return candidate
 
 
+AGENCY_PATTERN_RULE = (
+    "does not match the agency's case number pattern (intake.case_number_pattern; by "
+    "default: no spaces, at most 20 characters, an optional letter prefix and digit groups "
+    "joined by '-' or '/', no run of 10 or more digits, nothing written as a phone number)"
+)
+
+
+def accepted_case_number(value: str, pattern: str = DEFAULT_CASE_NUMBER_PATTERN) -> str | None:
+    """The case number as a text may quote it: quotable (above) and matching the
+    agency's ``pattern`` (domain/case_numbers.py); None otherwise."""
+    quotable = quotable_case_number(value)
+    if quotable is None or not matches_case_number_pattern(quotable, pattern):
+        return None
+    return quotable
+
+
 def _n(message: str) -> str:
     """Mark a msgid for extraction without translating it (translation happens later)."""
     return message
@@ -197,6 +219,7 @@ def render_text(
     case_number: str | None = None,
     survey_url: str | None = None,
     non_emergency_number: str = DEFAULT_NON_EMERGENCY_NUMBER,
+    case_number_pattern: str = DEFAULT_CASE_NUMBER_PATTERN,
 ) -> SmsText:
     """Render one text for a caller.
 
@@ -210,8 +233,9 @@ def render_text(
     the case number only when it is given. The result is not truncated: callers that
     care about cost read ``segments``.
 
-    A case number is quoted only if :func:`quotable_case_number` accepts it (the intake
-    refuses any other; this is the second line of defence, for numbers stored before):
+    A case number is quoted only if :func:`accepted_case_number` accepts it with the
+    agency's ``case_number_pattern`` (the intake refuses any other; this is the second
+    line of defence, for numbers stored before the rule or the pattern changed):
     a confirmation with one it refuses raises ValueError, so it is never sent; a delay
     notice leaves its case line out.
     """
@@ -219,12 +243,17 @@ def render_text(
     languages = (language,) if language in _SINGLE_LANGUAGES else ("en", "fr")
     case_number = _present(case_number)
     survey_url = _present(survey_url)
-    quotable = quotable_case_number(case_number) if case_number is not None else None
+    quotable = (
+        accepted_case_number(case_number, case_number_pattern) if case_number is not None else None
+    )
 
     if kind is TextKind.confirmation and case_number is None:
         raise ValueError("a confirmation needs case_number")
     if kind is TextKind.confirmation and quotable is None:
-        raise UnquotableCaseNumber(f"case_number cannot be quoted in a text: it {CASE_NUMBER_RULE}")
+        raise UnquotableCaseNumber(
+            f"case_number cannot be quoted in a text: it {CASE_NUMBER_RULE} and it must "
+            f"match the agency's pattern; this one {AGENCY_PATTERN_RULE}"
+        )
     case_number = quotable
     if kind is TextKind.survey_invitation and survey_url is None:
         raise ValueError("a survey invitation needs survey_url")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -178,6 +179,54 @@ def test_serve_refuses_to_start_without_a_secret_key_or_an_intake_key(tmp_path: 
         assert key in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
         assert TEST_SECRET not in done.stderr + done.stdout
+
+
+WEAK = "a"  # and an intake key "k": what a probe of a running instance found accepted
+WEAK_SETTINGS = [
+    # (command, variable, weak value as set)
+    (("serve", "--port", "0"), "CALLERCONNECT_SECRET_KEY", WEAK),
+    (("worker", "--once"), "CALLERCONNECT_SECRET_KEY", WEAK),
+    (("serve", "--port", "0"), "CALLERCONNECT_INTAKE__API_KEYS", f'["{TEST_INTAKE_KEY}", "k"]'),
+    (("worker", "--once"), "CALLERCONNECT_OLD_SECRET_KEYS", '["fifteen-chars-x"]'),
+    (("keys", "check"), "CALLERCONNECT_SECRET_KEY", "fifteen-chars-x"),
+    (("deadletters", "list"), "CALLERCONNECT_INTAKE__API_KEYS", '["k"]'),
+]
+
+
+def test_a_secret_or_intake_key_shorter_than_16_characters_stops_every_command(
+    tmp_path: Path,
+) -> None:
+    cli = Cli(
+        tmp_path,
+        CALLERCONNECT_DATABASE_URL=f"sqlite:///{tmp_path}/cc.db",
+        CALLERCONNECT_SECRET_KEY=TEST_SECRET,
+        CALLERCONNECT_INTAKE__API_KEYS=f'["{TEST_INTAKE_KEY}"]',
+    )
+    started = [cli.start(*command, **{var: value}) for command, var, value in WEAK_SETTINGS]
+    for (command, variable, _), done in zip(WEAK_SETTINGS, map(finish, started), strict=True):
+        assert done.returncode == 2, (command, done.stderr)
+        setting = variable.removeprefix("CALLERCONNECT_").replace("__", ".").lower()
+        assert setting in done.stderr and variable in done.stderr, done.stderr
+        assert "shorter than 16 characters" in done.stderr
+        assert "secrets.token_urlsafe(32)" in done.stderr  # how to make a good one
+        assert "Traceback" not in done.stderr
+        assert "fifteen-chars-x" not in done.stderr + done.stdout
+    assert not (tmp_path / "cc.db").exists()  # stopped before touching the database
+
+
+def test_the_demo_makes_its_own_strong_keys_whatever_the_environment_holds(
+    tmp_path: Path,
+) -> None:
+    weak = Cli(
+        tmp_path,
+        CALLERCONNECT_SECRET_KEY=WEAK,
+        CALLERCONNECT_OLD_SECRET_KEYS='["b"]',
+        CALLERCONNECT_INTAKE__API_KEYS='["k"]',
+    )
+    done = weak("demo", "--once", "--calls", "3")
+    assert done.returncode == 0, done.stderr
+    key = re.search(r"Bearer (\S+)'", done.stdout)
+    assert key is not None and len(key.group(1)) >= 16
 
 
 BAD_SETTINGS = {  # bad values in depth: tests/unit/test_config.py; here, the process

@@ -49,7 +49,7 @@ from callerconnect.web.app import create_app
 from callerconnect.web.intake import MAX_JSON_DEPTH
 from tests.support.live_server import LiveServer
 from tests.support.survey import ANSWERS, csrf_of, invite
-from tests.support.twilio_webhooks import twilio_signature
+from tests.support.twilio_webhooks import inbound_form, status_form, twilio_signature
 
 PUBLIC = "https://callerconnect.example.org"
 TWILIO_TOKEN = "hostile-twilio-auth-token-0123456789ab"
@@ -63,6 +63,7 @@ ENV = {
 STATUS = "/webhooks/twilio/status"
 INBOUND = "/webhooks/twilio/inbound"
 CALLER = "+16135550142"
+SID = "SM" + "1" * 32
 SQL = ["' OR 1=1 --", "'; DROP TABLE calls; --"]
 SCRIPT = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "callerconnect" / "web" / "templates"
@@ -657,16 +658,18 @@ def test_sql_in_webhook_fields_is_refused_or_matches_nothing(
     with app.db.transaction() as session:
         before = [(r.id, r.status) for r in session.scalars(sql_select(OutboxRow))]
 
-    status_sid = signed_post(live_server, STATUS, {"MessageSid": sql, "MessageStatus": "failed"})
-    inbound_sid = signed_post(live_server, INBOUND, {"MessageSid": sql, "From": CALLER})
-    inbound_from = signed_post(live_server, INBOUND, {"MessageSid": "SM1", "From": sql})
+    status_sid = signed_post(
+        live_server, STATUS, {**status_form("SM" + "1" * 32, "failed", CALLER), "MessageSid": sql}
+    )
+    inbound_sid = signed_post(live_server, INBOUND, inbound_form("x", CALLER, sid=sql))
+    inbound_from = signed_post(live_server, INBOUND, inbound_form("x", sql))
     by_ref = signed_post(
         live_server,
         STATUS,
-        {"MessageSid": "SM" + "a" * 32, "MessageStatus": "failed", "ErrorCode": "30003"},
+        status_form("SM" + "a" * 32, "failed", CALLER, "30003"),
         query=f"ref={quote(sql, safe='')}",
     )
-    body = signed_post(live_server, INBOUND, {"MessageSid": "SM2", "From": CALLER, "Body": sql})
+    body = signed_post(live_server, INBOUND, inbound_form(sql, CALLER, sid="SM" + "2" * 32))
 
     assert [r.status_code for r in (status_sid, inbound_sid, inbound_from)] == [400, 400, 400]
     assert by_ref.status_code == 200
@@ -675,7 +678,7 @@ def test_sql_in_webhook_fields_is_refused_or_matches_nothing(
         after = [(r.id, r.status) for r in session.scalars(sql_select(OutboxRow))]
         stored = session.scalars(sql_select(InboundMessageRow.provider_message_id)).all()
     assert [row for row in after if row[0] in dict(before)] == before  # no text adopted
-    assert stored == ["SM2"]
+    assert stored == ["SM" + "2" * 32]
     assert count(app, PendingReceiptRow) == 1  # the unknown SID waits, matching nothing
     assert_tables_intact(app)
 
@@ -684,16 +687,10 @@ def test_signed_webhook_values_no_column_can_hold_are_400_and_change_nothing(
     app: Application, live_server: LiveServer
 ) -> None:
     answers = [
-        signed_post(live_server, STATUS, {"MessageSid": "SM" + "1" * 98, "MessageStatus": "sent"}),
-        signed_post(
-            live_server,
-            STATUS,
-            {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "9" * 100},
-        ),
-        signed_post(
-            live_server, STATUS, {"MessageSid": "SM1", "MessageStatus": "sent"}, query="ref=%00"
-        ),
-        signed_post(live_server, INBOUND, {"MessageSid": "SM1", "From": "A" * 60, "Body": "x"}),
+        signed_post(live_server, STATUS, status_form("SM" + "1" * 98, "sent", CALLER)),
+        signed_post(live_server, STATUS, status_form(SID, "failed", CALLER, "9" * 100)),
+        signed_post(live_server, STATUS, status_form(SID, "sent", CALLER), query="ref=%00"),
+        signed_post(live_server, INBOUND, inbound_form("x", "A" * 60)),
     ]
 
     assert [r.status_code for r in answers] == [400, 400, 400, 400]
@@ -707,7 +704,7 @@ def test_signed_webhook_values_no_column_can_hold_are_400_and_change_nothing(
 def test_replayed_inbound_text_changes_nothing_the_second_time(
     app: Application, live_server: LiveServer
 ) -> None:
-    form = {"MessageSid": "SM" + "b" * 32, "From": CALLER, "To": "+13438036032", "Body": "STOP"}
+    form = inbound_form("STOP", CALLER, sid="SM" + "b" * 32)
 
     first = signed_post(live_server, INBOUND, form)
     with app.db.transaction() as session:
@@ -734,7 +731,7 @@ def test_replayed_inbound_text_changes_nothing_the_second_time(
 def test_forged_signature_is_refused_and_changes_nothing(
     sqlite_app: Application, sqlite_server: LiveServer, forgery: str
 ) -> None:
-    form = {"MessageSid": "SM" + "c" * 32, "From": CALLER, "Body": "STOP"}
+    form = inbound_form("STOP", CALLER, sid="SM" + "c" * 32)
     kw: dict[str, Any] = {}
     path = INBOUND
     if forgery == "empty":
@@ -752,7 +749,7 @@ def test_forged_signature_is_refused_and_changes_nothing(
         kw["signature"] = twilio_signature(TWILIO_TOKEN, "http" + PUBLIC[5:] + INBOUND, form)
     else:
         kw["signature"] = twilio_signature(TWILIO_TOKEN, PUBLIC + INBOUND, form)
-        form = {"MessageSid": form["MessageSid"], "From": CALLER, "body": "STOP"}
+        form = {**form, "body": form.pop("Body")}
 
     response = signed_post(sqlite_server, path, form, **kw)
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from callerconnect.adapters.db.tables import CadEventRow, CallRow, OutboxRow
+from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.service.retention import purge_phones
@@ -75,3 +75,23 @@ def test_open_call_keeps_its_phone_until_long_silence(
     retention = app.settings.privacy.phone_retention
     assert purge_phones(app.db, app.vault, clock.now() + retention * 2, retention) == 0
     assert purge_phones(app.db, app.vault, clock.now() + timedelta(days=40), retention) == 1
+
+
+def test_a_dead_letters_hash_goes_with_its_phone_number(
+    app: Application, clock: VirtualClock
+) -> None:
+    """With the rest of a payload known, the SHA-256 of the payload as received would
+    confirm a guessed number: the purge that masks the number clears the hash too."""
+    result = app.intake.submit(received("I-3", "e-1", priority=12), "test")  # rejected
+    assert result.dead_letter_id is not None
+    with app.db.transaction() as session:
+        letter = session.get(DeadLetterRow, result.dead_letter_id)
+        assert letter is not None and letter.payload_sha256 is not None
+    retention = app.settings.privacy.phone_retention
+    purge_phones(app.db, app.vault, clock.now() + retention + timedelta(days=30), retention)
+    with app.db.transaction() as session:
+        letter = session.get(DeadLetterRow, result.dead_letter_id)
+        assert letter is not None and letter.phone_purged_at is not None
+        assert "555-0142" not in app.vault.decrypt(letter.payload_encrypted)
+        assert letter.payload_sha256 is None
+        assert letter.payload_bytes is not None  # the length tells nothing of the number

@@ -26,7 +26,7 @@ from tests.conftest import make_settings
 from tests.support.dispatch import gaps, most_in_window, received, submit, texts, twilio_env
 from tests.support.fake_twilio import DEFAULT_AUTH_TOKEN, Fault
 from tests.support.live_server import LiveServer
-from tests.support.twilio_webhooks import CallbackTwilio, twilio_signature
+from tests.support.twilio_webhooks import CallbackTwilio, inbound_form, twilio_signature
 
 PUBLIC = "https://callerconnect.example.org"
 RATE = 10.0
@@ -67,8 +67,7 @@ def test_backlog_through_outages_is_delivered_once_each_within_the_rate_cap(
             _, stopper = phone(0)
             _, carrier_opted_out = phone(1)
             twilio.opt_out(carrier_opted_out)  # replied STOP to our number long ago
-            form = {"MessageSid": "SM" + "0" * 32, "From": stopper, "To": "+13438036032"}
-            form["Body"] = "STOP"
+            form = inbound_form("STOP", stopper, sid="SM" + "0" * 32)
             signature = twilio_signature(
                 DEFAULT_AUTH_TOKEN, PUBLIC + "/webhooks/twilio/inbound", form
             )

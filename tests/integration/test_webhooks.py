@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
+from starlette.datastructures import ImmutableMultiDict
+from twilio.request_validator import RequestValidator
 
 from callerconnect import cli
 from callerconnect.adapters.db.repositories import is_opted_out
@@ -40,6 +42,8 @@ from tests.conftest import T0, TEST_SECRET, make_settings
 from tests.support.dispatch import TimedFakeTwilio, history, received, submit, text, twilio_env
 from tests.support.fake_twilio import DEFAULT_AUTH_TOKEN, Fault
 from tests.support.live_server import LiveServer
+from tests.support.twilio_webhooks import inbound_form as twilio_inbound_form
+from tests.support.twilio_webhooks import status_form as twilio_status_form
 from tests.support.twilio_webhooks import twilio_signature
 
 AppFactory = Callable[..., Application]
@@ -98,34 +102,11 @@ def post(
 
 
 def status_form(sid: str, status: str, error: str | None = None) -> dict[str, str]:
-    form = {
-        "AccountSid": "AC" + "0123456789abcdef" * 2,
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessageStatus": status,
-        "SmsStatus": status,
-        "To": CALLER,
-        "From": "+13438036032",
-        "ApiVersion": "2010-04-01",
-    }
-    if error:
-        form["ErrorCode"] = error
-    return form
-
-
-_inbound_ids = iter(range(1, 10_000))
+    return twilio_status_form(sid, status, CALLER, error)
 
 
 def inbound_form(body: str, sender: str = CALLER, sid: str | None = None) -> dict[str, str]:
-    return {
-        "AccountSid": "AC" + "0123456789abcdef" * 2,
-        "MessageSid": sid or f"SM{next(_inbound_ids):032x}",
-        "From": sender,
-        "To": "+13438036032",
-        "Body": body,
-        "NumSegments": "1",
-        "FromCity": "OTTAWA",  # location: never stored
-    }
+    return twilio_inbound_form(body, sender, sid)
 
 
 def send_confirmation(app: Application, incident: str = "I-1", **fields: Any) -> str:
@@ -511,10 +492,185 @@ def test_phone_numbers_never_appear_in_logs_or_error_bodies(
         post(server, STATUS, status_form(sid, "delivered"), sign=False).text,
         post(server, INBOUND, inbound_form("knife, help me")).text,
         post(server, INBOUND, inbound_form("STOP"), token="forged").text,
-        post(server, INBOUND, {"MessageSid": "SM1", "From": CALLER}).text,  # no To/Body: ok
+        post(server, INBOUND, {"MessageSid": "SM1", "From": CALLER}).text,  # not Twilio's: 400
         post(server, INBOUND, {"From": CALLER, "Body": "x"}).text,  # no MessageSid: 400
+        post(server, INBOUND, {**inbound_form("x"), "MessageSid": CALLER}).text,
     ]
     app.dispatcher.run_due()
     for body in bodies:
         assert_no_phone(body)
     assert_no_phone(caplog.text)
+
+
+# --- captured requests replayed with their fields moved --------------------------------------
+
+Pairs = list[tuple[str, str]]
+
+
+def moved(form: dict[str, str], into: str, *dropped: str) -> Pairs:
+    """``form`` with the ``dropped`` fields' names and values appended to ``into``'s value:
+    the signed string (sorted ``name+value``, no separator) stays the same when the dropped
+    fields come right after ``into`` in sorted order."""
+    names = sorted(form)
+    start = names.index(into)
+    assert names[start + 1 : start + 1 + len(dropped)] == list(dropped)
+    swallowed = form[into] + "".join(name + form[name] for name in dropped)
+    return [(k, swallowed if k == into else v) for k, v in form.items() if k not in dropped]
+
+
+def sid_read_twice(form: dict[str, str]) -> Pairs:
+    """``MessageSid`` sent twice: ``SmsMessageSid`` ends in ``MessageSid``, so the text
+    between the two is re-read as two values of one field (the application reads one)."""
+    sid = form["MessageSid"]
+    gone = ("NumMedia", "NumSegments", "SmsMessageSid", "SmsSid", "SmsStatus")
+    first = sid + "".join(n + form[n] for n in ("NumMedia", "NumSegments")) + "Sms"
+    second = sid + "".join(n + form[n] for n in ("SmsSid", "SmsStatus"))
+    rest = [(k, v) for k, v in form.items() if k not in gone and k != "MessageSid"]
+    return [*rest, ("MessageSid", first), ("MessageSid", second)]
+
+
+def name_swallows_value(form: dict[str, str], name: str) -> Pairs:
+    """A field replaced by one named with its name and value, and empty."""
+    return [(k + v, "") if k == name else (k, v) for k, v in form.items()]
+
+
+INBOUND_VARIANTS: dict[str, Callable[[dict[str, str]], Pairs]] = {
+    "sid_swallows_counts": lambda f: moved(f, "MessageSid", "NumMedia", "NumSegments"),
+    "sid_swallows_one_count": lambda f: moved(f, "MessageSid", "NumMedia"),
+    "count_swallows_old_sid": lambda f: moved(f, "NumSegments", "SmsMessageSid"),
+    "body_swallows_sender": lambda f: moved(f, "Body", "From"),
+    "account_swallows_version": lambda f: moved(f, "AccountSid", "ApiVersion"),
+    "sid_read_twice": sid_read_twice,
+    "sid_in_a_name": lambda f: name_swallows_value(f, "MessageSid"),
+    "reordered": lambda f: list(reversed(f.items())),
+    "exact": lambda f: list(f.items()),
+}
+
+
+def replay(
+    server: LiveServer, path: str, captured: dict[str, str], fields: Pairs
+) -> httpx.Response:
+    """Send ``fields`` with the signature Twilio gave ``captured``, after checking that
+    the ``twilio`` library the application uses still finds that signature valid."""
+    signature = twilio_signature(DEFAULT_AUTH_TOKEN, PUBLIC + path, captured)
+    assert RequestValidator(DEFAULT_AUTH_TOKEN).validate(
+        PUBLIC + path, ImmutableMultiDict(fields), signature
+    )
+    data: dict[str, list[str]] = {}
+    for name, value in fields:
+        data.setdefault(name, []).append(value)
+    headers = {"X-Twilio-Signature": signature}
+    return httpx.post(server.url + path, data=data, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize("variant", list(INBOUND_VARIANTS))
+def test_captured_start_replayed_with_fields_moved_does_not_opt_back_in(
+    app: Application, server: LiveServer, twilio: TimedFakeTwilio, variant: str
+) -> None:
+    start = inbound_form("START")
+    assert post(server, INBOUND, start).status_code == 200
+    assert post(server, INBOUND, inbound_form("STOP")).status_code == 200
+    assert opted_out(app)
+    before = (len(inbound_rows(app)), len(replies(app)))
+
+    response = replay(server, INBOUND, start, INBOUND_VARIANTS[variant](start))
+
+    if variant in ("reordered", "exact"):  # the same message again: Twilio's retry
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "bad_request"
+        assert_no_phone(response.text)
+    assert opted_out(app)
+    assert (len(inbound_rows(app)), len(replies(app))) == before
+    submit(app, received("I-1", T0))  # the caller's next call is not texted
+    app.dispatcher.run_due()
+    assert text(app, "I-1", "confirmation").reason == "suppressed:opted_out"
+
+
+@pytest.mark.parametrize("variant", ["sid_swallows_counts", "sid_read_twice", "exact"])
+def test_captured_stop_replayed_with_fields_moved_does_not_opt_out_again(
+    app: Application, server: LiveServer, variant: str
+) -> None:
+    stop = inbound_form("STOP")
+    assert post(server, INBOUND, stop).status_code == 200
+    assert post(server, INBOUND, inbound_form("START")).status_code == 200
+    assert not opted_out(app)
+
+    replay(server, INBOUND, stop, INBOUND_VARIANTS[variant](stop))
+
+    assert not opted_out(app)
+    assert len(inbound_rows(app)) == 2
+
+
+STATUS_VARIANTS: dict[str, Callable[[dict[str, str]], Pairs]] = {
+    "sid_swallows_status": lambda f: moved(f, "MessageSid", "MessageStatus"),
+    "error_swallows_sender": lambda f: moved(f, "ErrorCode", "From"),
+    "version_swallows_error": lambda f: moved(f, "ApiVersion", "ErrorCode"),
+    "old_sid_swallows_old_status": lambda f: moved(f, "SmsSid", "SmsStatus"),
+    "sid_in_a_name": lambda f: name_swallows_value(f, "MessageSid"),
+    "status_in_a_name": lambda f: name_swallows_value(f, "MessageStatus"),
+    "reordered": lambda f: list(reversed(f.items())),
+    "exact": lambda f: list(f.items()),
+}
+
+
+@pytest.mark.parametrize("variant", list(STATUS_VARIANTS))
+def test_captured_carrier_opt_out_callback_replayed_with_fields_moved_changes_nothing(
+    app: Application, server: LiveServer, variant: str
+) -> None:
+    sid = send_confirmation(app)
+    captured = status_form(sid, "failed", "21610")
+    assert post(server, STATUS, captured).status_code == 200
+    assert opted_out(app)
+    assert post(server, INBOUND, inbound_form("START")).status_code == 200
+    assert not opted_out(app)
+
+    response = replay(server, STATUS, captured, STATUS_VARIANTS[variant](captured))
+
+    assert response.status_code == (200 if variant in ("reordered", "exact") else 400)
+    assert not opted_out(app)
+    assert count(app, PendingReceiptRow) == 0
+    row = outbox_row(app, "I-1")
+    assert (row.status, row.error_code) == ("failed", "21610")
+
+
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        (INBOUND, {"MessageSid": "SM" + "0" * 31}),  # a digit short
+        (INBOUND, {"MessageSid": "XX" + "0" * 32}),  # not a message's prefix
+        (INBOUND, {"SmsSid": "SM" + "f" * 32}),  # disagrees with MessageSid
+        (INBOUND, {"NumMedia": None}),  # a field Twilio always sends
+        (INBOUND, {"Body": None}),
+        (INBOUND, {"From-City": "OTTAWA"}),  # not a name Twilio uses
+        (STATUS, {"SmsStatus": "delivered"}),  # disagrees with MessageStatus
+        (STATUS, {"AccountSid": None}),
+        (STATUS, {"ApiVersion": "2010-04-01x"}),
+    ],
+)
+def test_signed_form_in_a_shape_twilio_never_sends_is_400_and_changes_nothing(
+    app: Application, server: LiveServer, path: str, change: dict[str, str | None]
+) -> None:
+    sid = send_confirmation(app)
+    form = status_form(sid, "failed", "21610") if path == STATUS else inbound_form("STOP")
+    for name, value in change.items():
+        if value is None:
+            del form[name]
+        else:
+            form[name] = value
+
+    response = post(server, path, form)  # signed as Twilio would sign it
+
+    assert response.status_code == 400
+    assert not opted_out(app)
+    assert outbox_row(app, "I-1").status == "sent"
+    assert count(app, InboundMessageRow) == 0
+
+
+def test_a_message_sid_twilio_gives_to_media_messages_is_accepted(
+    app: Application, server: LiveServer
+) -> None:
+    form = inbound_form("STOP", sid="MM" + "0123456789abcdef" * 2)
+    assert post(server, INBOUND, form).status_code == 200
+    assert opted_out(app)

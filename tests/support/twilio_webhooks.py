@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import queue
 import threading
 from collections.abc import Mapping
@@ -27,6 +28,57 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from tests.support.dispatch import TimedFakeTwilio
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+OUR_NUMBER = "+13438036032"
+_inbound_ids = itertools.count(1)
+
+
+def inbound_form(
+    body: str, sender: str, sid: str | None = None, to: str = OUR_NUMBER
+) -> dict[str, str]:
+    """An incoming text as Twilio posts it (its documented fields, location included)."""
+    sid = sid or f"SM{next(_inbound_ids):032x}"
+    return {
+        "ToCountry": "CA",
+        "ToState": "ON",
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "ToCity": "OTTAWA",
+        "FromZip": "",
+        "SmsSid": sid,
+        "FromState": "ON",
+        "SmsStatus": "received",
+        "FromCity": "OTTAWA",  # location: never stored
+        "Body": body,
+        "FromCountry": "CA",
+        "To": to,
+        "ToZip": "",
+        "NumSegments": "1",
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": sender,
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def status_form(
+    sid: str, status: str, to: str, error: str | None = None, sender: str = OUR_NUMBER
+) -> dict[str, str]:
+    """A status callback as Twilio posts it."""
+    form = {
+        "AccountSid": ACCOUNT_SID,
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "To": to,
+        "From": sender,
+        "ApiVersion": "2010-04-01",
+    }
+    if error:
+        form["ErrorCode"] = error
+    return form
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:

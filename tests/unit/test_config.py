@@ -579,6 +579,40 @@ def test_secret_of_wrong_type_in_file_is_not_echoed(write_config: WriteConfig) -
     assert "123456789" not in str(error)
 
 
+SECRET_SETTINGS = {
+    "secret_key": ("CALLERCONNECT_SECRET_KEY", lambda value: value),
+    "old_secret_keys": ("CALLERCONNECT_OLD_SECRET_KEYS", lambda value: f'["{SECRET}", "{value}"]'),
+    "intake.api_keys": ("CALLERCONNECT_INTAKE__API_KEYS", lambda value: f'["{value}"]'),
+}
+
+
+@pytest.mark.parametrize("key", list(SECRET_SETTINGS))
+@given(
+    value=st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='"\\'),
+        min_size=1,
+        max_size=15,
+    )
+)
+def test_a_secret_shorter_than_16_characters_is_refused_by_name_never_by_value(
+    key: str, value: str
+) -> None:
+    variable, written = SECRET_SETTINGS[key]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: written(value)})
+    message = str(caught.value)
+    assert (caught.value.key, caught.value.env_var) == (key, variable)
+    assert variable in message and "shorter than 16 characters" in message
+    assert "secrets.token_urlsafe(32)" in message
+    assert f"'{value}'" not in message and f'"{value}"' not in message
+
+
+@pytest.mark.parametrize("key", list(SECRET_SETTINGS))
+def test_a_secret_of_16_characters_is_accepted(key: str) -> None:
+    variable, written = SECRET_SETTINGS[key]
+    load_settings(environ={variable: written("x" * 16)})
+
+
 def test_require_secret_key_explains_how_to_make_one() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={}).require_secret_key()
@@ -773,3 +807,27 @@ def test_smpp_retry_status_in_toml_as_a_hex_integer(tmp_path: Path) -> None:
     path = tmp_path / "callerconnect.toml"
     path.write_text("[sms.smpp]\nretry_status = 0x08\n")
     assert load_settings(path, environ={}).sms.smpp.retry_status == 8
+
+
+def test_a_case_number_pattern_that_does_not_compile_stops_start_up_naming_the_key() -> None:
+    error = config_error({"CALLERCONNECT_INTAKE__CASE_NUMBER_PATTERN": "OPS([0-9]+"})
+
+    assert error.key == "intake.case_number_pattern"
+    assert "not a regular expression" in str(error)
+
+
+def test_serve_connection_limits_are_settings() -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "CALLERCONNECT_SERVE__HEADER_TIMEOUT": "3s",
+            "CALLERCONNECT_SERVE__MAX_CONNECTIONS": "200",
+        },
+    )
+
+    assert settings.serve.header_timeout.total_seconds() == 3
+    assert settings.serve.keep_alive_timeout.total_seconds() == 5
+    assert settings.serve.max_connections == 200
+    assert config_error({"CALLERCONNECT_SERVE__MAX_CONNECTIONS": "0"}).key == (
+        "serve.max_connections"
+    )

@@ -1148,13 +1148,35 @@ def test_time_stamps_are_strict_rfc3339(moment: str) -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [(" 26–20011 ", "26-20011"), ("26/20011", "26/20011"), ("OPS 26.001", "OPS 26.001")],
+    [(" 26–20011 ", "26-20011"), ("26/20011", "26/20011"), ("GO-2024-123456", "GO-2024-123456")],
 )
 def test_case_numbers_are_normalised_to_what_a_text_may_quote(given: str, expected: str) -> None:
     doc = load("theft-2001-1-received")
     doc["incidentComponent"]["documentIdentification"] = [given]
 
     assert events_from_eido(doc)[0]["case_number"] == expected
+
+
+@pytest.mark.parametrize("given", ["1 CALL 18885550199 NOW", "613-555-0199", "OPS 26.001"])
+def test_a_document_id_outside_the_agency_pattern_is_not_mapped_and_the_rest_applies(
+    given: str,
+) -> None:
+    doc = load("theft-2001-1-received")
+    doc["incidentComponent"]["documentIdentification"] = [given]
+
+    events = events_from_eido(doc)
+
+    assert events and all("case_number" not in event for event in events)
+    assert events[0]["call_type"]  # the snapshot's other facts are still there
+
+
+def test_an_agency_pattern_decides_which_document_ids_are_case_numbers() -> None:
+    doc = load("theft-2001-1-received")
+    doc["incidentComponent"]["documentIdentification"] = ["OPS 26.001"]
+
+    events = events_from_eido(doc, case_number_pattern=r"OPS [0-9.]+")
+
+    assert events[0]["case_number"] == "OPS 26.001"
 
 
 def test_incident_ids_are_trimmed() -> None:

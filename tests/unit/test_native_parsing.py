@@ -214,14 +214,57 @@ def test_a_case_number_longer_than_32_characters_is_refused() -> None:
         ("26–10011", "26-10011"),  # en dash
         ("26—10011", "26-10011"),  # em dash
         ("26−10011", "26-10011"),  # minus sign
-        ("OPS-2025-0000123456789-ABCDEFGHI", "OPS-2025-0000123456789-ABCDEFGHI"),
         ("2026/000123", "2026/000123"),
-        ("R 26 123", "R 26 123"),
-        ("2026.01.123", "2026.01.123"),
+        ("24-123456", "24-123456"),
+        ("2024-12345678", "2024-12345678"),
+        ("OPS24-1234", "OPS24-1234"),
+        ("GO-2024-123456", "GO-2024-123456"),
     ],
 )
 def test_a_quotable_case_number_is_kept_normalised(given: str, stored: str) -> None:
     assert parse_event(event(case_number=given)).case_number == stored
+
+
+# An agency may configure a looser pattern; the quotable rule still bounds it.
+LOOSE_PATTERN = r"[A-Za-z0-9 ./-]+"
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["OPS-2025-0000123456789-ABCDEFGHI", "R 26 123", "2026.01.123"],
+)
+def test_an_agency_pattern_can_allow_other_quotable_case_numbers(given: str) -> None:
+    with pytest.raises(EventRejected):
+        parse_event(event(case_number=given))
+    fact = parse_event(event(case_number=given), case_number_pattern=LOOSE_PATTERN)
+    assert fact.case_number == given
+
+
+@pytest.mark.parametrize(
+    "case_number",
+    [
+        pytest.param("1 CALL 18885550199 NOW", id="probe-instruction"),
+        pytest.param("613-555-0199", id="phone-dashed"),
+        pytest.param("1-888-555-0199", id="toll-free"),
+        pytest.param("GO-613-555-0199", id="phone-behind-prefix"),
+        pytest.param("613/555/0199", id="phone-slashed"),
+        pytest.param("555-0199", id="local-number"),
+        pytest.param("6135550199", id="ten-digits"),
+        pytest.param("24-6135550199", id="ten-digit-run"),
+        pytest.param("R 26 123", id="space"),
+        pytest.param("2026.01.123", id="dot"),
+        pytest.param("ABCDEF-24-1", id="long-prefix"),
+        pytest.param("2024-1234-5678-9012-3", id="over-20"),
+    ],
+)
+def test_a_case_number_outside_the_agency_pattern_is_refused_without_echoing_it(
+    case_number: str,
+) -> None:
+    error = rejected(event(case_number=case_number))
+
+    assert (error.field, error.rule) == ("case_number", "agency_pattern")
+    assert "intake.case_number_pattern" in error.message
+    assert case_number not in error.message
 
 
 def test_a_nul_in_a_case_number_is_still_rule_characters() -> None:

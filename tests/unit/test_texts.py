@@ -17,7 +17,10 @@ from callerconnect.texts import BILINGUAL, TextKind, render_text
 AGENCY = {"en": "Ottawa Police", "fr": "Police d'Ottawa"}
 # Worst cases for the segment budget: the longest case number the CAD schema allows
 # and a survey link with a 22-character token (128+ random bits, URL-safe base64).
+# The default agency pattern refuses LONG_CASE; an agency may configure one as loose
+# as LOOSE_PATTERN, and the budget must hold then too.
 LONG_CASE = "OPS-2025-0000123456789-ABCDEFGHI"
+LOOSE_PATTERN = r"[A-Za-z0-9 ./-]+"
 LONG_URL = "https://callerconnect.example.ca/s/" + "Ab3_x-9ZqR7tLm2NpW8vKc"
 NON_EMERGENCY = "613-236-1222"
 assert len(LONG_CASE) == 32
@@ -48,6 +51,7 @@ def render(
         case_number=case_number,
         survey_url=survey_url,
         non_emergency_number=NON_EMERGENCY,
+        case_number_pattern=LOOSE_PATTERN,
     )
 
 

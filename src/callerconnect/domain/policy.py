@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from callerconnect.domain.calls import Call
+from callerconnect.domain.case_numbers import DEFAULT_CASE_NUMBER_PATTERN
 from callerconnect.domain.messages import QUIET_HOURS_KINDS, TextKind
 
 ELIGIBLE = "eligible"
@@ -137,6 +138,9 @@ class Policy:
     max_texts_per_phone_per_day: int = 8
     # How long a number seen on a call that puts someone at risk gets no other texts.
     protect_number_for: timedelta = timedelta(days=90)
+    # The agency's case numbers (intake.case_number_pattern): checked at intake and
+    # again before a text quotes one (domain/case_numbers.py).
+    case_number_pattern: str = DEFAULT_CASE_NUMBER_PATTERN
     # How late each kind may still go out before it is suppressed as stale.
     expires_after: Mapping[TextKind, timedelta] = field(
         default_factory=lambda: {
@@ -177,6 +181,9 @@ _STICKY = frozenset(
         "ineligible:risk_flag",
         "ineligible:in_progress",
         "ineligible:opted_out",
+        # A danger that arrived after a benign value stamped later (lifecycle.decide).
+        "ineligible:priority_out_of_order",
+        "ineligible:call_type_out_of_order",
     }
 )
 

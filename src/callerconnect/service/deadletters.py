@@ -12,6 +12,7 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import DeadLetterRow
 from callerconnect.logs import mask_phone_patterns, mask_phones_in_payload
 from callerconnect.service.intake import Intake
+from callerconnect.service.kept_payload import MAX_KEPT_BYTES
 
 
 def list_letters(db: Database, status: str | None = None) -> list[DeadLetterRow]:
@@ -33,8 +34,19 @@ def show_letter(db: Database, vault: Vault, letter_id: int) -> str:
         return (
             f"dead letter {letter.id} ({letter.status}), received {received} via {letter.source}\n"
             f"error: {letter.field or '-'}: {mask_phone_patterns(letter.error)}\n"
+            f"{_received(letter)}\n"
             f"payload: {payload}"
         )
+
+
+def _received(letter: DeadLetterRow) -> str:
+    """How much was received and how much of it is kept (service/kept_payload.py)."""
+    size = "size unknown" if letter.payload_bytes is None else f"{letter.payload_bytes} bytes"
+    sha = letter.payload_sha256 or "-"
+    kept = (
+        f"only the first {MAX_KEPT_BYTES} bytes kept" if letter.payload_truncated else "kept whole"
+    )
+    return f"received: {size}, sha256 {sha}; {kept}"
 
 
 def replay(
@@ -57,13 +69,19 @@ def replay(
             query = query.where(DeadLetterRow.id.in_(list(ids)))
         if agency_id is not None:
             query = query.where(DeadLetterRow.agency_id == agency_id)
-        letters = [(row.id, vault.decrypt(row.payload_encrypted)) for row in session.scalars(query)]
+        rows = list(session.scalars(query))
+        letters = [(row.id, vault.decrypt(row.payload_encrypted)) for row in rows]
+        cut_short = {row.id for row in rows if row.payload_truncated}
     outcome: dict[int, str] = {}
     missing = set(ids) - {letter_id for letter_id, _ in letters}
     for letter_id in sorted(missing):
         outcome[letter_id] = "not found"
     for letter_id, raw in letters:
-        outcome[letter_id] = _replay_one(intake, raw)
+        outcome[letter_id] = (
+            f"failed: only the first {MAX_KEPT_BYTES} bytes were kept; ask the CAD to send it again"
+            if letter_id in cut_short
+            else _replay_one(intake, raw)
+        )
         with db.transaction() as session:
             row = session.get(DeadLetterRow, letter_id)
             assert row is not None

@@ -56,8 +56,11 @@ def run_demo(
     workdir = tempfile.mkdtemp(prefix="callerconnect-demo-")
     base_url = f"http://{host}:{port}"
     intake_key = "demo-" + secrets.token_urlsafe(16)
+    secret_key = demo_secret()
     environ = {
-        **os.environ,
+        # The demo's database is its own: keys meant for another one are not needed.
+        **{k: v for k, v in os.environ.items() if k != "CALLERCONNECT_OLD_SECRET_KEYS"},
+        "CALLERCONNECT_SECRET_KEY": secret_key,
         "CALLERCONNECT_DATABASE_URL": f"sqlite:///{workdir}/demo.db",
         "CALLERCONNECT_PUBLIC_BASE_URL": base_url,
         "CALLERCONNECT_SMS__PROVIDER": "console",
@@ -73,9 +76,7 @@ def run_demo(
     clock = VirtualClock(start)
     console = ConsoleProvider(out)
     provider: SmsProvider = _TimestampedConsole(console, clock, settings.tz, out)
-    application = build_application(
-        settings, clock=clock, provider=provider, secret_key=demo_secret()
-    )
+    application = build_application(settings, clock=clock, provider=provider)
     try:
         feed = simulated_day(start, calls=calls, seed=seed)
         out.write(

@@ -444,6 +444,7 @@ class Dispatcher:
                     case_number=call.case_number,
                     survey_url=survey_url,
                     non_emergency_number=self.options.non_emergency_number,
+                    case_number_pattern=self.policy.case_number_pattern,
                 )
             except texts.UnquotableCaseNumber:
                 # A case number the intake now refuses, stored before it did: this text

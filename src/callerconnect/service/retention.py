@@ -113,6 +113,8 @@ def purge_phones(db: Database, vault: Vault, now: datetime, retention: timedelta
             else:
                 letter.payload_encrypted = rewritten
             letter.error = mask_phone_patterns(letter.error)
+            # The hash of the payload with its number could confirm a guess of the number.
+            letter.payload_sha256 = None
             letter.phone_purged_at = now
         # A protection that has run out has no reason to keep the number's hash.
         session.execute(delete(ProtectedPhoneRow).where(ProtectedPhoneRow.protected_until < now))

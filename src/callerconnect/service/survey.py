@@ -5,9 +5,11 @@ save, commit. The web layer turns each outcome into a page; nothing here knows H
 
 Rate limits live in the database (``web_rate_hits``), not in process memory, so that
 every ``serve`` process behind a load balancer shares them and a restart does not reset
-them; the cost is one small write per *unknown* token or landline attempt, which honest
-use hardly ever makes. Windows are fixed (``window_start`` = the clock floored to the
-window length), read from the injected clock, so tests step through them exactly.
+them; the cost is one small upsert per survey page or landline attempt (given back at
+once for a real token). The count is made and read in that one statement, so the
+limits are exact under concurrency on both databases. Windows are fixed
+(``window_start`` = the clock floored to the window length), read from the injected
+clock, so tests step through them exactly.
 """
 
 from __future__ import annotations
@@ -171,17 +173,22 @@ class SurveyService:
         client_hash = self._client_hash(client)
         limit = self.limits.token_guesses
         window = limit.window_start(now)
-        if store.count_hits(session, TOKEN_BUCKET, client_hash, window) >= limit.hits:
+        # Every look-up is counted before the token is looked at (one statement that
+        # counts and answers), and given back below when the token is real: concurrent
+        # guesses each get their own count, and a limited client learns nothing, not
+        # even from a real token.
+        hits = store.record_hit(
+            session, TOKEN_BUCKET, client_hash, window, forget_before=window - limit.window
+        )
+        if hits > limit.hits:
             return LinkOutcome(LinkStatus.LIMITED), None
         invitation = (
             store.find_invitation(session, token_hash(token)) if _TOKEN.fullmatch(token) else None
         )
         if invitation is None:
-            hits = store.record_hit(
-                session, TOKEN_BUCKET, client_hash, window, forget_before=window - limit.window
-            )
             log_event(log, "survey_token_unknown", level=logging.WARNING, hits=hits)
             return LinkOutcome(LinkStatus.UNKNOWN), None
+        store.take_back_hit(session, TOKEN_BUCKET, client_hash, window)
         language = invitation.language
         call = session.get(CallRow, invitation.call_id)
         if invitation.answered_at is not None or store.has_response(session, invitation.call_id):
@@ -209,11 +216,13 @@ class SurveyService:
         window = limit.window_start(now)
         client_hash = self._client_hash(client)
         with self.db.transaction() as session:
-            if store.count_hits(session, LANDLINE_BUCKET, client_hash, window) >= limit.hits:
-                return LandlineStatus.LIMITED
-            store.record_hit(
+            # Counted and compared in one statement: concurrent attempts cannot all
+            # read the same count and all pass.
+            hits = store.record_hit(
                 session, LANDLINE_BUCKET, client_hash, window, forget_before=window - limit.window
             )
+            if hits > limit.hits:
+                return LandlineStatus.LIMITED
             call = store.find_landline_call(
                 session, self.agency_id, case_number, now - self.survey_expires
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,12 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from callerconnect.adapters.cad.eido import EidoError, events_from_eido, incident_ids
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.bootstrap import Application
-from callerconnect.service.holds import HELD_UNREADABLE
+from callerconnect.service.holds import HELD_TIME_AHEAD, HELD_UNREADABLE
 from callerconnect.service.intake import IntakeResult
 from callerconnect.web.limits import BodyTooLarge
-
-# Kept verbatim up to this size when a body is refused for being too large.
-_OVERSIZE_SAMPLE = 64 * 1024
 
 
 class EchoSafeJSONResponse(JSONResponse):
@@ -157,17 +155,17 @@ def build_intake_router(app: Application) -> APIRouter:
                     return await _too_large(request, source, None, bytes(raw))
         except BodyTooLarge:
             return await _too_large(request, source, None, bytes(raw))
+        request.state.body = bytes(raw)
         try:
-            return parse_json(bytes(raw))
+            return parse_json(request.state.body)
         except EventRejected as rejected:
-            text = raw.decode("utf-8", errors="replace")
-            await run_in_threadpool(app.intake.dead_letter, text, source, rejected)
+            # The bytes as received: their length and hash are those the CAD can check.
+            await run_in_threadpool(app.intake.dead_letter, request.state.body, source, rejected)
             return error_response(400, "malformed_json", rejected.message, rule=rejected.rule)
 
     async def _too_large(
         request: Request, source: str, size: int | None, raw: bytes | None = None
     ) -> JSONResponse:
-        sample = raw[:_OVERSIZE_SAMPLE] if raw is not None else b""
         limit = limits.max_body_bytes
         rejected = EventRejected(
             "(body)",
@@ -176,19 +174,20 @@ def build_intake_router(app: Application) -> APIRouter:
             if size is not None
             else f"the body has more than {limit} bytes, the most accepted — split the batch",
         )
+        # Not read to its end: what was read (its first 64 KiB kept) and the declared size.
         await run_in_threadpool(
-            app.intake.dead_letter, sample.decode("utf-8", errors="replace"), source, rejected
+            partial(app.intake.dead_letter, size=size, whole=False), raw or b"", source, rejected
         )
         return error_response(
             413, "body_too_large", rejected.message, field="(body)", rule="maxBytes"
         )
 
-    async def reject_whole(
-        source: str, body: Any, rejected: EventRejected, status: int = 422
-    ) -> JSONResponse:
-        await run_in_threadpool(app.intake.dead_letter, json.dumps(body), source, rejected)
+    async def reject_whole(request: Request, rejected: EventRejected) -> JSONResponse:
+        """A body refused whole: a dead letter of the bytes as received."""
+        source, raw = request.state.source, request.state.body
+        await run_in_threadpool(app.intake.dead_letter, raw, source, rejected)
         return error_response(
-            status, "schema_violation", rejected.message, field=rejected.field, rule=rejected.rule
+            422, "schema_violation", rejected.message, field=rejected.field, rule=rejected.rule
         )
 
     @router.post(
@@ -211,20 +210,17 @@ def build_intake_router(app: Application) -> APIRouter:
             events = body["events"]
             if not isinstance(events, list):
                 return await reject_whole(
-                    source,
-                    body,
+                    request,
                     EventRejected("events", "type", "events must be a list of event objects"),
                 )
             if not events:
                 return await reject_whole(
-                    source,
-                    body,
+                    request,
                     EventRejected("events", "minItems", "events must hold at least one event"),
                 )
             if len(events) > limits.max_batch:
                 return await reject_whole(
-                    source,
-                    body,
+                    request,
                     EventRejected(
                         "events",
                         "maxItems",
@@ -238,13 +234,23 @@ def build_intake_router(app: Application) -> APIRouter:
             )
         if not isinstance(body, dict):
             return await reject_whole(
-                source,
-                body,
+                request,
                 EventRejected(
                     "(body)", "type", 'the body must be one event object or {"events": [...]}'
                 ),
             )
         result: IntakeResult = await run_in_threadpool(app.intake.submit, body, source)
+        if result.status == "rejected" and result.rule == "conflict":
+            # The id names an event of another incident (service/intake.py): not a
+            # schema violation, and not to be sent again under the same id.
+            return error_response(
+                409,
+                "event_id_conflict",
+                result.error or "rejected",
+                field=result.field,
+                rule=result.rule,
+                results=[result.as_dict()],
+            )
         if result.status == "rejected":
             return error_response(
                 422,
@@ -273,14 +279,18 @@ def build_intake_router(app: Application) -> APIRouter:
             return body
         source: str = request.state.source
         try:
-            events = events_from_eido(body)
+            events = events_from_eido(body, case_number_pattern=app.policy.case_number_pattern)
+            # Refused whole, like any snapshot we cannot use: never half of it folded.
+            app.intake.check_snapshot_times(events)
         except EidoError as error:
-            answer = await reject_whole(
-                source, body, EventRejected(error.field, "eido", str(error))
-            )
+            answer = await reject_whole(request, EventRejected(error.field, "eido", str(error)))
             # Kept first, then: a snapshot we cannot read may hold a caution or a
             # reclassification, so the incidents it names are held (service/holds.py).
             await run_in_threadpool(app.intake.hold, incident_ids(body), HELD_UNREADABLE, source)
+            return answer
+        except EventRejected as ahead:
+            answer = await reject_whole(request, ahead)
+            await run_in_threadpool(app.intake.hold, incident_ids(body), HELD_TIME_AHEAD, source)
             return answer
         results = await run_in_threadpool(app.intake.submit_many, events, source)
         return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)

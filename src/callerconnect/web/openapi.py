@@ -78,6 +78,12 @@ def cad_event_schema() -> Json:
         field["pattern"] = "^[^\\u0000]*$"
         field["description"] = "no NUL character and no unpaired surrogate"
     schema["properties"]["occurred_at"] = dict(_RFC3339)
+    schema["properties"]["case_number"]["description"] = (
+        "no NUL character and no unpaired surrogate; must also match the agency's "
+        "intake.case_number_pattern (rule agency_pattern; strict by default: no spaces, "
+        "at most 20 characters, an optional letter prefix and digit groups joined by '-' "
+        "or '/', no run of 10 or more digits, nothing written as a phone number)"
+    )
     return schema
 
 
@@ -281,10 +287,11 @@ def survey_form_schema(definition: SurveyDefinition, *, landline: bool) -> Json:
     return {"type": "object", "oneOf": [submit, switch]}
 
 
-def _twilio_form(required: list[tuple[str, ...]], described: Json) -> Json:
-    """A Twilio webhook form: the fields read, with the patterns the webhook enforces
-    (web/twilio_fields.py); Twilio's other fields are accepted and not used. Each of
-    ``required`` is a field and the older names Twilio also uses for it."""
+def _twilio_form(required: tuple[str, ...], described: Json) -> Json:
+    """A Twilio webhook form: the fields Twilio always sends (``required``), the patterns
+    the webhook enforces (web/twilio_fields.py); Twilio's other fields are accepted and
+    not used. A field sent twice, or an older name (``SmsSid``) whose value differs from
+    the current one, is refused too (``400``)."""
     properties: Json = {
         name: {"type": "string", "pattern": pattern}
         for name, pattern in twilio_fields.FIELDS.items()
@@ -293,16 +300,17 @@ def _twilio_form(required: list[tuple[str, ...]], described: Json) -> Json:
         properties[name] = {**properties.get(name, {"type": "string"}), **extra}
     return {
         "type": "object",
-        "allOf": [{"anyOf": [{"required": [name]} for name in names]} for names in required],
-        "properties": {"AccountSid": {"type": "string"}, **properties},
+        "required": list(required),
+        "properties": properties,
+        "propertyNames": {"pattern": "^" + twilio_fields.FIELD_NAME.pattern + "$"},
         "additionalProperties": {"type": "string"},
     }
 
 
 _TWILIO_STATUS_FORM = _twilio_form(
-    [("MessageSid", "SmsSid"), ("MessageStatus", "SmsStatus")],
+    twilio_fields.STATUS_REQUIRED,
     {
-        "MessageSid": {"description": "the text's SID (older callbacks: SmsSid)"},
+        "MessageSid": {"description": "the text's SID: SM or MM and 32 hex digits"},
         "MessageStatus": {
             "description": "queued, sending, sent, delivered, undelivered, failed..."
         },
@@ -311,7 +319,7 @@ _TWILIO_STATUS_FORM = _twilio_form(
 )
 
 _TWILIO_INBOUND_FORM = _twilio_form(
-    [("MessageSid", "SmsSid"), ("From",)],
+    twilio_fields.INBOUND_REQUIRED,
     {
         "From": {"description": "the sender: E.164, a short code or an alphanumeric id"},
         "Body": {"description": "the text"},
@@ -402,7 +410,14 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
                 "413": _error_response(
                     "The body is over intake.max_body_bytes; split the batch (kept in part)"
                 ),
-                "422": _error_response("A schema violation, naming the field and the rule"),
+                "409": _error_response(
+                    "One event whose event_id was first used for another incident: kept, "
+                    "and the incident it names held"
+                ),
+                "422": _error_response(
+                    "A schema violation, naming the field and the rule (an occurred_at "
+                    "ahead of the receipt included)"
+                ),
             },
         },
         ("/api/v1/cad/eido", "post"): {

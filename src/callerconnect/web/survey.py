@@ -61,6 +61,7 @@ from callerconnect.service.survey import (
     SurveyService,
     load_definition,
 )
+from callerconnect.web.clients import client_of
 from callerconnect.web.limits import BodyTooLarge
 
 LANGUAGES = ("en", "fr")
@@ -420,9 +421,8 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def client_address(request: Request) -> str:
-    """The client's address: the peer, or what a trusted reverse proxy forwarded
-    (``callerconnect serve --forwarded-allow-ips``; uvicorn applies it)."""
-    return request.client.host if request.client else "unknown"
+    """The client as the per-client limits count it (web/clients.py)."""
+    return client_of(request)
 
 
 def _with_lang(path: str, lang: str) -> str:

@@ -6,7 +6,9 @@ account's auth token, over the full URL Twilio requested — ``public_base_url``
 path and query *as configured*, since behind a proxy this server sees another host — and
 the sorted form fields. It is checked with the official ``twilio`` library's
 ``RequestValidator``. A missing or bad signature is ``403`` and nothing is read further
-or changed. Both endpoints answer ``404`` when no Twilio auth token is configured.
+or changed. A signed form that is not in a shape Twilio sends (web/twilio_fields.py: a
+field moved, missing or repeated) is ``400`` and changes nothing either. Both endpoints
+answer ``404`` when no Twilio auth token is configured.
 
 * status: forward-only (service/receipts.py); a callback for an unknown ``MessageSid`` is
   ``200`` and changes no text (it waits a day in case the id is being recorded right
@@ -34,7 +36,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.logs import log_event
 from callerconnect.service.receipts import Receipts
 from callerconnect.web.intake import error_response
-from callerconnect.web.twilio_fields import form_problem
+from callerconnect.web.twilio_fields import INBOUND_REQUIRED, STATUS_REQUIRED, form_problem
 
 log = logging.getLogger("callerconnect.webhooks")
 
@@ -53,7 +55,7 @@ def build_webhooks_router(app: Application) -> APIRouter:
     # sent before a switch still arrive), so they get a Receipts of their own.
     receipts = Receipts(app.db, app.clock, "twilio", opt_out_codes=frozenset({"21610"}))
 
-    async def verified_form(request: Request) -> FormData | Response:
+    async def verified_form(request: Request, required: tuple[str, ...]) -> FormData | Response:
         if validator is None:
             return error_response(404, "not_found", "Twilio is not configured")
         declared = request.headers.get("content-length", "")
@@ -76,14 +78,22 @@ def build_webhooks_router(app: Application) -> APIRouter:
                 reason="missing_signature" if not signature else "bad_signature",
             )
             return error_response(403, "forbidden", "missing or invalid X-Twilio-Signature")
-        problem = form_problem(form, request.query_params.get("ref"))
+        problem = form_problem(form.multi_items(), required, request.query_params.get("ref"))
         if problem is not None:
+            await form.close()
+            log_event(
+                log,
+                "webhook_rejected",
+                level=logging.WARNING,
+                path=request.url.path,
+                reason="not_twilios_shape",
+            )
             return error_response(400, "bad_request", problem)
         return form
 
     @router.post("/status", include_in_schema=True)
     async def status(request: Request) -> Response:
-        form = await verified_form(request)
+        form = await verified_form(request, STATUS_REQUIRED)
         if isinstance(form, Response):
             return form
         try:
@@ -96,7 +106,7 @@ def build_webhooks_router(app: Application) -> APIRouter:
 
     @router.post("/inbound")
     async def inbound(request: Request) -> Response:
-        form = await verified_form(request)
+        form = await verified_form(request, INBOUND_REQUIRED)
         if isinstance(form, Response):
             return form
         try:

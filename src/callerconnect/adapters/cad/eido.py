@@ -227,8 +227,9 @@ from callerconnect.adapters.cad.native import (
     parse_rfc3339,
     storable,
 )
+from callerconnect.domain.case_numbers import DEFAULT_CASE_NUMBER_PATTERN
 from callerconnect.logs import mask_phone_patterns
-from callerconnect.texts import quotable_case_number
+from callerconnect.texts import accepted_case_number
 
 __all__ = ["EidoError", "events_from_eido", "incident_ids"]
 
@@ -559,7 +560,7 @@ def _priority(incident: Mapping[str, Any], path: str) -> int | None:
     return value
 
 
-def _case_number(incident: Mapping[str, Any], path: str) -> str | None:
+def _case_number(incident: Mapping[str, Any], path: str, pattern: str) -> str | None:
     key = "documentIdentification"
     value = _get(incident, key)
     if isinstance(value, list):
@@ -575,10 +576,11 @@ def _case_number(incident: Mapping[str, Any], path: str) -> str | None:
     if not value:
         return None
     _limited(value, here, _MAX_CASE_NUMBER, "case number")
-    # One that a text may not quote (a link, a line break, an emoji...) is not mapped,
-    # like an unusable callback: the snapshot's other facts (a caution, a new type)
-    # still apply, and a call without a case number gets no confirmation.
-    return quotable_case_number(value)
+    # One that a text may not quote (a link, a line break, an emoji, one that does not
+    # match the agency's pattern) is not mapped, like an unusable callback: the
+    # snapshot's other facts (a caution, a new type) still apply, and a call without a
+    # case number gets no confirmation (docs/intake.md).
+    return accepted_case_number(value, pattern)
 
 
 def _call_type(incident: Mapping[str, Any], path: str) -> dict[str, str] | None:
@@ -733,9 +735,11 @@ def _risk_flag(doc: Mapping[str, Any]) -> bool:
     return False
 
 
-def _call_fields(doc: Mapping[str, Any], incident: Mapping[str, Any], path: str) -> dict[str, Any]:
+def _call_fields(
+    doc: Mapping[str, Any], incident: Mapping[str, Any], path: str, case_number_pattern: str
+) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    case_number = _case_number(incident, path)
+    case_number = _case_number(incident, path, case_number_pattern)
     if case_number:
         fields["case_number"] = case_number
     priority = _priority(incident, path)
@@ -917,8 +921,13 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-def events_from_eido(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+def events_from_eido(
+    doc: Mapping[str, Any], *, case_number_pattern: str = DEFAULT_CASE_NUMBER_PATTERN
+) -> list[dict[str, Any]]:
     """The native CAD events implied by one EIDO snapshot, oldest first.
+
+    ``documentIdentification`` is mapped to the case number only when it matches the
+    agency's ``case_number_pattern`` (``intake.case_number_pattern``).
 
     Each event follows contract section 1 and is valid against ``cad-event.schema.json``.
     Raises :class:`EidoError` (naming the field) for a document that cannot be mapped.
@@ -935,7 +944,7 @@ def events_from_eido(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             "missing; expected the time of the snapshot as an RFC 3339 date-time with an offset",
         )
     incident_at = _time(incident, "lastUpdateTimeStamp", incident_path) or updated_at
-    fields = _call_fields(doc, incident, incident_path)
+    fields = _call_fields(doc, incident, incident_path, case_number_pattern)
     stage = _incident_stage(incident, incident_path)
 
     incident_ids = {incident_id}
@@ -1012,7 +1021,7 @@ def events_from_eido(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         for event_type, at, payload in planned
     ]
     for event in events:
-        _check_native(event, incident_path)
+        _check_native(event, incident_path, case_number_pattern)
     return events
 
 
@@ -1032,13 +1041,13 @@ _TOP_SOURCES = {
 }
 
 
-def _check_native(event: dict[str, Any], incident_path: str) -> None:
+def _check_native(event: dict[str, Any], incident_path: str, case_number_pattern: str) -> None:
     """Every event must pass the native intake as it is. One it would refuse means the
     document cannot be used: that is an :class:`EidoError` (the document is answered
     422 and kept as a dead letter), never a 202 with some of its events rejected and
     the others folded, which would apply half a snapshot."""
     try:
-        parse_event(event)
+        parse_event(event, case_number_pattern=case_number_pattern)
     except EventRejected as rejected:
         field = rejected.field
         source = _SOURCES.get(field)

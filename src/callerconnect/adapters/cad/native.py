@@ -33,9 +33,16 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from callerconnect.adapters.sms.phone import InvalidPhone, normalize_phone
+from callerconnect.domain.case_numbers import DEFAULT_CASE_NUMBER_PATTERN
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.logs import mask_phone_patterns
-from callerconnect.texts import CASE_NUMBER_RULE, WHITE_SPACE, quotable_case_number
+from callerconnect.texts import (
+    AGENCY_PATTERN_RULE,
+    CASE_NUMBER_RULE,
+    WHITE_SPACE,
+    accepted_case_number,
+    quotable_case_number,
+)
 
 
 class EventRejected(ValueError):
@@ -234,13 +241,17 @@ def _clean_id(payload: dict[str, Any], field: str) -> str | None:
     return cleaned
 
 
-def _clean_case_number(payload: dict[str, Any]) -> str | None:
+def _clean_case_number(payload: dict[str, Any], pattern: str) -> str | None:
     value = payload.get("case_number")
     if value is None:
         return None
     quotable = quotable_case_number(value)
     if quotable is None:
         raise EventRejected("case_number", "pattern", f"case_number: {CASE_NUMBER_RULE}")
+    if accepted_case_number(quotable, pattern) is None:
+        # The whole event is refused (and dead-lettered, and its incident held if it
+        # carried a danger: service/holds.py): docs/intake.md says why.
+        raise EventRejected("case_number", "agency_pattern", f"case_number {AGENCY_PATTERN_RULE}")
     return quotable
 
 
@@ -290,8 +301,36 @@ def _unstorable_field(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_event(payload: Any) -> CallFact:
-    """One native event → a fact, or :class:`EventRejected` naming the field and rule."""
+#: One event's largest size, serialized as compact UTF-8 JSON (``intake.max_event_bytes``).
+#: A real event is a few hundred bytes; the bound keeps one request from storing
+#: megabytes of extra properties for good.
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+
+def event_size(payload: Any) -> int:
+    """An event's size in bytes as compact UTF-8 JSON: the same whatever the spacing or
+    escaping of the body it came in (a batch counts each of its events alone)."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def refuse_oversized_event(payload: Any, limit: int) -> None:
+    """:class:`EventRejected` (rule ``maxBytes``) for an event over ``limit`` bytes."""
+    size = event_size(payload)
+    if size > limit:
+        raise EventRejected(
+            "(event)",
+            "maxBytes",
+            f"the event has {size} bytes as compact JSON; at most {limit} are accepted "
+            "(intake.max_event_bytes)",
+        )
+
+
+def parse_event(
+    payload: Any, *, case_number_pattern: str = DEFAULT_CASE_NUMBER_PATTERN
+) -> CallFact:
+    """One native event → a fact, or :class:`EventRejected` naming the field and rule.
+    ``case_number_pattern`` is the agency's (``intake.case_number_pattern``)."""
     if not isinstance(payload, dict):
         raise EventRejected("(body)", "type", "an event must be a JSON object")
     unstorable = _unstorable_field(payload)
@@ -309,7 +348,7 @@ def parse_event(payload: Any) -> CallFact:
     incident_id = _clean_id(payload, "incident_id") or ""
     merged_into = _clean_id(payload, "merged_into")
     occurred_at = parse_occurred_at(payload["occurred_at"])
-    case_number = _clean_case_number(payload)
+    case_number = _clean_case_number(payload, case_number_pattern)
     caller = payload.get("caller") or {}
     phone: str | None = None
     phone_invalid = False

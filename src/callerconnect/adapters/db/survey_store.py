@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -36,12 +36,12 @@ __all__ = [
     "accepts_feedback",
     "add_response",
     "claim_invitation",
-    "count_hits",
     "find_invitation",
     "find_landline_call",
     "has_response",
     "mark_opened",
     "record_hit",
+    "take_back_hit",
 ]
 
 #: Eligibility reasons of a call that may be asked for feedback: the ones a survey text
@@ -168,17 +168,6 @@ def find_landline_call(
 # --- rate limits ------------------------------------------------------------------------
 
 
-def count_hits(session: Session, bucket: str, client_hash: str, window_start: datetime) -> int:
-    hits = session.scalar(
-        select(WebRateHitRow.hits).where(
-            WebRateHitRow.bucket == bucket,
-            WebRateHitRow.client_hash == client_hash,
-            WebRateHitRow.window_start == window_start,
-        )
-    )
-    return hits or 0
-
-
 def record_hit(
     session: Session,
     bucket: str,
@@ -187,12 +176,28 @@ def record_hit(
     *,
     forget_before: datetime,
 ) -> int:
-    """Count one hit in the window (an upsert, safe under concurrency); return the
-    window's count. Windows of the bucket that ended before ``forget_before`` are
-    deleted on the way, so the table holds only what the limit still needs."""
+    """Count one hit in the window and return the window's count, this hit included.
+
+    One statement (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``) counts and
+    answers, so the caller decides on the count it made: of concurrent hits each gets
+    its own number (PostgreSQL locks the row until the transaction ends; SQLite's
+    ``BEGIN IMMEDIATE`` runs them one after the other). Reading the count first and
+    adding to it later let every concurrent hit read the same old count.
+
+    Windows of the bucket that ended before ``forget_before`` are deleted on the way,
+    skipping rows another transaction is deleting (so two cannot deadlock on them),
+    and the table holds only what the limits still need."""
+    stale = (
+        select(WebRateHitRow.bucket, WebRateHitRow.client_hash, WebRateHitRow.window_start)
+        .where(WebRateHitRow.bucket == bucket, WebRateHitRow.window_start < forget_before)
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    )
     session.execute(
         delete(WebRateHitRow).where(
-            WebRateHitRow.bucket == bucket, WebRateHitRow.window_start < forget_before
+            tuple_(WebRateHitRow.bucket, WebRateHitRow.client_hash, WebRateHitRow.window_start).in_(
+                stale
+            )
         )
     )
     values = {"bucket": bucket, "client_hash": client_hash, "window_start": window_start, "hits": 1}
@@ -208,3 +213,17 @@ def record_hit(
         .returning(WebRateHitRow.hits)
     )
     return int(session.execute(statement).scalar_one())
+
+
+def take_back_hit(session: Session, bucket: str, client_hash: str, window_start: datetime) -> None:
+    """Undo :func:`record_hit` in the same transaction (the row is still locked by it):
+    the look-up it counted turned out not to be a guess."""
+    session.execute(
+        update(WebRateHitRow)
+        .where(
+            WebRateHitRow.bucket == bucket,
+            WebRateHitRow.client_hash == client_hash,
+            WebRateHitRow.window_start == window_start,
+        )
+        .values(hits=WebRateHitRow.hits - 1)
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -92,7 +93,15 @@ class DeadLetterRow(Base):
     received_at: Mapped[datetime] = mapped_column(index=True)
     source: Mapped[str] = mapped_column(String(16))
     # Verbatim, encrypted: it may carry a phone number and cannot be trusted to parse.
+    # At most its first 64 KiB (service/kept_payload.py).
     payload_encrypted: Mapped[str] = mapped_column(Text)
+    # The payload's length in bytes and the SHA-256 of all of it, so a letter cut short
+    # can still be matched with what was sent; unknown for a body not read to its end.
+    # The hash is cleared with the phone numbers (retention), as it could confirm one.
+    payload_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    # True when only a prefix is kept (it cannot be replayed); NULL before 0008: whole.
+    payload_truncated: Mapped[bool | None] = mapped_column(Boolean)
     error_code: Mapped[str] = mapped_column(String(64))
     error: Mapped[str] = mapped_column(Text)
     field: Mapped[str | None] = mapped_column(String(200))
