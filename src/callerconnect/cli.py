@@ -466,6 +466,12 @@ def _publish(args: argparse.Namespace, settings: Settings, db: Any, now: Any) ->
     return 0
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    from callerconnect.user_cli import run_user_command
+
+    return run_user_command(_settings(args), args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from callerconnect.service.demo import run_demo
 
@@ -643,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(handler=cmd_keys)
 
     add_operations_commands(commands)
+    from callerconnect.user_cli import add_user_parser
+
+    add_user_parser(commands).set_defaults(handler=cmd_user)
     return parser
 
 

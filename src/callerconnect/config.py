@@ -616,6 +616,18 @@ class WorkerSettings(_Section):
         return self
 
 
+class DashboardSettings(_Section):
+    """The internal dashboard: its sessions and the policy choices each service makes."""
+
+    session_idle: PositiveDuration = timedelta(minutes=30)
+    """A dashboard session ends after this long without a request."""
+    session_max: PositiveDuration = timedelta(hours=12)
+    """A dashboard session ends this long after the login, however busy."""
+    unit_breakdown: bool = False
+    """Show figures per responding unit (off by default: a policy choice, since a unit's
+    scores can point at named officers)."""
+
+
 class ServeSettings(_Section):
     """The web process (``callerconnect serve``): how long a connection may hold the
     server without a request, and how many it keeps (web/server.py)."""
@@ -700,6 +712,7 @@ class Settings(BaseSettings):
     agencies: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """``[agencies.<id>]`` tables (contract section 11): accepted so that a deployment
     written for several agencies starts; their content is not used yet."""
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @classmethod
     def settings_customise_sources(

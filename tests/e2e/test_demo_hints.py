@@ -69,6 +69,13 @@ def test_every_hint_of_the_running_demo_works(tmp_path: Path) -> None:
         assert httpx.get(survey.group(0)).status_code == 200
         for path in ("/healthz", "/readyz", "/metrics"):
             assert httpx.get(f"{base}{path}").status_code == 200, path
+        # Every other page the demo names (dashboard login, open data, its files and
+        # catalog) answers too.
+        named = set(re.findall(rf"{re.escape(base)}/[^\s;)…]*", printed))
+        assert f"{base}/login" in named and f"{base}/open-data" in named, printed[-1500:]
+        for url in sorted(named):
+            if "/s/" not in url:
+                assert httpx.get(url).status_code == 200, url
         curl = re.search(r"-H 'Authorization: Bearer (\S+)'.*-d @(\S+)", printed)
         assert curl is not None, printed[-1500:]
         key, event_file = curl.group(1), Path(curl.group(2))

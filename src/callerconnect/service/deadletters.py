@@ -79,6 +79,7 @@ def replay(
     *,
     replay_all: bool = False,
     statuses: Sequence[str] = ("new",),
+    agency_id: str | None = None,
 ) -> dict[int, str]:
     """Submit each letter's payload again: the given ids, or with ``replay_all`` every
     letter whose status is in ``statuses`` (by default only ``new``: one that already
@@ -91,6 +92,8 @@ def replay(
             query = query.where(DeadLetterRow.status.in_(list(statuses)))
         else:
             query = query.where(DeadLetterRow.id.in_(list(ids)))
+        if agency_id is not None:
+            query = query.where(DeadLetterRow.agency_id == agency_id)
         rows = list(session.scalars(query))
         letters = [(row.id, vault.decrypt(row.payload_encrypted)) for row in rows]
         cut_short = {row.id for row in rows if row.payload_truncated}

@@ -28,6 +28,7 @@ from callerconnect.config import load_settings
 from callerconnect.logs import configure_logging
 from callerconnect.queries import outcomes, queues
 from callerconnect.service import publishing
+from callerconnect.service.demo_account import create_demo_account, print_demo_account
 from callerconnect.service.simulation import replay, simulated_day
 from callerconnect.service.survey import load_definition
 
@@ -98,9 +99,10 @@ def run_demo(
         )
         links = [m.group(0) for _, sms in console.sent for m in _SURVEY_LINK.finditer(sms.body)]
         _print_summary(application, out, links, base_url, workdir, intake_key, once=once)
-        _publish_open_data(application, out, base_url)
+        _publish_open_data(application, out, base_url, once=once)
         if once:
             return 0
+        print_demo_account(out, base_url, *create_demo_account(application))
         clock.go_live()
         return _serve(application, host, port, out)
     finally:
@@ -170,8 +172,9 @@ def _print_summary(
     out.flush()
 
 
-def _publish_open_data(application: Application, out: TextIO, base_url: str) -> None:
-    """The simulated day's month is the current one: publish it as it stands so far."""
+def _publish_open_data(application: Application, out: TextIO, base_url: str, *, once: bool) -> None:
+    """The simulated day's month is the current one: publish it as it stands so far.
+    With ``once`` the pages end with the demo, so no link to them is printed."""
     settings = application.settings
     now = application.clock.now()
     publication = publishing.make_publication(
@@ -182,6 +185,13 @@ def _publish_open_data(application: Application, out: TextIO, base_url: str) -> 
         through=publishing.month_of(now, settings),
     )
     publishing.store(application.db, publication)
+    if once:
+        out.write(
+            f"Open data, {publication.period} published as it stands so far "
+            "(run without --once to see /open-data)\n"
+        )
+        out.flush()
+        return
     out.write(
         f"Open data, {publication.period} published as it stands so far: {base_url}/open-data\n"
         f"  (files: {base_url}/open-data/monthly_by_district.csv …; "

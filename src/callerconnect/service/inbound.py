@@ -310,17 +310,21 @@ def flagged_texts(
         ]
 
 
-def mark_reviewed(db: Database, ids: list[int], now: datetime) -> list[int]:
-    """Mark flagged texts as read by a person; returns the ids that were waiting."""
+def mark_reviewed(
+    db: Database, ids: list[int], now: datetime, *, agency_id: str | None = None
+) -> list[int]:
+    """Mark flagged texts as read by a person; returns the ids that were waiting (of
+    ``agency_id`` only, when given)."""
     done: list[int] = []
+    query = select(InboundMessageRow).where(
+        InboundMessageRow.id.in_(ids),
+        InboundMessageRow.flagged.is_(True),
+        InboundMessageRow.reviewed_at.is_(None),
+    )
+    if agency_id is not None:
+        query = query.where(InboundMessageRow.agency_id == agency_id)
     with db.transaction() as session:
-        for row in session.scalars(
-            select(InboundMessageRow).where(
-                InboundMessageRow.id.in_(ids),
-                InboundMessageRow.flagged.is_(True),
-                InboundMessageRow.reviewed_at.is_(None),
-            )
-        ):
+        for row in session.scalars(query):
             row.reviewed_at = now
             done.append(row.id)
     for inbound_id in done:

@@ -14,6 +14,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.logs import log_event, mask_secrets
 from callerconnect.service.survey import load_definition
 from callerconnect.web import survey, webhooks
+from callerconnect.web.dashboard import install_dashboard
 from callerconnect.web.intake import build_intake_router, error_response
 from callerconnect.web.limits import BodyLimitMiddleware, BodyTooLarge
 from callerconnect.web.metrics import metrics_registry, render
@@ -47,6 +48,7 @@ def create_app(application: Application) -> FastAPI:
     api.include_router(build_survey_router(application, definition=definition))
     api.include_router(build_webhooks_router(application))
     api.include_router(build_opendata_router(application))
+    install_dashboard(api, application)
     install_openapi(api, definition)
     https = application.settings.public_base_url.startswith("https://")
     # Innermost first: the headers middleware also covers the limit's refusals.

@@ -438,3 +438,68 @@ class PublicationFileRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+# --- the internal dashboard: accounts, sessions, login throttling, audit log ---------------
+
+
+class DashboardUserRow(Base):
+    """An account of the internal dashboard. ``agency_id`` is ``*`` for an administrator
+    who sees every agency."""
+
+    __tablename__ = "dashboard_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    agency_id: Mapped[str] = mapped_column(String(64))
+    # argon2id, in its own self-describing PHC string.
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+
+class DashboardSessionRow(Base):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is kept,
+    so a copy of the table cannot be used to sign in."""
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("dashboard_users.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class LoginThrottleRow(Base):
+    """Failed logins per e-mail address (by SHA-256, known account or not, so a lockout
+    says nothing about whether the address has an account)."""
+
+    __tablename__ = "dashboard_login_throttle"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None]
+
+
+class AuditLogRow(Base):
+    """Who saw or changed what in the dashboard, with which filters, when and from where.
+    Only ever inserted: nothing in the application updates or deletes a row."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    # The agency whose data was seen ("*" for an all-agency view).
+    agency_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_email: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(254))
+    filters: Mapped[str | None] = mapped_column(Text)
+    client_address: Mapped[str | None] = mapped_column(String(64))
