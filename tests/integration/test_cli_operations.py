@@ -89,7 +89,8 @@ def test_the_help_walk_finds_every_command() -> None:
 ID_COMMANDS = [
     path
     for path, parser in ALL_COMMANDS
-    if any(action.metavar == "ID" for action in parser._actions)
+    # Positional ids only: ``--agency ID`` names an agency, not a stored record.
+    if any(action.metavar == "ID" and not action.option_strings for action in parser._actions)
 ]
 
 
@@ -272,7 +273,7 @@ def test_config_check_shows_sources_masks_secrets_and_warns(
 ) -> None:
     config = tmp_path / "callerconnect.toml"
     config.write_text('[policy]\nquiet_hours = "off"\n', encoding="utf-8")
-    monkeypatch.setenv("CALLERCONNECT_SECRET_KEY", "short-secret")
+    monkeypatch.setenv("CALLERCONNECT_SECRET_KEY", "short-secret-of-20ch")
     monkeypatch.setenv("CALLERCONNECT_DATABASE_URL", "postgresql+psycopg://cc:pw-123@db/cc")
     monkeypatch.setenv("CALLERCONNECT_SMS__PROVIDER", "twilio")
     monkeypatch.setenv("CALLERCONNECT_SMS__TWILIO__ACCOUNT_SID", "AC" + "0" * 32)
@@ -280,7 +281,7 @@ def test_config_check_shows_sources_masks_secrets_and_warns(
     code, out, err = run(capsys, "config", "check")
     assert code == 0
     rows = {line.split()[0]: line for line in out.splitlines()}
-    assert rows["secret_key"].endswith("(environment)") and "short-secret" not in out
+    assert rows["secret_key"].endswith("(environment)") and "short-secret-of-20ch" not in out
     assert "token-value-xyz" not in out and "pw-123" not in out
     assert "cc:***@db/cc" in rows["database_url"]
     assert (

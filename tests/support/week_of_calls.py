@@ -133,7 +133,7 @@ class Week:
             "call.received",
             at,
             priority=priority,
-            case_number=f"26-{incident[-1]}{at.day:02d}",
+            case_number=f"26-{ord(incident[-1]):03d}{at.day:02d}",  # digits only: the strict pattern
             call_type={"code": code},
             district=district,
             caller={"phone": phone or phones[incident], "language": "en"},
