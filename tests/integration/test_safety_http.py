@@ -103,6 +103,9 @@ class RealSystem:
             f"{server.url}/api/v1/cad/events",
             json=_payload(fact),
             headers={"Authorization": f"Bearer {TEST_INTAKE_KEY}"},
+            # httpx's 5 s default: a loaded CI machine once took longer over one SQLite
+            # write (a timeout here says nothing about the rules under test).
+            timeout=60,
         )
         # Stamped ahead of its receipt beyond the drift allowed: refused (and its incident
         # held if it may carry a danger), as the simulator does.
