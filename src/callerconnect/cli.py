@@ -153,6 +153,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from callerconnect.service.envelopes import Envelopes
     from callerconnect.service.ingest_file import ingest_lines
 
     settings = _settings(args)
@@ -163,7 +164,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     lines = path.read_text(encoding="utf-8").splitlines()
     with _application(settings) as application, Progress(transient=False) as progress:
         task = progress.add_task(f"ingesting {path.name}", total=len(lines))
-        counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
+        envelopes = Envelopes(application.intake, max_batch=settings.intake.max_batch)
+        counts = ingest_lines(envelopes, lines, on_line=lambda: progress.advance(task))
     print(
         f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected (see: callerconnect deadletters list)"
