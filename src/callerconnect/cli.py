@@ -302,6 +302,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_consume(args: argparse.Namespace) -> int:
+    from nats.errors import NoServersError
+
+    from callerconnect.entrypoints.consume import run_consumer
+
+    settings = _settings(args)
+    with _application(settings, settings.log_level) as application:
+        try:
+            run_consumer(application, args.nats)
+        except (NoServersError, OSError) as error:
+            print(
+                f"error: cannot reach the NATS server (--nats or nats.url): {type(error).__name__}",
+                file=sys.stderr,
+            )
+            return 1
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from callerconnect.entrypoints.simulate import run_simulate
+
+    return run_simulate(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callerconnect",
@@ -390,6 +414,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=500, help="rows per transaction (default 500)"
     )
     keys.set_defaults(handler=cmd_keys)
+
+    consume = commands.add_parser(
+        "consume", help="read CAD events from NATS JetStream (run any number)"
+    )
+    consume.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url)")
+    consume.set_defaults(handler=cmd_consume)
+
+    from callerconnect.entrypoints.simulate import add_simulate_arguments
+
+    simulate = commands.add_parser("simulate", help="a realistic CAD feed: to a file, HTTP or NATS")
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(handler=cmd_simulate)
     return parser
 
 
