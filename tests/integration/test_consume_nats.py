@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow, OutboxRow
@@ -58,10 +59,17 @@ def count(database_url: str, table: type) -> int:
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not _holds(condition):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def _holds(condition: Callable[[], bool]) -> bool:
+    try:
+        return condition()
+    except OperationalError:  # SQLite busy with the consumers' writes: look again
+        return False
 
 
 def drained(feed: PrivateFeed) -> bool:

@@ -77,13 +77,16 @@ class PrivateFeed:
             await js.add_stream(name=self.stream, subjects=[f"{self.prefix}.>"])
 
     def consumer_state(self) -> tuple[int, int]:
-        """(messages not yet delivered, delivered but not acknowledged)."""
+        """(messages not yet delivered, delivered but not acknowledged); (-1, -1) before
+        a consumer has created the durable consumer."""
 
         async def state() -> tuple[int, int]:
             connection = await nats.connect(self.url)
             try:
                 info = await connection.jetstream().consumer_info(self.stream, self.durable)
                 return info.num_pending, info.num_ack_pending
+            except NotFoundError:
+                return -1, -1
             finally:
                 await connection.drain()
 

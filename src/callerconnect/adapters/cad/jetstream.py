@@ -76,7 +76,7 @@ async def consume(
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=fetch_timeout)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises either when idle
                 continue
             for index, message in enumerate(messages):
                 if stop.is_set():
@@ -90,5 +90,9 @@ async def consume(
                 else:
                     await message.nak(delay=RETRY_DELAY)
     finally:
-        await connection.drain()
+        # Not drain(): it waits out the pull request still open at the server. Every
+        # acknowledgement was confirmed (ack_sync) and a flush sends the last naks.
+        if connection.is_connected:
+            await connection.flush()
+        await connection.close()
     return acked
