@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow, OutboxRow
 from tests.conftest import TEST_SECRET
-from tests.integration.test_cli import Cli
+from tests.integration.test_cli import CLI, Cli
 from tests.support.nats_feed import PrivateFeed, event_message, private_feed
 
 EIDO = Path(__file__).resolve().parents[1] / "fixtures" / "eido"
@@ -57,11 +57,16 @@ def count(database_url: str, table: type) -> int:
     return int(scalar(database_url, select(func.count()).select_from(table)) or 0)
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 60,
+    detail: Callable[[], object] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout
     while not _holds(condition):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}: {detail()}")
         time.sleep(0.2)
 
 
@@ -76,15 +81,47 @@ def drained(feed: PrivateFeed) -> bool:
     return feed.consumer_state() == (0, 0)
 
 
+class Consumers:
+    """``callerconnect consume`` processes. Their logs go to files, not pipes: a pipe
+    nobody reads fills up and blocks the process in the middle of a transaction."""
+
+    def __init__(self, cli: Cli, logs: Path) -> None:
+        self.cli = cli
+        self.logs = logs
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(self) -> subprocess.Popen[str]:
+        log = self.logs / f"consume-{len(self.started)}.log"
+        with log.open("w") as err:  # the child keeps its own copy of the file
+            process = subprocess.Popen(
+                [*CLI, "consume"],
+                env=self.cli.env,
+                cwd=self.cli.cwd,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                text=True,
+            )
+        process.log = log  # type: ignore[attr-defined]
+        self.started.append(process)
+        return process
+
+    def kill_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
-    """SIGTERM, as an operator's service manager stops it; the exit code and stderr."""
+    """SIGTERM, as an operator's service manager stops it; the exit code and its log."""
     process.send_signal(signal.SIGTERM)
     try:
-        _, err = process.communicate(timeout=30)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
         raise AssertionError("consume did not stop on SIGTERM") from None
-    return process.returncode, err
+    log: Path = process.log  # type: ignore[attr-defined]
+    return process.returncode, log.read_text()
 
 
 @pytest.fixture
@@ -93,18 +130,23 @@ def nats_feed() -> Iterator[PrivateFeed]:
 
 
 @pytest.fixture
-def consume_cli(database_url: str, tmp_path: Path, nats_feed: PrivateFeed) -> Cli:
-    return Cli(
+def consumers(database_url: str, tmp_path: Path, nats_feed: PrivateFeed) -> Iterator[Consumers]:
+    cli = Cli(
         tmp_path,
         CALLERCONNECT_DATABASE_URL=database_url,
         CALLERCONNECT_SECRET_KEY=TEST_SECRET,
         CALLERCONNECT_LOG_LEVEL="INFO",
         **nats_feed.env(),
     )
+    started = Consumers(cli, tmp_path)
+    try:
+        yield started
+    finally:
+        started.kill_all()
 
 
 def test_events_eido_duplicates_and_refusals_are_each_kept_once_and_acknowledged(
-    consume_cli: Cli, database_url: str, nats_feed: PrivateFeed
+    consumers: Consumers, database_url: str, nats_feed: PrivateFeed
 ) -> None:
     events = [event(n) for n in range(1, 21)]
     messages = [event_message(nats_feed, e) for e in events]
@@ -128,7 +170,7 @@ def test_events_eido_duplicates_and_refusals_are_each_kept_once_and_acknowledged
     )
     nats_feed.publish(messages)
 
-    consumer = consume_cli.start("consume")
+    consumer = consumers.start()
     try:
         wait_for(
             lambda: drained(nats_feed) and count(database_url, DeadLetterRow) >= 2,
@@ -189,31 +231,34 @@ def _publish_in_background(
 
 
 def test_a_consumer_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
-    consume_cli: Cli, database_url: str, nats_feed: PrivateFeed
+    consumers: Consumers, database_url: str, nats_feed: PrivateFeed
 ) -> None:
     total = 400
     nats_feed.publish([event_message(nats_feed, event(0))])  # the stream exists first
-    first = consume_cli.start("consume")
+    first = consumers.start()
     publisher = _publish_in_background(nats_feed, [event(n) for n in range(1, total)])
     try:
         wait_for(lambda: count(database_url, CadEventRow) >= 60, "the first consumer to work")
         first.send_signal(signal.SIGKILL)  # no chance to finish or hand anything back
-        first.communicate(timeout=30)
+        first.wait(timeout=30)
         at_kill = count(database_url, CadEventRow)
-        second = consume_cli.start("consume")
+        second = consumers.start()
         try:
             assert publisher.wait(timeout=120) == 0
             wait_for(
                 lambda: count(database_url, CadEventRow) >= total and drained(nats_feed),
                 "the second consumer to take over",
                 timeout=120,
+                detail=lambda: (
+                    count(database_url, CadEventRow),
+                    count(database_url, DeadLetterRow),
+                    nats_feed.consumer_state(),
+                ),
             )
         finally:
             code, err = stop(second)
         assert code == 0, err
     finally:
-        if first.poll() is None:
-            first.kill()
         publisher.kill()
     assert at_kill < total  # it really was killed mid-stream
     ids = scalar_list(database_url, select(CadEventRow.event_id))
@@ -223,11 +268,11 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
 
 
 def test_two_consumers_share_the_stream_and_each_event_is_stored_once(
-    consume_cli: Cli, database_url: str, nats_feed: PrivateFeed
+    consumers: Consumers, database_url: str, nats_feed: PrivateFeed
 ) -> None:
     total = 300
     nats_feed.publish([event_message(nats_feed, event(0))])
-    consumers = [consume_cli.start("consume"), consume_cli.start("consume")]
+    consumers = [consumers.start(), consumers.start()]
     publisher = _publish_in_background(nats_feed, [event(n) for n in range(1, total)])
     try:
         assert publisher.wait(timeout=120) == 0
