@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         type=_start,
         default=None,
         metavar="TIME",
-        help="when the feed starts, ISO 8601 with offset (default: now)",
+        help="when the feed starts, ISO 8601 with offset (default: now when paced, "
+        "else D days ago so the feed ends about now)",
     )
 
 
@@ -223,7 +224,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.post and not args.key:
         print("error: --post needs --key (an intake key)", file=sys.stderr)
         return 2
-    start = args.start or datetime.now(settings.tz)
+    # Paced, the feed starts now; as fast as possible, it ends about now, so no event
+    # is dated in the future.
+    now = datetime.now(settings.tz)
+    start = args.start or (now if args.speed > 0 else now - timedelta(days=args.days))
     plan = FeedPlan(
         start=start,
         days=args.days,
