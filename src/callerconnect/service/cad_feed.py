@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from callerconnect.service.simulation import DrawKind, FeedEvent, _incident
+from callerconnect.service.simulation import DrawKind, FeedEvent, incident_events
 
 #: Ottawa 2024: priority-3 and priority-4 calls a year.
 PRIORITY_3_PER_YEAR = 62_795
@@ -105,7 +105,7 @@ def generate(plan: FeedPlan, call_types: Sequence[CallTypeEntry]) -> Iterator[Fe
         for _ in range(calls_on(plan, day, rng)):
             hour = rng.choices(range(24), weights=hour_weights)[0]
             received = day_start + timedelta(hours=hour, seconds=rng.uniform(0, 3600))
-            events.extend(_incident(rng, number, received, draw))
+            events.extend(incident_events(rng, number, received, draw))
             number += 1
         # A day's events are delivered in order; an incident's last events can spill
         # into the next day, which then starts a little out of order, as feeds do.

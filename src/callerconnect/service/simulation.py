@@ -63,7 +63,7 @@ def simulated_day(start: datetime, calls: int = 60, seed: int = 2024) -> list[Fe
     feed: list[FeedEvent] = []
     for number in range(calls):
         received = start + timedelta(seconds=rng.uniform(0, 20 * 3600))
-        feed.extend(_incident(rng, number, received))
+        feed.extend(incident_events(rng, number, received))
     feed.sort(key=lambda e: e.delivered_at)
     return feed
 
@@ -88,7 +88,7 @@ def _demo_kind(rng: random.Random, scenario: str | None) -> tuple[int, str, str]
     return priority, code, description
 
 
-def _incident(
+def incident_events(
     rng: random.Random, number: int, received: datetime, draw_kind: DrawKind | None = None
 ) -> Iterator[FeedEvent]:
     incident = f"SIM-{received:%y%m%d}-{number:04d}"
