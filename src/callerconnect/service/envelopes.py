@@ -158,7 +158,10 @@ class Envelopes:
         except ValueError:
             rejected = EventRejected("(body)", "json", "still not valid JSON")
             return Delivery(refusal=Refusal("malformed", rejected))
-        if format_of(source) == "eido":
+        # A letter from an EIDO entrance holds the document when the document was
+        # refused, but one converted event when only that event's processing failed.
+        is_event = isinstance(body, dict) and ("event_id" in body or "events" in body)
+        if format_of(source) == "eido" and not is_event:
             return self.eido(body, "replay", keep_rejected=False)
         return self.native(body, "replay", keep_rejected=False)
 
