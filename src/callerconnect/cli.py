@@ -171,6 +171,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from callerconnect.service.envelopes import Envelopes
     from callerconnect.service.ingest_file import ingest_lines
     from callerconnect.service.restamp import latest_time, restamp_lines
 
@@ -195,7 +196,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
     with _application(settings) as application, Progress(transient=False) as progress:
         task = progress.add_task(f"ingesting {path.name}", total=len(lines))
-        counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
+        envelopes = Envelopes(application.intake, max_batch=settings.intake.max_batch)
+        counts = ingest_lines(envelopes, lines, on_line=lambda: progress.advance(task))
     print(
         f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected (see: callerconnect deadletters list)"
@@ -482,6 +484,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_consume(args: argparse.Namespace) -> int:
+    from nats.errors import NoServersError
+
+    from callerconnect.entrypoints.consume import run_consumer
+
+    settings = _settings(args)
+    with _application(settings, settings.log_level) as application:
+        try:
+            run_consumer(application, args.nats)
+        except (NoServersError, OSError) as error:
+            print(
+                f"error: cannot reach the NATS server (--nats or nats.url): {type(error).__name__}",
+                file=sys.stderr,
+            )
+            return 1
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from callerconnect.entrypoints.simulate import run_simulate
+
+    return run_simulate(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callerconnect",
@@ -652,6 +678,17 @@ def build_parser() -> argparse.ArgumentParser:
     from callerconnect.user_cli import add_user_parser
 
     add_user_parser(commands).set_defaults(handler=cmd_user)
+    consume = commands.add_parser(
+        "consume", help="read CAD events from NATS JetStream (run any number)"
+    )
+    consume.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url)")
+    consume.set_defaults(handler=cmd_consume)
+
+    from callerconnect.entrypoints.simulate import add_simulate_arguments
+
+    simulate = commands.add_parser("simulate", help="a realistic CAD feed: to a file, HTTP or NATS")
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(handler=cmd_simulate)
     return parser
 
 

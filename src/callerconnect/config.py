@@ -664,6 +664,22 @@ class OpenDataSettings(_Section):
         return value
 
 
+class NatsSettings(_Section):
+    """The CAD feed over NATS JetStream (``callerconnect consume``, contract section 12)."""
+
+    url: str = Field("nats://127.0.0.1:4222", min_length=1, examples=["nats://127.0.0.1:4222"])
+    """The NATS server (``--nats`` overrides it)."""
+    stream: str = Field("CAD", pattern=r"^[A-Za-z0-9_-]+$", examples=["CAD"])
+    """The JetStream stream, created if missing over ``<subject_prefix>.>``."""
+    durable: str = Field("callerconnect", pattern=r"^[A-Za-z0-9_-]+$", examples=["callerconnect"])
+    """The durable pull consumer every ``consume`` process shares."""
+    subject_prefix: str = Field("cad", pattern=r"^[A-Za-z0-9_-]+$", examples=["cad"])
+    """First token of the subjects: ``<prefix>.<agency_id>.events`` and ``.eido``."""
+    ack_wait: PositiveDuration = timedelta(seconds=30)
+    """A message not acknowledged this long after delivery (its consumer died) is
+    delivered again, to any consumer."""
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -713,6 +729,7 @@ class Settings(BaseSettings):
     """``[agencies.<id>]`` tables (contract section 11): accepted so that a deployment
     written for several agencies starts; their content is not used yet."""
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    nats: NatsSettings = Field(default_factory=NatsSettings)
 
     @classmethod
     def settings_customise_sources(

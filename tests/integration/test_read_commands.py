@@ -68,7 +68,9 @@ def test_calls_show_tells_the_whole_story_of_a_call(run: Run) -> None:
     received, cleared = out.index("call.received"), out.index("call.cleared")
     assert received < cleared  # events in the order received
     assert "occurred 2026-01-26 10:00:00 EST" in out
-    assert "case_number=26-06526 priority=4 call_type_code=THEFT district=Central phone=given" in out
+    assert (
+        "case_number=26-06526 priority=4 call_type_code=THEFT district=Central phone=given" in out
+    )
     assert "eligible — eligible for texts" in out
     confirmation = out[out.index("confirmation: delivered") :]
     for status in ("scheduled", "sending", "sent", "delivered"):

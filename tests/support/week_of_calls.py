@@ -133,7 +133,8 @@ class Week:
             "call.received",
             at,
             priority=priority,
-            case_number=f"26-{ord(incident[-1]):03d}{at.day:02d}",  # digits only: the strict pattern
+            # Digits only: the strict default case-number pattern.
+            case_number=f"26-{ord(incident[-1]):03d}{at.day:02d}",
             call_type={"code": code},
             district=district,
             caller={"phone": phone or phones[incident], "language": "en"},

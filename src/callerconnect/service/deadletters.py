@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -11,6 +10,7 @@ from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import DeadLetterRow
 from callerconnect.logs import mask_phone_patterns, mask_phones_in_payload
+from callerconnect.service.envelopes import Envelopes
 from callerconnect.service.intake import Intake
 from callerconnect.service.kept_payload import MAX_KEPT_BYTES
 
@@ -95,17 +95,17 @@ def replay(
         if agency_id is not None:
             query = query.where(DeadLetterRow.agency_id == agency_id)
         rows = list(session.scalars(query))
-        letters = [(row.id, vault.decrypt(row.payload_encrypted)) for row in rows]
+        letters = [(row.id, vault.decrypt(row.payload_encrypted), row.source) for row in rows]
         cut_short = {row.id for row in rows if row.payload_truncated}
     outcome: dict[int, str] = {}
-    missing = set(ids) - {letter_id for letter_id, _ in letters}
+    missing = set(ids) - {letter_id for letter_id, _, _ in letters}
     for letter_id in sorted(missing):
         outcome[letter_id] = "not found"
-    for letter_id, raw in letters:
+    for letter_id, raw, source in letters:
         outcome[letter_id] = (
             f"failed: only the first {MAX_KEPT_BYTES} bytes were kept; ask the CAD to send it again"
             if letter_id in cut_short
-            else _replay_one(intake, raw)
+            else _replay_one(intake, raw, source)
         )
         with db.transaction() as session:
             row = session.get(DeadLetterRow, letter_id)
@@ -116,17 +116,14 @@ def replay(
     return outcome
 
 
-def _replay_one(intake: Intake, raw: str) -> str:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return "failed: still not valid JSON"
-    events = (
-        body["events"]
-        if isinstance(body, dict) and isinstance(body.get("events"), list)
-        else [body]
-    )
-    results = [intake.submit(event, "replay", keep_rejected=False) for event in events]
+def _replay_one(intake: Intake, raw: str, source: str) -> str:
+    delivery = Envelopes(intake).replay(raw, source)
+    refusal = delivery.refusal
+    if refusal is not None and refusal.kind == "malformed":
+        return f"failed: {refusal.rejected.message}"
+    if refusal is not None and refusal.kind == "envelope":
+        return f"failed: {refusal.rejected.field}: {refusal.rejected.message}"
+    results = delivery.results
     rejected = [r for r in results if r.status == "rejected"]
     if rejected:
         return f"failed: {rejected[0].field}: {rejected[0].error}"

@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from callerconnect.adapters.cad.native import EventRejected
-from callerconnect.service.intake import Intake
+from callerconnect.service.envelopes import Envelopes
 
 
 def ingest_lines(
-    intake: Intake, lines: Iterable[str], on_line: Callable[[], object] = lambda: None
+    envelopes: Envelopes, lines: Iterable[str], on_line: Callable[[], object] = lambda: None
 ) -> Counter[str]:
-    """Submit each non-blank line; a line that is not JSON goes to the dead letters."""
+    """Submit each non-blank line: one event or a ``{"events": [...]}`` batch. What is
+    refused (a line that is not JSON, a bad batch) goes to the dead letters."""
     counts: Counter[str] = Counter(accepted=0, duplicate=0, rejected=0)
     for number, line in enumerate(lines, start=1):
         if line.strip():
-            try:
-                payload = json.loads(line)
-            except ValueError as error:
-                intake.dead_letter(
-                    line,
-                    "ingest",
-                    EventRejected("(line)", "json", f"line {number}: not valid JSON ({error})"),
-                )
+            delivery = envelopes.receive(
+                line.encode("utf-8", errors="surrogatepass"),
+                "ingest",
+                "native",
+                what=f"line {number}",
+                field="(line)",
+            )
+            for result in delivery.results:
+                counts[result.status] += 1
+            if delivery.refusal is not None and delivery.refusal.kind != "event":
                 counts["rejected"] += 1
-            else:
-                counts[intake.submit(payload, "ingest").status] += 1
         on_line()
     return counts

@@ -63,12 +63,34 @@ def simulated_day(start: datetime, calls: int = 60, seed: int = 2024) -> list[Fe
     feed: list[FeedEvent] = []
     for number in range(calls):
         received = start + timedelta(seconds=rng.uniform(0, 20 * 3600))
-        feed.extend(_incident(rng, number, received))
+        feed.extend(incident_events(rng, number, received))
     feed.sort(key=lambda e: e.delivered_at)
     return feed
 
 
-def _incident(rng: random.Random, number: int, received: datetime) -> Iterator[FeedEvent]:
+#: Draws an incident's priority and call type (code, description) for an incident that
+#: plays no scenario; the demo's own mix when none is given.
+DrawKind = Callable[[random.Random], tuple[int, str, str]]
+
+
+def _demo_kind(rng: random.Random, scenario: str | None) -> tuple[int, str, str]:
+    priority = rng.choices([1, 2, 3, 4, 5], weights=[4, 8, 25, 58, 5])[0]
+    if scenario is not None:
+        priority = rng.choice([3, 4])
+    if scenario is None and rng.random() < 0.14:
+        code, description = rng.choice(_EXCLUDED_TYPES)
+    elif scenario == "unknown_type" or (scenario is None and rng.random() < 0.04):
+        code, description = "WELFARE2", "Welfare concern (new code)"
+    else:
+        code, description = rng.choices(
+            [(c, d) for c, d, _ in _ELIGIBLE_TYPES], weights=[w for *_, w in _ELIGIBLE_TYPES]
+        )[0]
+    return priority, code, description
+
+
+def incident_events(
+    rng: random.Random, number: int, received: datetime, draw_kind: DrawKind | None = None
+) -> Iterator[FeedEvent]:
     incident = f"SIM-{received:%y%m%d}-{number:04d}"
     case_number = f"{received:%y}-{30000 + number:05d}"
     seq = iter(range(1, 100))
@@ -84,17 +106,12 @@ def _incident(rng: random.Random, number: int, received: datetime) -> Iterator[F
         return FeedEvent(at + timedelta(seconds=lag), payload)
 
     scenario = _SCENARIOS[number] if number < len(_SCENARIOS) else None
-    priority = rng.choices([1, 2, 3, 4, 5], weights=[4, 8, 25, 58, 5])[0]
-    if scenario is not None:
-        priority = rng.choice([3, 4])
-    if scenario is None and rng.random() < 0.14:
-        code, description = rng.choice(_EXCLUDED_TYPES)
-    elif scenario == "unknown_type" or (scenario is None and rng.random() < 0.04):
-        code, description = "WELFARE2", "Welfare concern (new code)"
+    if draw_kind is not None:
+        # A feed with its own mix (service/cad_feed.py): the scenarios are the demo's.
+        scenario = None
+        priority, code, description = draw_kind(rng)
     else:
-        code, description = rng.choices(
-            [(c, d) for c, d, _ in _ELIGIBLE_TYPES], weights=[w for *_, w in _ELIGIBLE_TYPES]
-        )[0]
+        priority, code, description = _demo_kind(rng, scenario)
     caller: dict[str, Any] = {"phone": f"613-555-01{rng.randint(0, 99):02d}"}
     language = rng.choices(["en", "fr", None], weights=[60, 25, 15])[0]
     if language:
