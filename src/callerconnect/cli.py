@@ -169,11 +169,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
     from callerconnect.service.envelopes import Envelopes
     from callerconnect.service.ingest_file import ingest_lines
     from callerconnect.service.restamp import latest_time, restamp_lines
+    from callerconnect.terminal_progress import progress_bar
 
     settings = _settings(args)
     path = Path(args.file)
@@ -194,10 +193,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "Add --restamp to replay the file as if it had just happened.",
             file=sys.stderr,
         )
-    with _application(settings) as application, Progress(transient=False) as progress:
-        task = progress.add_task(f"ingesting {path.name}", total=len(lines))
+    with (
+        _application(settings) as application,
+        progress_bar(f"ingesting {path.name}") as on_progress,
+    ):
         envelopes = Envelopes(application.intake, max_batch=settings.intake.max_batch)
-        counts = ingest_lines(envelopes, lines, on_line=lambda: progress.advance(task))
+        counts = ingest_lines(envelopes, lines, on_progress=on_progress)
     print(
         f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected (see: callerconnect deadletters list)"
@@ -207,6 +208,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_deadletters(args: argparse.Namespace) -> int:
     from callerconnect.service import deadletters
+    from callerconnect.terminal_progress import progress_bar
 
     with _application(_settings(args)) as application:
         if args.action == "list":
@@ -244,14 +246,16 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
                 + ".",
                 yes=args.yes,
             )
-        outcome = deadletters.replay(
-            application.db,
-            application.vault,
-            application.intake,
-            args.ids,
-            replay_all=args.all,
-            statuses=statuses,
-        )
+        with progress_bar("replaying dead letters") as on_progress:
+            outcome = deadletters.replay(
+                application.db,
+                application.vault,
+                application.intake,
+                args.ids,
+                replay_all=args.all,
+                statuses=statuses,
+                on_progress=on_progress,
+            )
         for letter_id, result in outcome.items():
             _show(f"{letter_id}: {result}")
         if missing := sorted(i for i, result in outcome.items() if result == "not found"):
@@ -300,18 +304,21 @@ def cmd_calls(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
+    from callerconnect.terminal_progress import progress_bar
     from callerconnect.text_reports import daily_report
 
     settings = _settings(args)
     with _application(settings) as application:
         yesterday = application.clock.now().astimezone(settings.tz).date() - timedelta(days=1)
-        report = daily_report(
-            application.db,
-            application.vault,
-            args.agency or settings.agency_id,
-            args.date or yesterday,
-            settings.tz,
-        )
+        with progress_bar("daily report", show_after=1.0) as on_progress:
+            report = daily_report(
+                application.db,
+                application.vault,
+                args.agency or settings.agency_id,
+                args.date or yesterday,
+                settings.tz,
+                on_progress=on_progress,
+            )
     _show(report)
     return 0
 

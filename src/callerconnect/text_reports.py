@@ -4,7 +4,7 @@ database itself. Times are shown in the agency's local time; phones only masked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -105,11 +105,31 @@ def render_call(call: CallHistory, tz: ZoneInfo) -> str:
     return "\n".join(lines)
 
 
-def daily_report(db: Database, vault: Vault, agency_id: str, day: date, tz: ZoneInfo) -> str:
+#: The queries a daily report runs, for ``on_progress(done, DAILY_REPORT_STEPS)``.
+DAILY_REPORT_STEPS = 7
+
+
+def daily_report(
+    db: Database,
+    vault: Vault,
+    agency_id: str,
+    day: date,
+    tz: ZoneInfo,
+    on_progress: Callable[[int, int], object] | None = None,
+) -> str:
     """One local day of the agency: its calls (and their texts, surveys and opt-outs,
-    which count with their call), why calls were not texted, and what needs a person."""
+    which count with their call), why calls were not texted, and what needs a person.
+    ``on_progress(done, total)`` is told after each of its queries (a long day of a
+    large agency takes a while)."""
+    steps = iter(range(1, DAILY_REPORT_STEPS + 1))
+
+    def step() -> None:
+        if on_progress is not None:
+            on_progress(next(steps), DAILY_REPORT_STEPS)
+
     scope = Filters(agency_id, day, day)
     (total,) = figures(db, scope, tz, group_by=())
+    step()
     lines = [
         f"Daily report for {day.isoformat()} (agency {agency_id}, {tz.key})",
         "",
@@ -130,17 +150,22 @@ def daily_report(db: Database, vault: Vault, agency_id: str, day: date, tz: Zone
         (o.texts, f"{o.kind} {o.status}" + (f" ({_reason(o.reason)})" if o.reason else ""))
         for o in texts_by_outcome_in(db, scope, tz)
     )
+    step()
     lines += ["", "Calls not texted, by reason"]
     lines += _counted((r.calls, _reason(r.code)) for r in not_texted_reasons(db, scope, tz))
+    step()
 
     lines += ["", "Needs a person"]
     flagged = flagged_replies(db, vault, agency_id)
+    step()
     lines.append(f"  Replies flagged for a person, not reviewed: {len(flagged)}")
     lines += [f"    #{r.id} {_at(r.received_at, tz)} {r.phone_masked} [{r.terms}]" for r in flagged]
     unknown = unknown_call_types(db, agency_id)
+    step()
     lines.append(f"  Unknown call types to map: {len(unknown)}")
     lines += [f"    {u.code} ({u.calls} calls, last {_at(u.last_seen, tz)})" for u in unknown]
     letters = dead_letters(db, agency_id)
+    step()
     lines.append(f"  Dead letters waiting: {len(letters)}")
     lines += [
         f"    #{d.id} {_at(d.received_at, tz)} {d.error_code}"
@@ -148,6 +173,7 @@ def daily_report(db: Database, vault: Vault, agency_id: str, day: date, tz: Zone
         for d in letters
     ]
     failed = failed_texts(db, scope, tz)
+    step()
     lines.append(f"  Failed texts about the day's calls: {len(failed)}")
     lines += [
         f"    #{t.id} {t.incident_id} {t.kind} {t.status}"

@@ -113,7 +113,16 @@ def test_every_dashboard_route_declares_a_right_and_there_are_the_contract_pages
         "/dashboard/users",
         "/dashboard/audit",
         "/dashboard/export/overview.csv",
+        # the work queues' exports, declared with the queues' right (supervisor), not export
+        "/dashboard/export/flagged_replies.csv",
+        "/dashboard/export/unknown_call_types.csv",
+        "/dashboard/export/dead_letters.csv",
+        "/dashboard/export/failed_texts.csv",
     } <= paths
+    queue_exports = {
+        path: right for _m, path, right in dashboard_routes(api) if path.endswith("s.csv")
+    }
+    assert queue_exports["/dashboard/export/dead_letters.csv"] is Right.QUEUES
 
 
 def test_every_route_answers_each_role_as_the_rights_table_says(

@@ -267,6 +267,72 @@ def test_any_email_address_is_redacted(before: str, local: str, domain: str, aft
     )
 
 
+# Addresses as people type them, RFC-valid or not: dots at either end or doubled, plus
+# signs, apostrophes, symbols, letters of any script, quoted local parts with blanks.
+_LOCAL_PIECE = st.text(
+    alphabet=st.one_of(
+        st.characters(categories=("Ll", "Lu", "Lo", "Nd")),
+        st.sampled_from(list("._+-!#$%&*/=?^`|~")),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@st.composite
+def odd_local_parts(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        inside = draw(st.text(alphabet=string.ascii_letters + "éà .,'-", min_size=1, max_size=16))
+        return f'"{inside}"'
+    lead = draw(st.sampled_from(["", ".", "+", "_", "-"]))
+    middle = draw(st.lists(_LOCAL_PIECE, min_size=1, max_size=3).map("'".join))
+    trail = draw(st.sampled_from(["", ".", "..", "+", "-", "_"]))
+    return lead + middle + trail
+
+
+_odd_domain = st.builds(
+    lambda labels, tld: ".".join([*labels, tld]),
+    st.lists(
+        st.from_regex(r"[a-z0-9àâçéèêëîïôùûü]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True),
+        min_size=1,
+        max_size=2,
+    ),
+    st.sampled_from(["ca", "com", "org", "fr", "quebec", "xyz", "co.uk", "qc.ca"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    _surrounding,
+    st.sampled_from([" ", "\n", ": ", " (", " <", ", ", " \u00ab"]),
+    odd_local_parts(),
+    _odd_domain,
+    st.sampled_from([" ", ".", ". ", ", ", ")", "> ", "!", "\n"]),
+    _surrounding,
+)
+def test_any_address_people_type_is_redacted_at_the_source(
+    before: str, opening: str, local: str, domain: str, closing: str, after: str
+) -> None:
+    email = f"{local}@{domain}"
+    text = f"{before}{opening}{email}{closing}{after}"
+    start = len(before) + len(opening)
+    spans = [s for s in find(text) if s.kind is Kind.EMAIL]
+    # the "@", the domain and every letter or digit of the local part are inside a span
+    assert all(
+        any(s.start <= i < s.end for s in spans)
+        for i in range(start, start + len(email))
+        if text[i].isalnum() or text[i] == "@"
+    ), text
+    shown = redact(text)
+    assert email not in shown and f"@{domain}" not in shown
+
+
+def test_the_shapes_the_dashboard_caught_are_redacted_by_the_domain() -> None:
+    for email in ("a.@aa.ca", ".jean@x.ca", "jean..t@x.ca", '"jean d"@x.ca', "o'brien@x.ca",
+                  "j+cc@gmail.com", "élodie.@vidéotron.ca", "(jean)@x.ca"):  # fmt: skip
+        assert redact(f"write {email} please") == "write [email] please", email
+
+
 _WORDS = [
     "the",
     "officer",

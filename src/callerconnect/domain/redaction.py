@@ -91,10 +91,21 @@ _PROVIDER = (
     r"(?:gmail|hotmail|yahoo|outlook|live|icloud|videotron|sympatico|bell|rogers|msn|"
     r"aol|proton|protonmail|cogeco|teksavvy|shaw|telus)"
 )
+# A local part as people type it, valid or not: any run of characters but blanks, "@",
+# brackets, the punctuation that ends a word in a sentence (",;:") and quotes, holding
+# dots anywhere ("a.@aa.ca", ".jean@x.ca"), plus signs, symbols and letters of any
+# script; an apostrophe inside it but never first ("o'brien@…", "'jean'@…" quoted).
+# Or a quoted local part ('"jean d"@x.ca'). A match starts only where no such character
+# precedes it, so a long run without an "@" is read once, not once a character.
+_LOCAL_CHAR = r"[^\s@<>()\[\]{},;:\"'\u00ab\u00bb\u2018-\u201f]"
+_LOCAL_PART = rf"(?:\"[^\"\n@]{{1,64}}\"|{_LOCAL_CHAR}(?:{_LOCAL_CHAR}|['\u2019])*)"
 _EMAIL_PLAIN = re.compile(
-    r"(?<![\w.+'-])[\w.+'-]*\w@[\w-]+(?:\.[\w-]+)*(?:\s{0,2}\.\s{0,2}" + _TLD + r"\b)?",
+    rf"(?<!{_LOCAL_CHAR}){_LOCAL_PART}@[\w-]+(?:\.[\w-]+)*(?:\s{{0,2}}\.\s{{0,2}}{_TLD}\b)?",
     re.IGNORECASE,
 )
+# Any blank-free word holding an "@" before a dotted domain, whatever its local part
+# ("(jean)@x.ca", "[jean]@x.ca"): the last net for shapes the pattern above declines.
+_EMAIL_WORD = re.compile(r"(?<!\S)[^\s@]+@[\w-]+(?:\.[\w-]+)+")
 # The same with blanks around the "@" ("jean @ gmail.com"); searched on its own so that a
 # stray "@" before a real address cannot swallow its start.
 _EMAIL_SPACED = re.compile(
@@ -117,7 +128,7 @@ _EMAIL_SPELLED = re.compile(
 
 
 def _emails(text: str) -> Iterator[Span]:
-    for pattern in (_EMAIL_PLAIN, _EMAIL_SPACED, _EMAIL_SPELLED):
+    for pattern in (_EMAIL_PLAIN, _EMAIL_WORD, _EMAIL_SPACED, _EMAIL_SPELLED):
         for match in pattern.finditer(text):
             yield Span(Kind.EMAIL, match.start(), match.end())
 
@@ -130,7 +141,7 @@ def _email_local_words(text: str) -> set[str]:
     """Words of e-mail local parts (``jean.tremblay@…`` → jean, tremblay): a name typed
     elsewhere in the same comment is then recognised too."""
     words: set[str] = set()
-    for pattern in (_EMAIL_PLAIN, _EMAIL_SPACED, _EMAIL_SPELLED):
+    for pattern in (_EMAIL_PLAIN, _EMAIL_WORD, _EMAIL_SPACED, _EMAIL_SPELLED):
         for match in pattern.finditer(text):
             local = re.split(r"@|" + _AT_WORD, match.group(0), maxsplit=1, flags=re.I)[0]
             words.update(

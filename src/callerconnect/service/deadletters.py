@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 
@@ -80,12 +80,14 @@ def replay(
     replay_all: bool = False,
     statuses: Sequence[str] = ("new",),
     agency_id: str | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> dict[int, str]:
     """Submit each letter's payload again: the given ids, or with ``replay_all`` every
     letter whose status is in ``statuses`` (by default only ``new``: one that already
     failed a replay is retried only when asked). A letter that is accepted (or found to
     be a duplicate) is marked ``replayed``; one that fails again stays, marked ``failed``,
-    without creating a second dead letter."""
+    without creating a second dead letter. ``on_progress(done, total)`` is told after
+    each letter found."""
     with db.transaction() as session:
         query = select(DeadLetterRow).order_by(DeadLetterRow.id)
         if replay_all:
@@ -101,7 +103,7 @@ def replay(
     missing = set(ids) - {letter_id for letter_id, _, _ in letters}
     for letter_id in sorted(missing):
         outcome[letter_id] = "not found"
-    for letter_id, raw, source in letters:
+    for done, (letter_id, raw, source) in enumerate(letters, start=1):
         outcome[letter_id] = (
             f"failed: only the first {MAX_KEPT_BYTES} bytes were kept; ask the CAD to send it again"
             if letter_id in cut_short
@@ -113,6 +115,8 @@ def replay(
             row.status = "replayed" if outcome[letter_id].startswith("replayed") else "failed"
             row.replayed_at = intake.clock.now()
             row.replay_result = outcome[letter_id]
+        if on_progress is not None:
+            on_progress(done, len(letters))
     return outcome
 
 

@@ -56,6 +56,7 @@ from callerconnect.web.dashboard.overview import (
     build_overview,
     metric_kind,
 )
+from callerconnect.web.dashboard.queue_tables import QUEUE_EXPORTS, queue_csv, queue_rows
 from callerconnect.web.dashboard.redact import redact_comment
 from callerconnect.web.dashboard.render import LANGUAGES, PageContext, Renderer
 from callerconnect.web.dashboard.tables import Table, csv_value, table_csv, to_csv
@@ -465,21 +466,24 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
             raise NotFound
         return table_csv(table)
 
+    def csv_download(body: bytes, name: str, view: ViewFilters) -> Response:
+        filename = f"{name}_{view.start.isoformat()}_{view.end.isoformat()}.csv"
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
     def make_export(name: str) -> Callable[..., Any]:
         async def export(request: Request, signed_in: exporter) -> Response:
             page = page_of(request, signed_in)
             view, agency_id = filters_of(request, signed_in)
             body = await run_in_threadpool(export_bytes, name, view, agency_id, page.lang)
             record(request, signed_in, f"export:{name}.csv", agency_id, view=view)
-            filename = f"{name}_{view.start.isoformat()}_{view.end.isoformat()}.csv"
-            return Response(
-                body,
-                media_type="text/csv; charset=utf-8",
-                headers={
-                    "Content-Disposition": f'attachment; filename="{filename}"',
-                    "Cache-Control": "no-store",
-                },
-            )
+            return csv_download(body, name, view)
 
         export.__name__ = f"export_{name}"
         return export
@@ -492,32 +496,23 @@ def install_dashboard(api: FastAPI, application: Application) -> None:
     # --- work queues ----------------------------------------------------------------------
 
     def queue_context(view: ViewFilters, agency_id: str) -> dict[str, Any]:
-        return {
-            "flagged": [
-                {
-                    "id": text.id,
-                    "received_at": text.received_at.astimezone(tz),
-                    "phone_masked": text.phone_masked,
-                    "terms": text.terms,
-                    "body": redact_comment(text.body),
-                }
-                for text in queues.flagged_replies(db, application.vault, agency_id)
-            ],
-            "unknown_types": queues.unknown_call_types(db, agency_id),
-            "letters": [
-                {
-                    "id": letter.id,
-                    "received_at": letter.received_at.astimezone(tz),
-                    "source": letter.source,
-                    "status": letter.status,
-                    "field": letter.field,
-                    "error_code": letter.error_code,
-                }
-                for letter in queues.dead_letters(db, agency_id, status=None)
-                if letter.status != "replayed"
-            ],
-            "failed": queues.failed_texts(db, view.for_agency(agency_id), tz),
-        }
+        return queue_rows(db, application.vault, view.for_agency(agency_id), agency_id, tz)
+
+    def make_queue_export(name: str) -> Callable[..., Any]:
+        # The queues are a supervisor's: the export right alone (analyst) does not open them.
+        async def export(request: Request, signed_in: supervisor) -> Response:
+            view, agency_id = filters_of(request, signed_in)
+            rows = await run_in_threadpool(queue_context, view, agency_id)
+            record(request, signed_in, f"export:{name}.csv", agency_id, view=view)
+            return csv_download(queue_csv(name, rows), name, view)
+
+        export.__name__ = f"export_{name}"
+        return export
+
+    for name in QUEUE_EXPORTS:
+        router.add_api_route(
+            f"/dashboard/export/{name}.csv", make_queue_export(name), methods=["GET"]
+        )
 
     @router.get("/dashboard/queues")
     async def queues_page(request: Request, signed_in: supervisor) -> Response:
