@@ -26,7 +26,7 @@ from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import build_application
 from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
-from callerconnect.service.simulation import replay, simulated_day
+from callerconnect.entrypoints.simulation import replay, simulated_day
 from callerconnect.web.metrics import metrics_registry, render
 
 

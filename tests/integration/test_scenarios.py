@@ -16,7 +16,7 @@ from callerconnect.adapters.db.tables import CallRow, OutboxRow
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
-from callerconnect.service.simulation import FeedEvent, replay
+from callerconnect.entrypoints.simulation import FeedEvent, replay
 from tests.support.live_server import LiveServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -25,10 +25,10 @@ from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application, build_application, demo_secret
 from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
+from callerconnect.entrypoints.simulation import replay, simulated_day
 from callerconnect.logs import configure_logging
 from callerconnect.queries import outcomes, queues
 from callerconnect.service import publishing
-from callerconnect.service.simulation import replay, simulated_day
 from callerconnect.service.survey import load_definition
 
 _SURVEY_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]{22,}")

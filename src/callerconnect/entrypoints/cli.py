@@ -14,22 +14,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callerconnect import __version__
-from callerconnect.cli_errors import explain
-from callerconnect.cli_operations import add_operations_commands
-from callerconnect.cli_support import (
+from callerconnect.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+)
+from callerconnect.entrypoints.errors import explain
+from callerconnect.entrypoints.operations import add_operations_commands
+from callerconnect.entrypoints.startup import ensure_port_free, startup_line
+from callerconnect.entrypoints.support import (
     CommandError,
     NotFound,
     add_log_format_option,
     add_yes_option,
     confirm,
 )
-from callerconnect.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-)
 from callerconnect.logs import configure_logging, escape_controls, mask_secrets
-from callerconnect.startup import ensure_port_free, startup_line
 
 if TYPE_CHECKING:
     from callerconnect.bootstrap import Application
@@ -467,7 +467,7 @@ def _publish(args: argparse.Namespace, settings: Settings, db: Any, now: Any) ->
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from callerconnect.service.demo import run_demo
+    from callerconnect.entrypoints.demo import run_demo
 
     if not args.once:
         ensure_port_free(args.host, args.port)  # before the simulated day, not after it
