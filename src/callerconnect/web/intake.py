@@ -16,7 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from callerconnect.adapters.cad.eido import EidoError, events_from_eido, incident_ids
+from callerconnect.adapters.cad.eido.fields import incident_ids
+from callerconnect.adapters.cad.eido.reader import EidoError
+from callerconnect.adapters.cad.eido.snapshot import events_from_eido
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.bootstrap import Application
 from callerconnect.service.holds import HELD_TIME_AHEAD, HELD_UNREADABLE

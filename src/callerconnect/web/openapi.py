@@ -142,7 +142,7 @@ _BATCH: Json = {
 }
 
 # A subset of NENA-STA-021's EIDO: the elements callerconnect reads (see
-# adapters/cad/eido.py for the mapping). The reading is lenient, as published samples
+# adapters/cad/eido/ for the mapping). The reading is lenient, as published samples
 # differ: keys match in any case, ``null`` counts as absent, a component may be one
 # object or a list of them.
 
