@@ -11,6 +11,10 @@ schemathesis generates requests from it and checks that every answer is one of t
 status codes and media types declared here, and never a 5xx. Declare what an endpoint
 really does, including its refusals, rather than what would be convenient; and keep
 every public route in the document (no ``include_in_schema=False``), or it is not fuzzed.
+
+Longer than most modules on purpose: it is one document whose parts (error bodies, forms,
+operations, marked below) refer to each other, and reading it whole is how a route's
+declaration is checked against the code.
 """
 
 from __future__ import annotations
