@@ -85,7 +85,7 @@ def run(kind: str, events: int, consumers: int) -> None:
             began = time.monotonic()
             processes = [
                 subprocess.Popen(
-                    [sys.executable, "-m", "callerconnect.cli", "consume"],
+                    [sys.executable, "-m", "callerconnect.entrypoints.cli", "consume"],
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=open(Path(logs) / f"consume-{n}.log", "w"),  # noqa: SIM115

@@ -26,7 +26,16 @@ def test_the_demo_prints_an_account_that_signs_in_to_a_filled_dashboard() -> Non
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CALLERCONNECT_")}
     demo = subprocess.Popen(
-        [sys.executable, "-m", "callerconnect.cli", "demo", "--port", str(port), "--calls", "30"],
+        [
+            sys.executable,
+            "-m",
+            "callerconnect.entrypoints.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--calls",
+            "30",
+        ],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

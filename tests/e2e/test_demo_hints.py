@@ -15,7 +15,7 @@ import httpx
 
 from tests.support.smsc import free_port
 
-CLI = [sys.executable, "-m", "callerconnect.cli", "demo", "--calls", "12"]
+CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli", "demo", "--calls", "12"]
 
 
 def environ() -> dict[str, str]:

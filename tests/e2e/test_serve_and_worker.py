@@ -25,7 +25,7 @@ import pytest
 from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilio
 
 INTAKE_KEY = "e2e-intake-key-0123456789"
-CLI = [sys.executable, "-m", "callerconnect.cli"]
+CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from tests.support.smsc import free_port
 
 def first_line(args: list[str], env: dict[str, str], cwd: Path) -> str:
     process = subprocess.Popen(
-        [sys.executable, "-m", "callerconnect.cli", *args],
+        [sys.executable, "-m", "callerconnect.entrypoints.cli", *args],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,

@@ -51,7 +51,7 @@ from callerconnect.clock import VirtualClock
 from callerconnect.web import twilio_fields
 from callerconnect.web.app import create_app
 from callerconnect.web.openapi import cad_event_schema
-from callerconnect.web.survey import LANDLINE_COOKIE
+from callerconnect.web.survey_csrf import LANDLINE_COOKIE
 from tests.conftest import TEST_INTAKE_KEY, make_settings
 from tests.support.live_server import LiveServer
 from tests.support.survey import csrf_of, invite

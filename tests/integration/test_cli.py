@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
 from callerconnect.bootstrap import build_application
-from callerconnect.cli import main
+from callerconnect.entrypoints.cli import main
 from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET, make_settings
 
-CLI = [sys.executable, "-m", "callerconnect.cli"]
+CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
 # Every form of the test phones that must never reach an operator's terminal in clear.
 PHONE_DIGITS = ("5550142", "555-0142", "555 0142", "5550199", "555-0199", "555 0199")

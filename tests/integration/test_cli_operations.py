@@ -22,9 +22,9 @@ from sqlalchemy import select
 
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import DeadLetterRow, OutboxRow
-from callerconnect.cli import build_parser, main
-from callerconnect.cli_support import walk_commands
 from callerconnect.config import Settings, load_settings
+from callerconnect.entrypoints.cli import build_parser, main
+from callerconnect.entrypoints.support import walk_commands
 from callerconnect.service.restamp import restamp_lines
 from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET
 

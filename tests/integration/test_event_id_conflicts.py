@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from callerconnect.adapters.cad.eido import events_from_eido
+from callerconnect.adapters.cad.eido.snapshot import events_from_eido
 from callerconnect.adapters.db.tables import CallRow, OutboxRow
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from callerconnect.adapters.cad.eido import events_from_eido
+from callerconnect.adapters.cad.eido.snapshot import events_from_eido
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.tables import CallRow, DeadLetterRow, ProtectedPhoneRow
 from callerconnect.adapters.sms.console import ConsoleProvider

@@ -43,7 +43,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.queries import queues
 from callerconnect.service.survey import SurveyLimits
-from callerconnect.web import survey as survey_web
+from callerconnect.web import survey_csrf, survey_forms
 from callerconnect.web import webhooks as webhooks_web
 from callerconnect.web.app import create_app
 from callerconnect.web.intake import MAX_JSON_DEPTH
@@ -207,8 +207,8 @@ DOORS = [
     Door("/api/v1/cad/eido", INTAKE_LIMIT, auth=True),
     Door(STATUS, webhooks_web.MAX_BODY),
     Door(INBOUND, webhooks_web.MAX_BODY),
-    Door("/s/AAAAAAAAAAAAAAAAAAAAAA", survey_web.MAX_FORM_BYTES),
-    Door("/feedback", survey_web.MAX_FORM_BYTES),
+    Door("/s/AAAAAAAAAAAAAAAAAAAAAA", survey_forms.MAX_FORM_BYTES),
+    Door("/feedback", survey_forms.MAX_FORM_BYTES),
     Door("/healthz", 64 * 1024),  # not a POST route: refused all the same
 ]
 
@@ -469,7 +469,7 @@ def landline_browser(server: LiveServer) -> Iterator[tuple[httpx.Client, str]]:
     with httpx.Client(base_url=server.url) as browser:
         page = browser.get("/feedback")
         browser.headers["Cookie"] = (
-            f"{survey_web.LANDLINE_COOKIE}={page.cookies[survey_web.LANDLINE_COOKIE]}"
+            f"{survey_csrf.LANDLINE_COOKIE}={page.cookies[survey_csrf.LANDLINE_COOKIE]}"
         )
         yield browser, csrf_of(page.text)
 

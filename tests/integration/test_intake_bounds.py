@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from callerconnect import cli
 from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
 from callerconnect.bootstrap import Application
+from callerconnect.entrypoints import cli
 from callerconnect.service import deadletters
 from callerconnect.service.kept_payload import MAX_KEPT_BYTES
 from callerconnect.web.app import create_app

@@ -27,7 +27,7 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import Base
 from tests.conftest import PG_ADMIN_URL
 
-CLI = [sys.executable, "-m", "callerconnect.cli"]
+CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
 
 
 @pytest.fixture

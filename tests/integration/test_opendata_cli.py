@@ -13,8 +13,8 @@ import pytest
 
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
-from callerconnect.cli import main
 from callerconnect.clock import VirtualClock
+from callerconnect.entrypoints.cli import main
 from callerconnect.service.publishing import latest_file
 from tests.support.opendata_quarter import simulate_quarter
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import socket
 
-from callerconnect.service.demo import run_demo
+from callerconnect.entrypoints.demo import run_demo
 
 
 def test_the_demo_publishes_open_data_and_prints_the_page() -> None:

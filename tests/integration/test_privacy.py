@@ -33,7 +33,7 @@ def test_the_scan_finds_phone_numbers_in_every_form() -> None:
 def test_a_full_demo_run_at_debug_level_logs_no_phone_number() -> None:
     environ = {**os.environ, "CALLERCONNECT_LOG_LEVEL": "DEBUG"}
     run = subprocess.run(
-        [sys.executable, "-m", "callerconnect.cli", "demo", "--once", "--calls", "40"],
+        [sys.executable, "-m", "callerconnect.entrypoints.cli", "demo", "--once", "--calls", "40"],
         env=environ,
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from callerconnect.adapters.sms.base import InboundSms
-from callerconnect.cli import main
+from callerconnect.entrypoints.cli import main
 from tests.conftest import TEST_SECRET
 from tests.support.week_of_calls import PHONES, Week, local, shared_week
 

@@ -27,7 +27,8 @@ from callerconnect.adapters.db.tables import (
     SmsPartRow,
 )
 from callerconnect.adapters.sms.base import InboundSms, StatusReport
-from callerconnect.adapters.sms.smpp import ESME_RX_T_APPN, SmppProvider
+from callerconnect.adapters.sms.smpp import SmppProvider
+from callerconnect.adapters.sms.smpp_deliver import ESME_RX_T_APPN
 from callerconnect.bootstrap import Application, ProviderSink, build_provider
 from callerconnect.clock import VirtualClock
 from callerconnect.domain.sms_encoding import segment_count
@@ -391,7 +392,7 @@ def test_send_without_a_bind_is_a_retryable_outage(
 # --- acknowledging deliver_sm only once it is recorded --------------------------------------
 #
 # An SMSC forgets a deliver_sm once it got ESME_ROK for it. smpp34's client answers ESME_ROK
-# before Python sees the PDU; the provider answers them itself (adapters/sms/smpp.py,
+# before Python sees the PDU; the provider answers them itself (adapters/sms/smpp_relay.py,
 # _AckRelay), after the commit, or with a temporary error the SMSC retries.
 
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from callerconnect.cli import main
 from callerconnect.config import load_settings
-from callerconnect.service.sms_check import check_provider
+from callerconnect.entrypoints.cli import main
+from callerconnect.entrypoints.sms_check import check_provider
 from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilio
 from tests.support.smsc import FakeSmsc, free_port
 

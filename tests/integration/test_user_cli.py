@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import AuditLogRow, DashboardUserRow
-from callerconnect.cli import main
 from callerconnect.clock import SystemClock
+from callerconnect.entrypoints.cli import main
 from callerconnect.service.accounts import Accounts, LoginStatus
 
-CLI = [sys.executable, "-m", "callerconnect.cli"]
+CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
 
 
 @pytest.fixture

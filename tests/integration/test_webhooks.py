@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
-from callerconnect import cli
 from callerconnect.adapters.db.repositories import is_opted_out
 from callerconnect.adapters.db.tables import (
     InboundMessageRow,
@@ -37,6 +36,7 @@ from callerconnect.adapters.sms.base import OutgoingSms, SendResult
 from callerconnect.adapters.sms.twilio import TwilioProvider
 from callerconnect.bootstrap import Application, build_provider
 from callerconnect.clock import VirtualClock
+from callerconnect.entrypoints import cli
 from callerconnect.web.app import create_app
 from tests.conftest import T0, TEST_SECRET, make_settings
 from tests.support.dispatch import TimedFakeTwilio, history, received, submit, text, twilio_env

@@ -31,7 +31,7 @@ from tests.support.dispatch import TimedFakeTwilio, gaps, most_in_window, receiv
 
 pytestmark = pytest.mark.postgres
 
-CLI = [sys.executable, "-m", "callerconnect.cli"]
+CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
 CASE = re.compile(r"26-3\d{4}")
 
 

@@ -39,7 +39,7 @@ from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET, make_settings
 from tests.support.dispatch import TimedFakeTwilio, received, twilio_env
 from tests.support.twilio_webhooks import CallbackTwilio
 
-CLI = [sys.executable, "-m", "callerconnect.cli"]
+CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
 
 #: Only confirmations: each call gets exactly one text in these runs.
 ONLY_CONFIRMATIONS = {

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from callerconnect.adapters.cad.eido import EidoError, events_from_eido
+from callerconnect.adapters.cad.eido.reader import EidoError
+from callerconnect.adapters.cad.eido.snapshot import events_from_eido
 from callerconnect.adapters.cad.native import parse_event
 from callerconnect.domain.policy import normalize_call_type_code, parse_call_types
 

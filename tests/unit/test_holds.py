@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callerconnect.adapters.cad.eido import incident_ids
+from callerconnect.adapters.cad.eido.fields import incident_ids
 from callerconnect.bootstrap import build_policy
 from callerconnect.config import load_settings
 from callerconnect.service.holds import incident_of, may_change_safety

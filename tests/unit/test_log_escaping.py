@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callerconnect.cli import terminal_safe
+from callerconnect.entrypoints.support import terminal_safe
 from callerconnect.logs import configure_logging, escape_controls, log_event
 
 ESCAPED = ("Cc", "Cf", "Zl", "Zp")

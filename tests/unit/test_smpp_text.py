@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callerconnect.adapters.sms.base import SendError
-from callerconnect.adapters.sms.smpp import classify_status
+from callerconnect.adapters.sms.smpp_submit import classify_status
 from callerconnect.adapters.sms.smpp_text import (
     decode_gsm7,
     decode_short_message,

@@ -25,7 +25,7 @@ from callerconnect.domain.survey import (
 from callerconnect.i18n import LANGUAGES
 from callerconnect.i18n.pages import load_pages_catalog
 from callerconnect.service.survey import load_definition
-from callerconnect.web.survey import negotiate, pick_language
+from callerconnect.web.survey_language import negotiate, pick_language
 
 RAW: dict[str, Any] = json.loads(
     (resources.files("callerconnect.data") / "survey-v1.json").read_text(encoding="utf-8")
@@ -229,13 +229,14 @@ WEB = Path(__file__).resolve().parents[2] / "src" / "callerconnect" / "web"
 
 
 def used_msgids() -> set[str | tuple[str, str]]:
-    """Every msgid the survey pages use: marked in web/survey.py and in the templates."""
+    """Every msgid the survey pages use: marked in web/survey*.py and in the templates."""
     found: set[str | tuple[str, str]] = set()
-    with (WEB / "survey.py").open("rb") as source:
-        for _line, message, _comments, _context in extract(
-            "python", source, keywords={"_": None, "_n": (1, 2)}
-        ):
-            found.add(message)
+    for module in sorted(WEB.glob("survey*.py")):
+        with module.open("rb") as source:
+            for _line, message, _comments, _context in extract(
+                "python", source, keywords={"_": None, "_n": (1, 2)}
+            ):
+                found.add(message)
     for template in sorted((WEB / "templates" / "survey").glob("*.html")):
         with template.open("rb") as source:
             for _line, message, _comments, _context in extract(

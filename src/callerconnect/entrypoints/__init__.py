@@ -1,1 +1,5 @@
-"""Long-running commands too big for cli.py: each wires settings to adapters and runs."""
+"""How the system is started: the command line, ``serve``, ``worker`` and the demo.
+
+They build the application through ``bootstrap`` and call services; nothing below this
+package imports it.
+"""

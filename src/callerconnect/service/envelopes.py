@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from callerconnect.adapters.cad.eido import EidoError, events_from_eido, incident_ids
+from callerconnect.adapters.cad.eido.fields import incident_ids
+from callerconnect.adapters.cad.eido.reader import EidoError
+from callerconnect.adapters.cad.eido.snapshot import events_from_eido
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.service.holds import HELD_TIME_AHEAD, HELD_UNREADABLE
 from callerconnect.service.intake import Intake, IntakeResult

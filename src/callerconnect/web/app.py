@@ -13,7 +13,7 @@ from callerconnect import __version__
 from callerconnect.bootstrap import Application
 from callerconnect.logs import log_event, mask_secrets
 from callerconnect.service.survey import load_definition
-from callerconnect.web import survey, webhooks
+from callerconnect.web import survey_forms, webhooks
 from callerconnect.web.dashboard import install_dashboard
 from callerconnect.web.intake import build_intake_router, error_response
 from callerconnect.web.limits import BodyLimitMiddleware, BodyTooLarge
@@ -57,8 +57,8 @@ def create_app(application: Application) -> FastAPI:
         limits=[
             ("/api/v1/cad/", application.settings.intake.max_body_bytes),
             ("/webhooks/", webhooks.MAX_BODY),
-            ("/s/", survey.MAX_FORM_BYTES),
-            ("/feedback", survey.MAX_FORM_BYTES),
+            ("/s/", survey_forms.MAX_FORM_BYTES),
+            ("/feedback", survey_forms.MAX_FORM_BYTES),
         ],
         default=64 * 1024,
     )

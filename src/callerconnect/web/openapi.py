@@ -11,6 +11,10 @@ schemathesis generates requests from it and checks that every answer is one of t
 status codes and media types declared here, and never a 5xx. Declare what an endpoint
 really does, including its refusals, rather than what would be convenient; and keep
 every public route in the document (no ``include_in_schema=False``), or it is not fuzzed.
+
+Longer than most modules on purpose: it is one document whose parts (error bodies, forms,
+operations, marked below) refer to each other, and reading it whole is how a route's
+declaration is checked against the code.
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ _BATCH: Json = {
 }
 
 # A subset of NENA-STA-021's EIDO: the elements callerconnect reads (see
-# adapters/cad/eido.py for the mapping). The reading is lenient, as published samples
+# adapters/cad/eido/ for the mapping). The reading is lenient, as published samples
 # differ: keys match in any case, ``null`` counts as absent, a component may be one
 # object or a list of them.
 

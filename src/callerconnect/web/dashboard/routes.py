@@ -60,7 +60,8 @@ from callerconnect.web.dashboard.queue_tables import QUEUE_EXPORTS, queue_csv, q
 from callerconnect.web.dashboard.redact import redact_comment
 from callerconnect.web.dashboard.render import LANGUAGES, PageContext, Renderer
 from callerconnect.web.dashboard.tables import Table, csv_value, table_csv, to_csv
-from callerconnect.web.survey import FormTooLarge, client_address, negotiate, read_form
+from callerconnect.web.survey_forms import FormTooLarge, client_address, read_form
+from callerconnect.web.survey_language import negotiate
 
 log = logging.getLogger("callerconnect.dashboard")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno
 import socket
 
-from callerconnect.cli_errors import safe_database_url
-from callerconnect.cli_support import CommandError
 from callerconnect.config import Settings
+from callerconnect.entrypoints.errors import safe_database_url
+from callerconnect.entrypoints.support import CommandError
 
 
 def agency_ids(settings: Settings) -> list[str]:

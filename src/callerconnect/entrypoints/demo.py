@@ -7,6 +7,7 @@ until interrupted.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -18,13 +19,16 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from callerconnect.adapters.sms.base import OutgoingSms, SendResult, SmsProvider
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application, build_application, demo_secret
 from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
+from callerconnect.entrypoints.serve import run_server
+from callerconnect.entrypoints.startup import ensure_port_free
+from callerconnect.entrypoints.worker import run_worker
 from callerconnect.logs import configure_logging
 from callerconnect.queries import outcomes, queues
 from callerconnect.service import publishing
@@ -216,27 +220,34 @@ def _try_event() -> dict[str, object]:
 
 
 def _serve(application: Application, host: str, port: int, out: TextIO) -> int:
-    import uvicorn
-
-    from callerconnect.web.app import create_app
-
     stop = threading.Event()
-    worker = threading.Thread(
-        target=application.dispatcher.run_forever, args=(stop, 1.0), daemon=True
-    )
+    worker = threading.Thread(target=run_worker, args=(application, stop), daemon=True)
     worker.start()
     out.write(f"Serving on http://{host}:{port} with an in-process worker; Ctrl-C to stop.\n")
     out.flush()
     try:
-        uvicorn.run(
-            create_app(application),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
+        run_server(application, host=host, port=port)
     finally:
         stop.set()
         worker.join(timeout=5)
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.once:
+        ensure_port_free(args.host, args.port)  # before the simulated day, not after it
+    return run_demo(
+        port=args.port, host=args.host, once=args.once, calls=args.calls, seed=args.seed
+    )
+
+
+def add_demo_command(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="the whole flow on a simulated day (SQLite, console SMS)"
+    )
+    demo.add_argument("--once", action="store_true", help="exit after the summary")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--calls", type=int, default=60, help="incidents in the simulated day")
+    demo.add_argument("--seed", type=int, default=2024, help="seed of the simulated feed")
+    demo.set_defaults(handler=cmd_demo)

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from callerconnect.cli_support import CommandError, add_yes_option, confirm
 from callerconnect.config import ConfigError, load_settings, load_settings_with_sources
+from callerconnect.entrypoints.support import CommandError, add_yes_option, confirm
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from callerconnect.config_check import effective_values, findings
+    from callerconnect.entrypoints.config_check import effective_values, findings
 
     try:
         settings, sources = load_settings_with_sources(args.config)
@@ -34,7 +34,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_example(args: argparse.Namespace) -> int:
-    from callerconnect.config_example import example_toml
+    from callerconnect.entrypoints.config_example import example_toml
 
     text = example_toml()
     if args.out is None:
@@ -52,7 +52,7 @@ def cmd_config_example(args: argparse.Namespace) -> int:
 
 
 def cmd_sms_check(args: argparse.Namespace) -> int:
-    from callerconnect.service.sms_check import check_provider
+    from callerconnect.entrypoints.sms_check import check_provider
 
     settings = load_settings(args.config)
     args.loaded_settings = settings

@@ -1,12 +1,74 @@
-"""Helpers every command uses to keep its word: a clear refusal, a question before a bulk
-or destructive action, and the list of every (sub)command for the help test."""
+"""Helpers every command uses to keep its word: the settings and the wired application,
+output that is safe on a terminal, a clear refusal, a question before a bulk or
+destructive action, and the list of every (sub)command for the help test."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Iterator
-from typing import TextIO
+from contextlib import contextmanager
+from datetime import date
+from typing import TYPE_CHECKING, TextIO
+
+from callerconnect.config import Settings, load_settings
+from callerconnect.logs import configure_logging, escape_controls
+
+if TYPE_CHECKING:
+    from callerconnect.bootstrap import Application
+
+
+def command_settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    args.loaded_settings = settings  # for main's error messages (which database, ...)
+    return settings
+
+
+@contextmanager
+def running_application(
+    settings: Settings, log_level: str = "WARNING", log_format: str = "text"
+) -> Iterator[Application]:
+    """The wired application on a migrated database; closed on the way out."""
+    from callerconnect.bootstrap import build_application
+
+    configure_logging(log_level, log_format=log_format)
+    application = build_application(settings)
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control and formatting character written as an escape.
+
+    What the CLI prints comes partly from outsiders: a caller's text (``inbound
+    flagged``), a CAD's call-type codes and rejected payloads. A raw ESC could clear the
+    operator's screen, retitle the window or write the clipboard; a carriage return or a
+    right-to-left override could make one line look like another. Line breaks and tabs
+    are kept; nothing else invisible is."""
+    return escape_controls(text, keep="\n\t")
+
+
+def show(text: str) -> None:
+    print(terminal_safe(text))
+
+
+def show_error(text: str) -> None:
+    print(f"error: {terminal_safe(text)}", file=sys.stderr)
+
+
+def positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def local_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 class CommandError(Exception):

@@ -12,11 +12,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from callerconnect.cli_errors import safe_database_url
 from callerconnect.config import (
     Settings,
     SettingsSources,
 )
+from callerconnect.entrypoints.errors import safe_database_url
 
 #: Shorter secrets than this are refused outright below 16 characters (config.py); between
 #: the two they are legal but weaker than the 32 random bytes the docs recommend.

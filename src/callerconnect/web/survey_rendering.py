@@ -1,0 +1,251 @@
+"""Rendering the survey pages: Jinja2 templates in the page's language, the form with
+its answers and errors kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import jinja2
+from fastapi.responses import HTMLResponse
+
+from callerconnect.bootstrap import Application
+from callerconnect.domain.survey import (
+    FORM,
+    ErrorCode,
+    Question,
+    SurveyDefinition,
+    Validation,
+    normalize_case_number,
+    normalize_comment,
+)
+from callerconnect.i18n.pages import pages_translator
+from callerconnect.web.survey_language import LANGUAGE_NAMES, OTHER
+from callerconnect.web.survey_pages import ERROR_MESSAGES, Page
+
+CSS_URL = "/static/survey.css"
+CASE_FIELD = "case_number"
+
+
+def _days(duration: timedelta) -> int:
+    return max(1, round(duration / timedelta(days=1)))
+
+
+@dataclass
+class FormView:
+    """Everything the form template shows, already in the page's language."""
+
+    lang: str
+    action: str
+    csrf: str
+    questions: list[dict[str, Any]]
+    comment: dict[str, Any]
+    errors: list[dict[str, str]] = field(default_factory=list)
+    case_number: dict[str, Any] | None = None
+    form_error: str | None = None
+    notice: str | None = None
+    focus_switch: bool = False
+
+
+class Renderer:
+    def __init__(self, application: Application, definition: SurveyDefinition) -> None:
+        settings = application.settings
+        self.definition = definition
+        self.agency = {"en": settings.agency_name.en, "fr": settings.agency_name.fr}
+        self.non_emergency = settings.non_emergency_number
+        self.survey_days = _days(settings.policy.survey_expires)
+        self.env = jinja2.Environment(
+            loader=jinja2.PackageLoader("callerconnect.web", "templates"),
+            autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def gettext(self, lang: str) -> Callable[..., str]:
+        translations = pages_translator(lang)
+
+        def translate(message: str, **values: object) -> str:
+            text = translations.gettext(message)
+            return text % values if values else text
+
+        return translate
+
+    def text(self, localized: Mapping[str, str], lang: str) -> str:
+        """A text of the survey definition, with its placeholders filled."""
+        return (
+            localized[lang]
+            .replace("{agency}", self.agency[lang])
+            .replace("{non_emergency_number}", self.non_emergency)
+        )
+
+    def html(
+        self,
+        template: str,
+        lang: str,
+        status: int,
+        *,
+        switch_href: str | None = None,
+        **context: object,
+    ) -> HTMLResponse:
+        translate = self.gettext(lang)
+        translations = pages_translator(lang)
+
+        def plural(singular: str, plural_: str, n: int, **values: object) -> str:
+            return translations.ngettext(singular, plural_, n) % {"n": n, **values}
+
+        body = self.env.get_template(f"survey/{template}.html").render(
+            lang=lang,
+            other=OTHER[lang],
+            other_name=LANGUAGE_NAMES[OTHER[lang]],
+            agency=self.agency[lang],
+            non_emergency=self.non_emergency,
+            css=CSS_URL,
+            switch_href=switch_href,
+            _=translate,
+            ngettext=plural,
+            **context,
+        )
+        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def page(self, page: Page, lang: str, switch_href: str | None) -> HTMLResponse:
+        translate = self.gettext(lang)
+        values = {"days": self.survey_days, "number": self.non_emergency}
+        return self.html(
+            "message",
+            lang,
+            page.status,
+            switch_href=switch_href,
+            page_title=translate(page.title),
+            paragraphs=[
+                translate(p, **values)
+                if isinstance(p, str)
+                else pages_translator(lang).ngettext(*p, self.survey_days) % values
+                for p in page.paragraphs
+            ],
+            link={"href": page.link[0], "text": translate(page.link[1])} if page.link else None,
+        )
+
+    # --- the form --------------------------------------------------------------------
+
+    def form_view(
+        self,
+        *,
+        lang: str,
+        action: str,
+        csrf: str,
+        values: Mapping[str, str],
+        validation: Validation | None,
+        landline: bool,
+    ) -> FormView:
+        translate = self.gettext(lang)
+        d = self.definition
+        errors: list[dict[str, str]] = []
+        first_question = d.questions[0].id
+
+        def error_text(code: ErrorCode, length: int = 0) -> str:
+            return translate(
+                ERROR_MESSAGES[code],
+                **(
+                    {"length": length, "max": d.comment.max_length}
+                    if code is ErrorCode.COMMENT_TOO_LONG
+                    else {}
+                ),
+            )
+
+        case_view: dict[str, Any] | None = None
+        if landline:
+            case_code = normalize_case_number(values.get(CASE_FIELD, ""))
+            case_error = (
+                error_text(case_code)
+                if validation is not None and isinstance(case_code, ErrorCode)
+                else None
+            )
+            case_view = {"value": values.get(CASE_FIELD, ""), "error": case_error}
+            if case_error:
+                errors.append({"target": CASE_FIELD, "message": case_error})
+
+        form_code = validation.error_for(FORM) if validation else None
+        form_error = error_text(form_code) if form_code else None
+        if form_error:
+            errors.append({"target": f"{first_question}-1", "message": form_error})
+        questions: list[dict[str, Any]] = []
+        for question in d.questions:
+            code = validation.error_for(question.id) if validation else None
+            message = error_text(code) if code else None
+            if message:
+                errors.append({"target": f"{question.id}-1", "message": message})
+            questions.append(self._question_view(question, lang, values, message))
+        raw_comment = values.get(d.comment.id, "")
+        comment_code = validation.error_for(d.comment.id) if validation else None
+        comment_error = (
+            error_text(comment_code, len(normalize_comment(raw_comment))) if comment_code else None
+        )
+        if comment_error:
+            errors.append({"target": d.comment.id, "message": comment_error})
+        return FormView(
+            lang=lang,
+            action=action,
+            csrf=csrf,
+            questions=questions,
+            comment={
+                "id": d.comment.id,
+                "label": self.text(d.comment.label, lang),
+                "hint": self.text(d.comment.hint, lang),
+                "value": raw_comment,
+                "max_length": d.comment.max_length,
+                "error": comment_error,
+            },
+            errors=errors,
+            case_number=case_view,
+            form_error=form_error,
+        )
+
+    def _question_view(
+        self, question: Question, lang: str, values: Mapping[str, str], error: str | None
+    ) -> dict[str, Any]:
+        scale = question.scale
+        low, high = self.text(scale.low, lang), self.text(scale.high, lang)
+        points = [
+            {
+                "value": str(n),
+                "end": low if n == 1 else high if n == scale.points else None,
+            }
+            for n in range(1, scale.points + 1)
+        ]
+        return {
+            "id": question.id,
+            "legend": self.text(question.text, lang),
+            "points": points,
+            "low": low,
+            "high": high,
+            "top": scale.points,
+            "choices": [
+                {"value": c.value, "label": self.text(c.label, lang)} for c in question.choices
+            ],
+            "selected": (values.get(question.id) or "").strip(),
+            "error": error,
+        }
+
+    def form(self, view: FormView, status: int, *, landline: bool) -> HTMLResponse:
+        translate = self.gettext(view.lang)
+        d = self.definition
+        title = (
+            translate("Give feedback without a text message")
+            if landline
+            else self.text(d.title, view.lang)
+        )
+        return self.html(
+            "form",
+            view.lang,
+            status,
+            page_title=(translate("Error:") + " " + title) if view.errors else title,
+            heading=title,
+            intro=self.text(d.intro, view.lang),
+            privacy=self.text(d.privacy_notice, view.lang),
+            view=view,
+            landline=landline,
+            survey_days=self.survey_days,
+        )
