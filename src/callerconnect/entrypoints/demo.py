@@ -26,13 +26,13 @@ from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application, build_application, demo_secret
 from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
+from callerconnect.entrypoints.demo_account import create_demo_account, print_demo_account
 from callerconnect.entrypoints.serve import run_server
 from callerconnect.entrypoints.startup import ensure_port_free
 from callerconnect.entrypoints.worker import run_worker
 from callerconnect.logs import configure_logging
 from callerconnect.queries import outcomes, queues
 from callerconnect.service import publishing
-from callerconnect.service.demo_account import create_demo_account, print_demo_account
 from callerconnect.service.simulation import replay, simulated_day
 from callerconnect.service.survey import load_definition
 

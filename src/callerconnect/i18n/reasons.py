@@ -43,6 +43,22 @@ _LABELS: dict[str, tuple[str, str]] = {
         "held: merged with a protected call",
         "retenu : fusionné avec un appel protégé",
     ),
+    "held:conflicting_event_id": (
+        "held: an event for it reused another incident's event id",
+        "retenu : un événement à son sujet réutilisait l'identifiant d'un autre incident",
+    ),
+    "held:event_time_ahead": (
+        "held: an event about it was stamped ahead of its receipt",
+        "retenu : un événement à son sujet était daté après sa réception",
+    ),
+    "ineligible:priority_out_of_order": (
+        "a priority not texted arrived after a later-stamped one",
+        "une priorité non visée est arrivée après une autre datée plus tard",
+    ),
+    "ineligible:call_type_out_of_order": (
+        "an unknown call type arrived after a later-stamped one",
+        "un type d'appel inconnu est arrivé après un autre daté plus tard",
+    ),
     "suppressed:stale": ("text too late to be useful", "texto trop tardif pour être utile"),
     "suppressed:dispatched": ("unit already dispatched", "unité déjà dépêchée"),
     "suppressed:not_cleared": ("call not cleared", "appel non terminé"),
