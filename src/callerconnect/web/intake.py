@@ -7,7 +7,6 @@ store, anything unusable in the dead letters, so an operator can list and replay
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from functools import partial
 from typing import Any
@@ -20,7 +19,7 @@ from callerconnect.adapters.cad.eido import EidoError, events_from_eido, inciden
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.bootstrap import Application
 from callerconnect.service.holds import HELD_TIME_AHEAD, HELD_UNREADABLE
-from callerconnect.service.intake import IntakeResult
+from callerconnect.service.intake import Intake, IntakeResult
 from callerconnect.web.limits import BodyTooLarge
 
 
@@ -116,18 +115,26 @@ def intake_key_id(key: bytes) -> str:
 
 def build_intake_router(app: Application) -> APIRouter:
     router = APIRouter(prefix="/api/v1/cad", tags=["CAD intake"])
-    keys = [k.get_secret_value().encode() for k in app.settings.intake.api_keys]
     limits = app.settings.intake
 
     def key_used(request: Request) -> str | None:
-        """The id of the intake key the request carries, or None when it carries none."""
+        """The id of the intake key the request carries, or None when it carries none.
+        Sets ``request.state.intake``: the intake of the agency the key belongs to,
+        which every event and dead letter of the request is filed under."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
-        # Compare with every key in constant time, so timing tells nothing.
-        matches = [hmac.compare_digest(token.strip().encode(), key) for key in keys]
-        return next((intake_key_id(k) for k, hit in zip(keys, matches, strict=True) if hit), None)
+        key = token.strip().encode()
+        agency = app.agencies.by_key(key)  # compares every key in constant time
+        if agency is None:
+            return None
+        request.state.intake = app.intake_for(agency)
+        return intake_key_id(key)
+
+    def intake_of(request: Request) -> Intake:
+        intake: Intake = request.state.intake
+        return intake
 
     async def read_json(request: Request, channel: str) -> Any | JSONResponse:
         """The body as JSON, or the answer to give instead. Sets ``request.state.source``:
@@ -160,7 +167,9 @@ def build_intake_router(app: Application) -> APIRouter:
             return parse_json(request.state.body)
         except EventRejected as rejected:
             # The bytes as received: their length and hash are those the CAD can check.
-            await run_in_threadpool(app.intake.dead_letter, request.state.body, source, rejected)
+            await run_in_threadpool(
+                intake_of(request).dead_letter, request.state.body, source, rejected
+            )
             return error_response(400, "malformed_json", rejected.message, rule=rejected.rule)
 
     async def _too_large(
@@ -176,7 +185,10 @@ def build_intake_router(app: Application) -> APIRouter:
         )
         # Not read to its end: what was read (its first 64 KiB kept) and the declared size.
         await run_in_threadpool(
-            partial(app.intake.dead_letter, size=size, whole=False), raw or b"", source, rejected
+            partial(intake_of(request).dead_letter, size=size, whole=False),
+            raw or b"",
+            source,
+            rejected,
         )
         return error_response(
             413, "body_too_large", rejected.message, field="(body)", rule="maxBytes"
@@ -185,7 +197,7 @@ def build_intake_router(app: Application) -> APIRouter:
     async def reject_whole(request: Request, rejected: EventRejected) -> JSONResponse:
         """A body refused whole: a dead letter of the bytes as received."""
         source, raw = request.state.source, request.state.body
-        await run_in_threadpool(app.intake.dead_letter, raw, source, rejected)
+        await run_in_threadpool(intake_of(request).dead_letter, raw, source, rejected)
         return error_response(
             422, "schema_violation", rejected.message, field=rejected.field, rule=rejected.rule
         )
@@ -228,7 +240,7 @@ def build_intake_router(app: Application) -> APIRouter:
                         f"at most {limits.max_batch} per request",
                     ),
                 )
-            results = await run_in_threadpool(app.intake.submit_many, events, source)
+            results = await run_in_threadpool(intake_of(request).submit_many, events, source)
             return EchoSafeJSONResponse(
                 {"results": [r.as_dict() for r in results]}, status_code=202
             )
@@ -239,7 +251,7 @@ def build_intake_router(app: Application) -> APIRouter:
                     "(body)", "type", 'the body must be one event object or {"events": [...]}'
                 ),
             )
-        result: IntakeResult = await run_in_threadpool(app.intake.submit, body, source)
+        result: IntakeResult = await run_in_threadpool(intake_of(request).submit, body, source)
         if result.status == "rejected" and result.rule == "conflict":
             # The id names an event of another incident (service/intake.py): not a
             # schema violation, and not to be sent again under the same id.
@@ -281,18 +293,22 @@ def build_intake_router(app: Application) -> APIRouter:
         try:
             events = events_from_eido(body, case_number_pattern=app.policy.case_number_pattern)
             # Refused whole, like any snapshot we cannot use: never half of it folded.
-            app.intake.check_snapshot_times(events)
+            intake_of(request).check_snapshot_times(events)
         except EidoError as error:
             answer = await reject_whole(request, EventRejected(error.field, "eido", str(error)))
             # Kept first, then: a snapshot we cannot read may hold a caution or a
             # reclassification, so the incidents it names are held (service/holds.py).
-            await run_in_threadpool(app.intake.hold, incident_ids(body), HELD_UNREADABLE, source)
+            await run_in_threadpool(
+                intake_of(request).hold, incident_ids(body), HELD_UNREADABLE, source
+            )
             return answer
         except EventRejected as ahead:
             answer = await reject_whole(request, ahead)
-            await run_in_threadpool(app.intake.hold, incident_ids(body), HELD_TIME_AHEAD, source)
+            await run_in_threadpool(
+                intake_of(request).hold, incident_ids(body), HELD_TIME_AHEAD, source
+            )
             return answer
-        results = await run_in_threadpool(app.intake.submit_many, events, source)
+        results = await run_in_threadpool(intake_of(request).submit_many, events, source)
         return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)
 
     return router
