@@ -41,6 +41,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _agency_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings as ``--agency`` sees them (its id, time zone, names, policy); an
+    agency that is not configured is an error naming the configured ones."""
+    try:
+        return settings.for_agency(getattr(args, "agency", None))
+    except ConfigError as error:
+        raise CommandError(str(error), 2) from None
+
+
 @contextmanager
 def _application(
     settings: Settings, log_level: str = "WARNING", log_format: str = "text"
@@ -175,6 +184,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from callerconnect.service.restamp import latest_time, restamp_lines
 
     settings = _settings(args)
+    agency = _agency_settings(args, settings)
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"{path} is not a readable file (FILE.jsonl)", 2)
@@ -186,7 +196,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     latest = latest_time(lines)
     if args.restamp:
         lines = restamp_lines(lines, now=now)
-    elif latest is not None and now - latest > settings.policy.confirmation_expires:
+    elif latest is not None and now - latest > agency.policy.confirmation_expires:
         print(
             f"note: the latest event in {path.name} happened {(now - latest).days} day(s) ago; "
             "texts whose moment has passed are kept as suppressed:stale, not sent late. "
@@ -195,7 +205,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
     with _application(settings) as application, Progress(transient=False) as progress:
         task = progress.add_task(f"ingesting {path.name}", total=len(lines))
-        counts = ingest_lines(application.intake, lines, on_line=lambda: progress.advance(task))
+        intake = application.intakes[agency.agency_id]
+        counts = ingest_lines(intake, lines, on_line=lambda: progress.advance(task))
     print(
         f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected (see: callerconnect deadletters list)"
@@ -206,7 +217,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_deadletters(args: argparse.Namespace) -> int:
     from callerconnect.service import deadletters
 
-    with _application(_settings(args)) as application:
+    settings = _settings(args)
+    agency_id = _agency_settings(args, settings).agency_id
+    with _application(settings) as application:
         if args.action == "list":
             letters = deadletters.list_letters(application.db, status=args.status, ids=args.ids)
             if args.ids and (missing := sorted(set(args.ids) - {row.id for row in letters})):
@@ -245,7 +258,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         outcome = deadletters.replay(
             application.db,
             application.vault,
-            application.intake,
+            application.intakes[agency_id],
             args.ids,
             replay_all=args.all,
             statuses=statuses,
@@ -262,8 +275,10 @@ def cmd_calltypes(args: argparse.Namespace) -> int:
 
     from callerconnect.queries.queues import unknown_call_types
 
-    with _application(_settings(args)) as application:
-        rows = unknown_call_types(application.db, application.settings.agency_id)
+    settings = _settings(args)
+    agency_id = _agency_settings(args, settings).agency_id
+    with _application(settings) as application:
+        rows = unknown_call_types(application.db, agency_id)
     if args.json:
         print(json.dumps([asdict(row) for row in rows], default=str, indent=2))
         return 0
@@ -278,14 +293,15 @@ def cmd_calls(args: argparse.Namespace) -> int:
     from callerconnect.text_reports import show_call
 
     settings = _settings(args)
-    agency = args.agency or settings.agency_id
+    local = _agency_settings(args, settings)
+    agency = local.agency_id
     with _application(settings) as application:
         shown = show_call(
             application.db,
             application.vault,
             agency,
             args.incident,
-            settings.tz,
+            local.tz,
             application.clock.now(),
         )
     if shown is None:
@@ -301,14 +317,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from callerconnect.text_reports import daily_report
 
     settings = _settings(args)
+    local = _agency_settings(args, settings)
     with _application(settings) as application:
-        yesterday = application.clock.now().astimezone(settings.tz).date() - timedelta(days=1)
+        yesterday = application.clock.now().astimezone(local.tz).date() - timedelta(days=1)
         report = daily_report(
             application.db,
             application.vault,
-            args.agency or settings.agency_id,
+            local.agency_id,
             args.date or yesterday,
-            settings.tz,
+            local.tz,
         )
     _show(report)
     return 0
@@ -328,7 +345,11 @@ def _local_date(value: str) -> date:
 def cmd_inbound(args: argparse.Namespace) -> int:
     from callerconnect.service.inbound import flagged_texts, mark_reviewed
 
-    with _application(_settings(args)) as application:
+    settings = _settings(args)
+    wanted = getattr(args, "agency", None)
+    agency_id = _agency_settings(args, settings).agency_id if wanted else None
+    # (``inbound flagged`` without --agency lists every agency's texts, for the operator)
+    with _application(settings) as application:
         if args.action == "reviewed":
             done = mark_reviewed(application.db, args.ids, application.clock.now())
             print(f"{len(done)} text(s) marked reviewed: {' '.join(map(str, done)) or '-'}")
@@ -339,7 +360,9 @@ def cmd_inbound(args: argparse.Namespace) -> int:
                     + " (unknown, not flagged, or already reviewed: see `inbound flagged --all`)"
                 )
             return 0
-        flagged = flagged_texts(application.db, application.vault, include_reviewed=args.all)
+        flagged = flagged_texts(
+            application.db, application.vault, include_reviewed=args.all, agency_id=agency_id
+        )
     if not flagged:
         print("no flagged texts")
     for text in flagged:
@@ -414,7 +437,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from callerconnect.clock import SystemClock
     from callerconnect.service.schema import ensure_schema
 
-    settings = _settings(args)
+    settings = _agency_settings(args, _settings(args))
     configure_logging("WARNING")
     # Only aggregates are read: no secret key needed, nothing personal is decrypted.
     db = Database.from_url(settings.database_url)
@@ -450,7 +473,7 @@ def _publish(args: argparse.Namespace, settings: Settings, db: Any, now: Any) ->
                 settings,
                 load_definition(),
                 now,
-                agency_id=args.agency,
+                agency_id=settings.agency_id,
                 through=args.through,
                 progress=advance,
             )
@@ -540,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="feed a file of CAD events (one JSON a line)")
     ingest.add_argument("file", metavar="FILE.jsonl")
+    ingest.add_argument("--agency", metavar="ID", help="file the events under this agency")
     ingest.add_argument(
         "--restamp",
         action="store_true",
@@ -566,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     letters_replay.add_argument("ids", nargs="*", type=int, metavar="ID")
     letters_replay.add_argument(
+        "--agency", metavar="ID", help="replay through this agency's intake (default: agency_id)"
+    )
+    letters_replay.add_argument(
         "--all", action="store_true", help="every dead letter not yet replayed (status new)"
     )
     letters_replay.add_argument(
@@ -584,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         "unknown", help="codes seen in calls that the call-types table does not map"
     )
     unknown.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    unknown.add_argument("--agency", metavar="ID", help="the agency (default: agency_id)")
     calltypes.set_defaults(handler=cmd_calltypes)
 
     inbound = commands.add_parser(
@@ -592,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbound_commands = inbound.add_subparsers(dest="action", required=True, metavar="ACTION")
     flagged = inbound_commands.add_parser("flagged", help="flagged texts not yet reviewed")
     flagged.add_argument("--all", action="store_true", help="include reviewed ones")
+    flagged.add_argument("--agency", metavar="ID", help="only this agency's texts")
     reviewed = inbound_commands.add_parser(
         "reviewed", help="mark flagged texts as read by a person"
     )

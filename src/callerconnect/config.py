@@ -909,6 +909,44 @@ class Settings(BaseSettings):
         """The configured time zone (validated at load, so this cannot fail)."""
         return ZoneInfo(self.timezone)
 
+    @property
+    def agency_ids(self) -> list[str]:
+        """Every configured agency, the default one first."""
+        return [self.agency_id, *self.agencies]
+
+    def for_agency(self, agency_id: str | None) -> Settings:
+        """These settings as agency ``agency_id`` sees them: its agency-level keys at the
+        top, where single-agency code reads them (its id, names, time zone, policy,
+        number). ``None`` is the default agency. Raises ConfigError naming the
+        configured agencies for an id that is not one of them."""
+        if agency_id is None or agency_id == self.agency_id:
+            return self
+        agency = self.agencies.get(agency_id)
+        if agency is None:
+            raise ConfigError(
+                "agencies",
+                f"unknown agency {agency_id!r}; the configured agencies are: "
+                + ", ".join(self.agency_ids),
+            )
+        sms = self.sms.model_copy(
+            update={
+                "sender": agency.sms.sender,
+                "twilio": agency.sms.twilio,
+                "smpp": agency.sms.smpp,
+            }
+        )
+        return self.model_copy(
+            update={
+                "agency_id": agency_id,
+                "agency_name": agency.agency_name,
+                "timezone": agency.timezone,
+                "non_emergency_number": agency.non_emergency_number,
+                "policy": agency.policy,
+                "sms": sms,
+                "intake": self.intake.model_copy(update={"api_keys": agency.intake.api_keys}),
+            }
+        )
+
     def require_secret_key(self) -> SecretStr:
         """The secret key, for the commands that cannot run without it (serve, worker)."""
         if self.secret_key is None:

@@ -300,10 +300,13 @@ class FlaggedText:
 
 
 def flagged_texts(
-    db: Database, vault: Vault, *, include_reviewed: bool = False
+    db: Database, vault: Vault, *, include_reviewed: bool = False, agency_id: str | None = None
 ) -> list[FlaggedText]:
+    """Flagged texts, every agency's or ``agency_id``'s."""
     with db.transaction() as session:
         query = select(InboundMessageRow).where(InboundMessageRow.flagged.is_(True))
+        if agency_id is not None:
+            query = query.where(InboundMessageRow.agency_id == agency_id)
         if not include_reviewed:
             query = query.where(InboundMessageRow.reviewed_at.is_(None))
         rows = session.scalars(query.order_by(InboundMessageRow.received_at)).all()
