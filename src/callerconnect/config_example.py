@@ -71,6 +71,7 @@ def _section(model: type[BaseModel], values: dict[str, Any], name: str) -> list[
                 *_comment(field.description),
                 "# [agencies.east]",
                 '# agency_name__en = "East Police"',
+                '# sms__sender = "+16135550100"',
                 '# intake__api_keys = ["<a key for this agency\'s CAD>"]',
             ]
             continue
