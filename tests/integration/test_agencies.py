@@ -266,3 +266,31 @@ def test_each_agency_gets_a_provider_with_its_own_number_and_credentials(
     assert agencies.by_key(b"not-a-key-of-anyone-at-all") is None
     for agency in agencies:
         agency.provider.close()  # type: ignore[attr-defined]
+
+
+def test_a_survey_answer_is_filed_under_the_agency_that_sent_the_link(
+    database_url: str, clock: VirtualClock, providers: Providers
+) -> None:
+    from callerconnect.adapters.db.tables import SurveyResponseRow
+    from tests.support.survey import ANSWERS, csrf_of, post_call, send_survey_texts, survey_tokens
+
+    environ = two_agency_environ(
+        database_url, CALLERCONNECT_AGENCIES__NORTH__TIMEZONE="America/Toronto"
+    )
+    app = build_application(load_settings(environ=environ), clock=clock, provider=dict(providers))
+    for intake in app.intakes.values():
+        intake.max_clock_skew = STORY_TIME_TOLERANCE  # whole stories told at once
+    try:
+        with LiveServer(create_app(app)) as server:
+            post_call(server.url, {"Authorization": f"Bearer {NORTH_KEY}"}, incident="I-1")
+            send_survey_texts(app, clock)
+            assert survey_tokens(providers["default"]) == []
+            (token,) = survey_tokens(providers["north"])
+            form = httpx.get(f"{server.url}/s/{token}")
+            data = {"csrf_token": csrf_of(form.text), "lang": "en", "action": "submit"}
+            answered = httpx.post(f"{server.url}/s/{token}", data={**data, **ANSWERS})
+            assert answered.status_code in (200, 303), answered.text
+        with app.db.transaction() as session:
+            assert session.scalars(select(SurveyResponseRow.agency_id)).all() == ["north"]
+    finally:
+        app.close()
