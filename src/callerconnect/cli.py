@@ -548,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
         "publish", help="open data: the survey results, aggregated and de-identified"
     )
     publish.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
-    publish.add_argument("--agency", metavar="ID", help="the agency (default: the default one)")
+    publish.add_argument("--agency", metavar="AGENCY", help="the agency (default: the default one)")
     publish.add_argument(
         "--through",
         metavar="YYYY-MM",
@@ -563,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="feed a file of CAD events (one JSON a line)")
     ingest.add_argument("file", metavar="FILE.jsonl")
-    ingest.add_argument("--agency", metavar="ID", help="file the events under this agency")
+    ingest.add_argument("--agency", metavar="AGENCY", help="file the events under this agency")
     ingest.add_argument(
         "--restamp",
         action="store_true",
@@ -590,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     letters_replay.add_argument("ids", nargs="*", type=int, metavar="ID")
     letters_replay.add_argument(
-        "--agency", metavar="ID", help="replay through this agency's intake (default: agency_id)"
+        "--agency", metavar="AGENCY", help="replay through this agency's intake"
     )
     letters_replay.add_argument(
         "--all", action="store_true", help="every dead letter not yet replayed (status new)"
@@ -611,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         "unknown", help="codes seen in calls that the call-types table does not map"
     )
     unknown.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    unknown.add_argument("--agency", metavar="ID", help="the agency (default: agency_id)")
+    unknown.add_argument("--agency", metavar="AGENCY", help="the agency (default: agency_id)")
     calltypes.set_defaults(handler=cmd_calltypes)
 
     inbound = commands.add_parser(
@@ -620,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbound_commands = inbound.add_subparsers(dest="action", required=True, metavar="ACTION")
     flagged = inbound_commands.add_parser("flagged", help="flagged texts not yet reviewed")
     flagged.add_argument("--all", action="store_true", help="include reviewed ones")
-    flagged.add_argument("--agency", metavar="ID", help="only this agency's texts")
+    flagged.add_argument("--agency", metavar="AGENCY", help="only this agency's texts")
     reviewed = inbound_commands.add_parser(
         "reviewed", help="mark flagged texts as read by a person"
     )
@@ -635,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(phone masked); exit 1 if there is no such call",
     )
     show.add_argument("incident", metavar="INCIDENT", help="the CAD's incident id")
-    show.add_argument("--agency", metavar="ID", help="agency of the call (default: agency_id)")
+    show.add_argument("--agency", metavar="AGENCY", help="agency of the call (default: agency_id)")
     show.set_defaults(handler=cmd_calls)
 
     report = commands.add_parser("report", help="plain-text reports")
@@ -651,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="the local day whose calls to report (default: yesterday)",
     )
-    daily.add_argument("--agency", metavar="ID", help="agency to report on (default: agency_id)")
+    daily.add_argument("--agency", metavar="AGENCY", help="agency to report on")
     daily.set_defaults(handler=cmd_report)
 
     keys = commands.add_parser(

@@ -61,7 +61,7 @@ def _section(model: type[BaseModel], values: dict[str, Any], name: str) -> list[
             None,
         )
         path = f"{name}.{field_name}" if name else field_name
-        if annotation_model is not None:
+        if annotation_model is not None and field_name != "agencies":
             tables += ["", *_comment(annotation_model.__doc__), f"[{path}]"]
             tables += _section(annotation_model, value or {}, path)
             continue
