@@ -294,3 +294,46 @@ def test_a_survey_answer_is_filed_under_the_agency_that_sent_the_link(
             assert session.scalars(select(SurveyResponseRow.agency_id)).all() == ["north"]
     finally:
         app.close()
+
+
+def test_twilio_webhooks_accept_each_agency_s_account_and_route_by_the_number_texted(
+    database_url: str, clock: VirtualClock, providers: Providers
+) -> None:
+    from tests.support.twilio_webhooks import inbound_form, twilio_signature
+
+    public = "https://callerconnect.example.org"
+    environ = two_agency_environ(
+        database_url,
+        CALLERCONNECT_PUBLIC_BASE_URL=public,
+        CALLERCONNECT_SMS__PROVIDER="twilio",
+        CALLERCONNECT_SMS__TWILIO__ACCOUNT_SID="AC" + "1" * 32,
+        CALLERCONNECT_SMS__TWILIO__AUTH_TOKEN="default-auth-token",
+        CALLERCONNECT_AGENCIES__NORTH__SMS__TWILIO__ACCOUNT_SID="AC" + "2" * 32,
+        CALLERCONNECT_AGENCIES__NORTH__SMS__TWILIO__AUTH_TOKEN="north-auth-token",
+    )
+    app = build_application(load_settings(environ=environ), clock=clock, provider=dict(providers))
+    path = "/webhooks/twilio/inbound"
+
+    def post_signed(token: str, form: dict[str, str]) -> httpx.Response:
+        signature = twilio_signature(token, public + path, form)
+        return httpx.post(
+            server.url + path, data=form, headers={"X-Twilio-Signature": signature}, timeout=10
+        )
+
+    try:
+        with LiveServer(create_app(app)) as server:
+            north = inbound_form("STOP", "+16135550142", to=NORTH_SENDER)
+            assert post_signed("north-auth-token", north).status_code == 200
+            ottawa = inbound_form("HELP", "+16135550142", to=DEFAULT_SENDER)
+            assert post_signed("default-auth-token", ottawa).status_code == 200
+            forged = inbound_form("STOP", "+16135550143", to=NORTH_SENDER)
+            assert post_signed("some-other-token", forged).status_code == 403
+        with app.db.transaction() as session:
+            stored = session.execute(
+                select(InboundMessageRow.agency_id, InboundMessageRow.classification).order_by(
+                    InboundMessageRow.id
+                )
+            ).all()
+        assert [tuple(row) for row in stored] == [("north", "opt_out"), ("default", "help")]
+    finally:
+        app.close()
