@@ -961,8 +961,13 @@ class Settings(BaseSettings):
         return self.secret_key
 
     def require_intake_keys(self) -> tuple[SecretStr, ...]:
-        """The CAD intake keys, for ``serve`` (which refuses to accept unauthenticated events)."""
-        if not self.intake.api_keys:
+        """The CAD intake keys of every agency, for ``serve`` (which refuses to accept
+        unauthenticated events); an agency without a key of its own simply gets no events."""
+        keys = [
+            *self.intake.api_keys,
+            *(k for a in self.agencies.values() for k in a.intake.api_keys),
+        ]
+        if not keys:
             raise ConfigError(
                 "intake.api_keys",
                 _describe(
@@ -971,7 +976,7 @@ class Settings(BaseSettings):
                     f'as ["<key>"] (or api_keys = ["<key>"] under [intake]); {_GENERATE_HINT}',
                 ),
             )
-        return tuple(self.intake.api_keys)
+        return tuple(keys)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The database URL is a plain str (SQLAlchemy takes it as such) but may hold a

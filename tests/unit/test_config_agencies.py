@@ -156,3 +156,31 @@ def test_start_up_succeeds_exactly_when_no_intake_key_is_shared(
         assert "belongs to exactly one agency" in str(error)
     else:
         assert not shared
+
+
+def test_serve_accepts_a_deployment_whose_only_keys_are_another_agency_s() -> None:
+    loaded = load_settings(
+        environ={
+            "CALLERCONNECT_AGENCIES__NORTH__SMS__SENDER": "+12045550100",
+            "CALLERCONNECT_AGENCIES__NORTH__INTAKE__API_KEYS": f'["{KEY_B}"]',
+        }
+    )
+    assert [k.get_secret_value() for k in loaded.require_intake_keys()] == [KEY_B]
+    with pytest.raises(ConfigError):
+        load_settings(environ={}).require_intake_keys()
+
+
+def test_for_agency_puts_the_agency_s_keys_at_the_top(tmp_path: Path) -> None:
+    loaded = load_settings(_write(tmp_path, TWO_AGENCIES), environ={})
+    north = loaded.for_agency("north")
+    assert (north.agency_id, north.timezone, north.sms.sender) == (
+        "north",
+        "America/Winnipeg",
+        "+12045550100",
+    )
+    assert north.agency_name.en == "North Police" and north.policy.priorities == [3]
+    assert north.database_url == loaded.database_url
+    assert loaded.for_agency(None) is loaded
+    with pytest.raises(ConfigError) as caught:
+        loaded.for_agency("south")
+    assert "ottawa, north" in str(caught.value)
