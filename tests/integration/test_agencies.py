@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from callerconnect import cli
@@ -337,3 +339,41 @@ def test_twilio_webhooks_accept_each_agency_s_account_and_route_by_the_number_te
         assert [tuple(row) for row in stored] == [("north", "opt_out"), ("default", "help")]
     finally:
         app.close()
+
+
+_numbers = iter(range(1000, 10_000))
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    protected_by=st.sampled_from(["default", "north"]),
+    texted_by=st.sampled_from(["default", "north"]),
+    protected_first=st.booleans(),
+    code=st.sampled_from(["SEXASSLT", "IPV", "DOMESTIC"]),
+)
+def test_no_agency_texts_a_number_another_agency_s_call_protects(
+    two: Application,
+    client: str,
+    protected_by: str,
+    texted_by: str,
+    protected_first: bool,
+    code: str,
+) -> None:
+    number = next(_numbers)
+    phone = f"613-555-{number:04d}"
+    keys = {"default": TEST_INTAKE_KEY, "north": NORTH_KEY}
+    protected = received(f"P-{number}", T0, phone=phone, code=code, case_number=f"P-{number}")
+    theft = received(f"T-{number}", T0, phone=phone, case_number=f"T-{number}")
+    posts = [(protected_by, protected), (texted_by, theft)]
+    for agency, event in posts if protected_first else reversed(posts):
+        post(client, keys[agency], event)
+    two.dispatcher.run_due()
+    with two.db.transaction() as session:
+        row = session.scalars(
+            select(OutboxRow)
+            .join(CallRow, OutboxRow.call_id == CallRow.id)
+            .where(CallRow.incident_id == f"T-{number}", OutboxRow.kind == "confirmation")
+        ).one()
+        assert row.status != "sent" and row.sent_at is None, (row.status, row.reason)
