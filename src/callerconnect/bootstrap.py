@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -13,7 +14,7 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.sms.base import InboundSms, PushProvider, SmsProvider, StatusReport
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.clock import Clock, SystemClock
-from callerconnect.config import ConfigError, Settings
+from callerconnect.config import AgencySettings, ConfigError, Settings
 from callerconnect.domain.inbound import DangerTerms
 from callerconnect.domain.messages import TextKind
 from callerconnect.domain.policy import (
@@ -23,6 +24,7 @@ from callerconnect.domain.policy import (
     QuietHours,
     parse_call_types,
 )
+from callerconnect.service.agencies import Agencies, Agency
 from callerconnect.service.dispatcher import Dispatcher, DispatchOptions
 from callerconnect.service.inbound import InboundHandler, bundled_danger_terms
 from callerconnect.service.intake import Intake
@@ -39,10 +41,16 @@ def load_call_types(path: Path) -> dict[str, CallType]:
         raise ConfigError("policy.call_types_file", f"{path}: {error}") from error
 
 
-def build_policy(settings: Settings) -> Policy:
-    p = settings.policy
+AgencyConfig = Settings | AgencySettings
+"""The agency-level keys: the top-level ones (the default agency) or an agency's table."""
+
+
+def build_policy(settings: Settings, agency: AgencyConfig | None = None) -> Policy:
+    """The policy of ``agency`` (the default agency's when None), in its time zone."""
+    config = agency or settings
+    p = config.policy
     quiet = (
-        QuietHours(p.quiet_hours.start, p.quiet_hours.end, settings.tz)
+        QuietHours(p.quiet_hours.start, p.quiet_hours.end, config.tz)
         if p.quiet_hours is not None
         else None
     )
@@ -65,9 +73,13 @@ def build_policy(settings: Settings) -> Policy:
     )
 
 
-def build_provider(settings: Settings, console_out: TextIO | None = None) -> SmsProvider:
-    sms = settings.sms
-    if sms.provider == "twilio":
+def build_provider(
+    settings: Settings, console_out: TextIO | None = None, agency: AgencyConfig | None = None
+) -> SmsProvider:
+    """The provider that sends ``agency``'s texts (the default agency's when None): the
+    deployment's kind of provider, with the agency's number and credentials."""
+    sms = (agency or settings).sms
+    if settings.sms.provider == "twilio":
         from callerconnect.adapters.sms.twilio import TwilioProvider
 
         assert sms.twilio.account_sid and sms.twilio.auth_token  # checked by config
@@ -79,11 +91,13 @@ def build_provider(settings: Settings, console_out: TextIO | None = None) -> Sms
             status_callback_url=f"{settings.public_base_url}/webhooks/twilio/status",
             timeout=sms.twilio.timeout.total_seconds(),
         )
-    if sms.provider == "smpp":
+    if settings.sms.provider == "smpp":
         from callerconnect.adapters.sms.smpp import SmppProvider
 
         smpp = sms.smpp
-        assert smpp.host and smpp.system_id and smpp.password  # checked by config
+        if not (smpp.host and smpp.system_id and smpp.password):
+            key = f"agencies.{agency_id_of(settings, agency)}.sms.smpp"
+            raise ConfigError(key, f"{key}: host, system_id and password are required for smpp")
         # Built here in every process, but only ``worker`` starts it (binds): see
         # Dispatcher.run_forever and adapters/sms/smpp.py.
         return SmppProvider(
@@ -99,6 +113,46 @@ def build_provider(settings: Settings, console_out: TextIO | None = None) -> Sms
             retry_status=smpp.retry_status,
         )
     return ConsoleProvider(console_out)
+
+
+def agency_id_of(settings: Settings, agency: AgencyConfig | None) -> str:
+    if agency is None or agency is settings:
+        return settings.agency_id
+    return next(i for i, a in settings.agencies.items() if a is agency)
+
+
+def _agency_configs(settings: Settings) -> list[tuple[str, AgencyConfig]]:
+    return [(settings.agency_id, settings), *settings.agencies.items()]
+
+
+def build_agencies(
+    settings: Settings,
+    provider: SmsProvider | Mapping[str, SmsProvider] | None = None,
+    console_out: TextIO | None = None,
+) -> Agencies:
+    """Every configured agency, the default one first. ``provider`` replaces the built
+    providers (tests and the demo): one for all agencies, or one per agency id."""
+    agencies = []
+    for agency_id, config in _agency_configs(settings):
+        if isinstance(provider, Mapping):
+            chosen = provider[agency_id]
+        elif provider is not None:
+            chosen = provider
+        else:
+            chosen = build_provider(settings, console_out, config)
+        agencies.append(
+            Agency(
+                id=agency_id,
+                name={"en": config.agency_name.en, "fr": config.agency_name.fr},
+                tz=config.tz,
+                policy=build_policy(settings, config),
+                sender=config.sms.sender,
+                non_emergency_number=config.non_emergency_number,
+                provider=chosen,
+                intake_keys=tuple(k.get_secret_value().encode() for k in config.intake.api_keys),
+            )
+        )
+    return Agencies(agencies)
 
 
 def build_danger_terms(settings: Settings) -> DangerTerms:
@@ -127,63 +181,80 @@ class ProviderSink:
         self.inbound_handler.handle(message, self.provider)
 
 
+def _receipts_for(db: Database, clock: Clock, provider: SmsProvider) -> Receipts:
+    return Receipts(
+        db,
+        clock,
+        provider.name,
+        id_mode=getattr(provider, "message_id_mode", "same"),
+        opt_out_codes=frozenset({"21610"}) if provider.name == "twilio" else frozenset(),
+    )
+
+
 @dataclass
 class Application:
-    """Everything a process needs, wired once at start-up."""
+    """Everything a process needs, wired once at start-up.
+
+    ``policy`` and ``provider`` are the default agency's; services find each text's,
+    event's and reply's own agency in ``agencies``."""
 
     settings: Settings
     db: Database
     vault: Vault
-    policy: Policy
+    agencies: Agencies
     clock: Clock
-    provider: SmsProvider
     intake: Intake = field(init=False)
+    intakes: dict[str, Intake] = field(init=False)
     dispatcher: Dispatcher = field(init=False)
     receipts: Receipts = field(init=False)
     inbound: InboundHandler = field(init=False)
 
+    @property
+    def policy(self) -> Policy:
+        return self.agencies.default.policy
+
+    @property
+    def provider(self) -> SmsProvider:
+        return self.agencies.default.provider
+
+    def intake_for(self, agency: Agency) -> Intake:
+        """The intake that files events under ``agency`` (the one its key belongs to)."""
+        return self.intakes[agency.id]
+
     def __post_init__(self) -> None:
         s = self.settings
-        self.intake = Intake(
-            self.db,
-            self.vault,
-            self.policy,
-            self.clock,
-            s.agency_id,
-            max_event_bytes=s.intake.max_event_bytes,
-            max_clock_skew=s.intake.max_clock_skew,
-        )
-        self.receipts = Receipts(
-            self.db,
-            self.clock,
-            self.provider.name,
-            id_mode=getattr(self.provider, "message_id_mode", "same"),
-            opt_out_codes=frozenset({"21610"}) if self.provider.name == "twilio" else frozenset(),
-        )
+        self.intakes = {
+            agency.id: Intake(
+                self.db,
+                self.vault,
+                agency.policy,
+                self.clock,
+                agency.id,
+                max_event_bytes=s.intake.max_event_bytes,
+                max_clock_skew=s.intake.max_clock_skew,
+            )
+            for agency in self.agencies
+        }
+        self.intake = self.intakes[self.agencies.default.id]
+        self.receipts = _receipts_for(self.db, self.clock, self.provider)
         self.inbound = InboundHandler(
             self.db,
             self.vault,
             self.clock,
-            agency_id=s.agency_id,
-            agency_name={"en": s.agency_name.en, "fr": s.agency_name.fr},
-            non_emergency_number=s.non_emergency_number,
-            tz=s.tz,
-            reply_expires=self.policy.expires_after[TextKind.REPLY],
+            self.agencies,
             danger_terms=build_danger_terms(s),
         )
-        if isinstance(self.provider, PushProvider):
-            self.provider.attach(ProviderSink(self.receipts, self.inbound, self.provider.name))
+        for provider in self.agencies.providers():
+            if isinstance(provider, PushProvider):
+                receipts = _receipts_for(self.db, self.clock, provider)
+                provider.attach(ProviderSink(receipts, self.inbound, provider.name))
         self.dispatcher = Dispatcher(
             self.db,
             self.vault,
-            self.policy,
             self.clock,
-            self.provider,
+            self.agencies,
             DispatchOptions(
-                agency_name={"en": s.agency_name.en, "fr": s.agency_name.fr},
                 public_base_url=s.public_base_url,
-                non_emergency_number=s.non_emergency_number,
-                survey_expires=s.policy.survey_expires,
                 max_per_second=s.sms.max_per_second,
                 lease=s.worker.lease,
                 batch_size=s.worker.batch_size,
@@ -191,14 +262,14 @@ class Application:
                 retry_base=s.worker.retry_base,
                 retry_max=s.worker.retry_max,
                 phone_retention=s.privacy.phone_retention,
-                sender=s.sms.sender,
             ),
         )
 
     def close(self) -> None:
-        close = getattr(self.provider, "close", None)
-        if callable(close):
-            close()
+        for provider in self.agencies.providers():
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
         self.db.dispose()
 
 
@@ -206,7 +277,7 @@ def build_application(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    provider: SmsProvider | None = None,
+    provider: SmsProvider | Mapping[str, SmsProvider] | None = None,
     secret_key: str | None = None,
     console_out: TextIO | None = None,
 ) -> Application:
@@ -227,14 +298,12 @@ def build_application(
     except BaseException:
         db.dispose()
         raise
-    return Application(
-        settings=settings,
-        db=db,
-        vault=vault,
-        policy=build_policy(settings),
-        clock=clock,
-        provider=provider or build_provider(settings, console_out),
-    )
+    try:
+        agencies = build_agencies(settings, provider, console_out)
+    except BaseException:
+        db.dispose()
+        raise
+    return Application(settings=settings, db=db, vault=vault, agencies=agencies, clock=clock)
 
 
 def demo_secret() -> str:

@@ -463,6 +463,15 @@ class SmppSettings(_Section):
 _SENDER_RE = re.compile(r"\+[1-9]\d{6,14}|\d{3,8}")
 
 
+def _sender_number(value: str) -> str:
+    if _SENDER_RE.fullmatch(value) is None:
+        raise ValueError(
+            f"{value!r} is not a sender number; write it in E.164 form such as "
+            "+13438036032, or a short code such as 123456"
+        )
+    return value
+
+
 class SmsSettings(_Section):
     """Outgoing texts."""
 
@@ -684,6 +693,80 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
+def _agency_id(value: str) -> str:
+    if _AGENCY_ID_RE.fullmatch(value) is None:
+        raise ValueError(
+            f"{value!r} is not an agency id; use lower-case letters, digits, - and _ "
+            "(up to 63), such as ottawa-police"
+        )
+    return value
+
+
+AgencyId = Annotated[str, AfterValidator(_agency_id)]
+
+
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as America/Toronto"
+        ) from None
+    return value
+
+
+class AgencySmsSettings(_Section):
+    """An agency's own number and provider credentials (the provider kind,
+    ``sms.provider``, and the rate limit are the deployment's)."""
+
+    sender: Annotated[str, AfterValidator(_sender_number)] = "+13438036032"
+    """The agency's number: its texts come from it, and a text to it is its caller's."""
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    smpp: SmppSettings = Field(default_factory=SmppSettings)
+
+
+class AgencyIntakeSettings(_Section):
+    """The CAD intake keys of one agency: an event posted with one belongs to it."""
+
+    api_keys: list[StrongSecret] = Field(default_factory=list, examples=[["<key-1>"]])
+
+
+class AgencySettings(_Section):
+    """One ``[agencies.<id>]`` table (contract section 11). A key left out is the default
+    agency's (the top-level one), except the intake keys, which are never shared."""
+
+    agency_name: LocalizedName = Field(default_factory=LocalizedName)
+    timezone: Annotated[str, AfterValidator(_known_timezone)] = "America/Toronto"
+    non_emergency_number: str = Field("613-236-1222", min_length=1, examples=["613-236-1222"])
+    sms: AgencySmsSettings = Field(default_factory=AgencySmsSettings)
+    intake: AgencyIntakeSettings = Field(default_factory=AgencyIntakeSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+_INHERITED_SMS_KEYS = ("sender", "twilio", "smpp")
+
+
+def _as_data(value: object) -> object:
+    """A section as plain data: ``Settings(sms=SmsSettings(...))`` passes models."""
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def _inherited_agency_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What an agency table starts from: the default agency's agency-level keys."""
+    inherited: dict[str, Any] = {}
+    for key in ("agency_name", "timezone", "non_emergency_number", "policy"):
+        if key in data:
+            inherited[key] = _as_data(data[key])
+    sms = _as_data(data.get("sms", {}))
+    if isinstance(sms, Mapping):
+        inherited["sms"] = {k: _as_data(v) for k, v in sms.items() if k in _INHERITED_SMS_KEYS}
+    return inherited
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure, validated and immutable.
 
@@ -725,11 +808,59 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     opendata: OpenDataSettings = Field(default_factory=OpenDataSettings)
-    agencies: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """``[agencies.<id>]`` tables (contract section 11): accepted so that a deployment
-    written for several agencies starts; their content is not used yet."""
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     nats: NatsSettings = Field(default_factory=NatsSettings)
+    agencies: dict[AgencyId, AgencySettings] = Field(default_factory=dict)
+    """``[agencies.<id>]`` tables (contract section 11): more agencies beside the default
+    one; each key left out is the default agency's (intake keys excepted)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agencies_inherit(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("agencies"), Mapping):
+            return data
+        inherited = _inherited_agency_data(data)
+        agencies = {
+            agency_id: _merge(inherited, table) if isinstance(table, Mapping) else table
+            for agency_id, table in data["agencies"].items()
+        }
+        return {**data, "agencies": agencies}
+
+    @model_validator(mode="after")
+    def _agencies_apart(self) -> Self:
+        """Each agency's id, sender and intake keys are its own: an event or a caller's
+        text that two agencies could claim must stop start-up, not pick one."""
+        if self.agency_id in self.agencies:
+            raise _combination_error(
+                f"{self.agency_id!r} is already the default agency (agency_id)",
+                f"agencies.{self.agency_id}",
+            )
+        senders: dict[str, str] = {self.sms.sender: "sms.sender"}
+        keys: dict[str, str] = {
+            k.get_secret_value(): "intake.api_keys" for k in self.intake.api_keys
+        }
+        for agency_id, agency in self.agencies.items():
+            where = f"agencies.{agency_id}.sms.sender"
+            if agency.sms.sender in senders:
+                raise _combination_error(
+                    f"{senders[agency.sms.sender]} and {where} are the same number: a "
+                    "caller's text to it could not be told apart; give each agency its own",
+                    where,
+                    senders[agency.sms.sender],
+                )
+            senders[agency.sms.sender] = where
+            where = f"agencies.{agency_id}.intake.api_keys"
+            for key in agency.intake.api_keys:
+                secret = key.get_secret_value()
+                if keys.get(secret, where) != where:
+                    raise _combination_error(
+                        f"the same intake key is in {keys[secret]} and {where}; an intake "
+                        "key belongs to exactly one agency",
+                        where,
+                        keys[secret],
+                    )
+                keys[secret] = where
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -808,6 +939,44 @@ class Settings(BaseSettings):
         """The configured time zone (validated at load, so this cannot fail)."""
         return ZoneInfo(self.timezone)
 
+    @property
+    def agency_ids(self) -> list[str]:
+        """Every configured agency, the default one first."""
+        return [self.agency_id, *self.agencies]
+
+    def for_agency(self, agency_id: str | None) -> Settings:
+        """These settings as agency ``agency_id`` sees them: its agency-level keys at the
+        top, where single-agency code reads them (its id, names, time zone, policy,
+        number). ``None`` is the default agency. Raises ConfigError naming the
+        configured agencies for an id that is not one of them."""
+        if agency_id is None or agency_id == self.agency_id:
+            return self
+        agency = self.agencies.get(agency_id)
+        if agency is None:
+            raise ConfigError(
+                "agencies",
+                f"unknown agency {agency_id!r}; the configured agencies are: "
+                + ", ".join(self.agency_ids),
+            )
+        sms = self.sms.model_copy(
+            update={
+                "sender": agency.sms.sender,
+                "twilio": agency.sms.twilio,
+                "smpp": agency.sms.smpp,
+            }
+        )
+        return self.model_copy(
+            update={
+                "agency_id": agency_id,
+                "agency_name": agency.agency_name,
+                "timezone": agency.timezone,
+                "non_emergency_number": agency.non_emergency_number,
+                "policy": agency.policy,
+                "sms": sms,
+                "intake": self.intake.model_copy(update={"api_keys": agency.intake.api_keys}),
+            }
+        )
+
     def require_secret_key(self) -> SecretStr:
         """The secret key, for the commands that cannot run without it (serve, worker)."""
         if self.secret_key is None:
@@ -822,8 +991,13 @@ class Settings(BaseSettings):
         return self.secret_key
 
     def require_intake_keys(self) -> tuple[SecretStr, ...]:
-        """The CAD intake keys, for ``serve`` (which refuses to accept unauthenticated events)."""
-        if not self.intake.api_keys:
+        """The CAD intake keys of every agency, for ``serve`` (which refuses to accept
+        unauthenticated events); an agency without a key of its own simply gets no events."""
+        keys = [
+            *self.intake.api_keys,
+            *(k for a in self.agencies.values() for k in a.intake.api_keys),
+        ]
+        if not keys:
             raise ConfigError(
                 "intake.api_keys",
                 _describe(
@@ -832,7 +1006,7 @@ class Settings(BaseSettings):
                     f'as ["<key>"] (or api_keys = ["<key>"] under [intake]); {_GENERATE_HINT}',
                 ),
             )
-        return tuple(self.intake.api_keys)
+        return tuple(keys)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The database URL is a plain str (SQLAlchemy takes it as such) but may hold a
@@ -1012,7 +1186,7 @@ def _mapping_defaults(model: type[BaseModel]) -> dict[str, Any]:
     for name, field in model.model_fields.items():
         annotation = field.annotation
         submodel = _submodel(annotation)
-        if submodel is not None:
+        if submodel is not None and get_origin(annotation) is not dict:
             if nested := _mapping_defaults(submodel):
                 defaults[name] = nested
         elif annotation is not None and get_origin(annotation) is dict:
@@ -1047,7 +1221,11 @@ def _locate(names: list[str]) -> tuple[type[BaseModel] | None, FieldInfo | None]
     model: type[BaseModel] | None = Settings
     parent: type[BaseModel] | None = None
     field: FieldInfo | None = None
+    entry = False  # the next name is a mapping's entry (an agency's id)
     for name in names:
+        if entry:
+            entry = False
+            continue
         if model is None:
             break
         parent = model
@@ -1055,6 +1233,7 @@ def _locate(names: list[str]) -> tuple[type[BaseModel] | None, FieldInfo | None]
             break
         field = model.model_fields[name]
         model = _submodel(field.annotation)
+        entry = model is not None and get_origin(field.annotation) is dict
     return parent, field
 
 

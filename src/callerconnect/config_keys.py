@@ -7,8 +7,8 @@ here, never listed by hand, so a setting added later is covered without an edit)
 unknown one is reported with the closest real name (difflib).
 
 Open tables are known as a whole: a mapping setting (``policy.delay_notice_after.<n>``)
-takes any entry, and ``agencies.<id>`` any key (contract section 11; its content is
-validated by whoever reads it).
+takes any entry. A mapping of tables (``agencies.<id>``, contract section 11) takes any
+entry name, and inside it exactly the keys of its model (the agency-level ones).
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ ANY_ENTRY = "*"
 """In a key path: any one name (a mapping's entry, an agency's id)."""
 ANY_REST = "**"
 """In a key path: anything below (the keys inside an agency's table)."""
-
-_OPEN_TABLES = {"agencies": (ANY_ENTRY, ANY_REST)}
-"""Top-level tables whose content this model does not describe (yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +80,11 @@ def setting_paths(model: type[BaseModel]) -> list[tuple[str, ...]]:
     """Every leaf key of ``model`` as a path; open parts are ``ANY_ENTRY`` / ``ANY_REST``."""
     paths: list[tuple[str, ...]] = []
     for name, field in model.model_fields.items():
-        if name in _OPEN_TABLES:
-            paths.append((name, *_OPEN_TABLES[name]))
-            continue
         submodel = _submodel(field.annotation)
-        if submodel is not None:
+        if submodel is not None and _is_mapping(field.annotation):
+            # A table of tables: any entry name, then that model's keys.
+            paths.extend((name, ANY_ENTRY, *sub) for sub in setting_paths(submodel))
+        elif submodel is not None:
             paths.extend((name, *sub) for sub in setting_paths(submodel))
         elif _is_mapping(field.annotation):
             paths.append((name, ANY_ENTRY))
@@ -148,19 +145,28 @@ def unknown_keys(
     """The file keys (already nested) and ``CALLERCONNECT_*`` variables naming no setting."""
     paths = setting_paths(model)
     problems: list[UnknownKey] = []
-    dotted_names = [_dotted(p) for p in paths]
     for path in _leaves(file_data):
         if not is_known(path, paths):
             key = ".".join(path)
-            problems.append(UnknownKey(key, key, file_label, _closest(key, dotted_names)))
-    env_names = [env_name(p) for p in paths]
+            names = [_dotted(_filled(known, path)) for known in paths]
+            problems.append(UnknownKey(key, key, file_label, _closest(key, names)))
     for name in sorted(environ):
         upper = name.upper()
         if not upper.startswith(ENV_PREFIX) or upper.startswith(RESERVED_ENV_PREFIXES):
             continue
         path = tuple(upper[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER))
         if not is_known(path, paths):
+            names = [env_name(_filled(known, path)) for known in paths]
             problems.append(
-                UnknownKey(".".join(path), name, "the environment", _closest(upper, env_names))
+                UnknownKey(".".join(path), name, "the environment", _closest(upper, names))
             )
     return problems
+
+
+def _filled(known: tuple[str, ...], path: tuple[str, ...]) -> tuple[str, ...]:
+    """``known`` with its open entries named as in ``path``, so that a suggestion for
+    ``agencies.north.sms.sendr`` reads ``agencies.north.sms.sender``."""
+    return tuple(
+        path[index] if part == ANY_ENTRY and index < len(path) else part
+        for index, part in enumerate(known)
+    )

@@ -297,7 +297,7 @@ def test_opted_out_phone_gets_nothing_until_it_opts_back_in(
     app: Application, clock: VirtualClock, console: ConsoleProvider
 ) -> None:
     with app.db.transaction() as session:
-        set_opt_out(session, app.vault.phone_hash(PHONE), True, T0, "sms")
+        set_opt_out(session, "default", app.vault.phone_hash(PHONE), True, T0, "sms")
     submit(app, received("I-1", T0))
     assert app.dispatcher.run_due() == 1
     assert console.sent == []
@@ -305,7 +305,7 @@ def test_opted_out_phone_gets_nothing_until_it_opts_back_in(
 
     clock.advance(timedelta(minutes=5))
     with app.db.transaction() as session:
-        set_opt_out(session, app.vault.phone_hash(PHONE), False, clock.now(), "sms")
+        set_opt_out(session, "default", app.vault.phone_hash(PHONE), False, clock.now(), "sms")
     submit(app, received("I-2", clock.now(), case_number="26-00002"))
     app.dispatcher.run_due()
     assert sent_refs(console) == ["default:I-2:confirmation:0"]
@@ -601,7 +601,7 @@ def test_provider_opt_out_error_stops_later_texts_to_that_phone(
     app.dispatcher.run_due()
     assert text(app, "I-1", "confirmation").reason == "failed:opted_out"
     with app.db.transaction() as session:
-        opt_out = session.get(OptOutRow, app.vault.phone_hash(PHONE))
+        opt_out = session.get(OptOutRow, ("default", app.vault.phone_hash(PHONE)))
         assert opt_out is not None and opt_out.opted_out
     clock.advance(timedelta(minutes=61))
     app.dispatcher.run_due()
@@ -773,9 +773,8 @@ def test_daily_cap_counts_a_text_still_in_flight_at_another_worker(
     first = Dispatcher(
         app.db,
         app.vault,
-        app.policy,
         app.clock,
-        _SendHook(console, lambda: other.run_due()),
+        app.agencies.with_provider(_SendHook(console, lambda: other.run_due())),
         dataclasses.replace(app.dispatcher.options, owner="worker-a", batch_size=1),
     )
     first.run_due()

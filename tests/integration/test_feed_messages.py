@@ -60,12 +60,25 @@ def test_other_agencies_batches_and_garbage_are_kept_and_acknowledged(
 ) -> None:
     envelopes = Envelopes(app.intake)
     ours = f"cad.{app.intake.agency_id}.events"
-    assert handle_message(envelopes, ours, event("e-1"), "cad") == "ack"
-    assert handle_message(envelopes, "cad.elsewhere.events", event("e-2"), "cad") == "ack"
-    assert handle_message(envelopes, "cad.x.y.z", event("e-3"), "cad") == "ack"
+    assert (
+        handle_message({envelopes.intake.agency_id: envelopes}, ours, event("e-1"), "cad") == "ack"
+    )
+    assert (
+        handle_message(
+            {envelopes.intake.agency_id: envelopes}, "cad.elsewhere.events", event("e-2"), "cad"
+        )
+        == "ack"
+    )
+    assert (
+        handle_message({envelopes.intake.agency_id: envelopes}, "cad.x.y.z", event("e-3"), "cad")
+        == "ack"
+    )
     batch = json.dumps({"events": [json.loads(event("e-4"))]}).encode()
-    assert handle_message(envelopes, ours, batch, "cad") == "ack"
-    assert handle_message(envelopes, ours, b"\xff not json", "cad") == "ack"
+    assert handle_message({envelopes.intake.agency_id: envelopes}, ours, batch, "cad") == "ack"
+    assert (
+        handle_message({envelopes.intake.agency_id: envelopes}, ours, b"\xff not json", "cad")
+        == "ack"
+    )
     assert rows(app, select(CadEventRow.event_id)) == ["e-1"]
     letters = rows(app, select(DeadLetterRow).order_by(DeadLetterRow.id))
     assert [(d.error_code, d.source) for d in letters] == [
@@ -92,13 +105,24 @@ def test_a_database_outage_is_not_acknowledged_and_the_redelivery_is_stored_once
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
                 {"n": name},
             )
-        assert handle_message(envelopes, subject, event("outage-1"), "cad") == "retry"
+        assert (
+            handle_message(
+                {envelopes.intake.agency_id: envelopes}, subject, event("outage-1"), "cad"
+            )
+            == "retry"
+        )
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
     app.db.engine.dispose()
     # JetStream delivers it again; now it is stored, once.
-    assert handle_message(envelopes, subject, event("outage-1"), "cad") == "ack"
-    assert handle_message(envelopes, subject, event("outage-1"), "cad") == "ack"
+    assert (
+        handle_message({envelopes.intake.agency_id: envelopes}, subject, event("outage-1"), "cad")
+        == "ack"
+    )
+    assert (
+        handle_message({envelopes.intake.agency_id: envelopes}, subject, event("outage-1"), "cad")
+        == "ack"
+    )
     assert rows(app, select(CadEventRow.event_id)) == ["outage-1"]

@@ -47,6 +47,8 @@ def run(
 ) -> Run:
     monkeypatch.setenv("CALLERCONNECT_DATABASE_URL", week.app.settings.database_url)
     monkeypatch.setenv("CALLERCONNECT_SECRET_KEY", TEST_SECRET)
+    # The week's second agency, so that --agency other names a configured one.
+    monkeypatch.setenv("CALLERCONNECT_AGENCIES__OTHER__SMS__SENDER", "+16135550999")
     monkeypatch.chdir(tmp_path)  # no ./callerconnect.toml from the repository
 
     def run(*args: str) -> tuple[int, str, str]:

@@ -6,6 +6,7 @@ asserts every invariant at every send — says may go.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -18,10 +19,11 @@ import pytest
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.sms.console import ConsoleProvider
-from callerconnect.bootstrap import Application
+from callerconnect.bootstrap import Application, build_agencies
 from callerconnect.clock import VirtualClock
 from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW, time_ahead
 from callerconnect.domain.facts import CallFact
+from callerconnect.service.agencies import Agencies
 from callerconnect.service.schema import ensure_schema
 from callerconnect.web.app import create_app
 from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET, make_settings
@@ -87,13 +89,14 @@ class RealSystem:
         settings = make_settings(url, CALLERCONNECT_SMS__MAX_PER_SECOND="1000")
         self.clock = VirtualClock(script.start)
         self.console = ConsoleProvider(open(os.devnull, "w"))  # noqa: SIM115
+        built = build_agencies(settings, self.console)
         self.app = Application(
             settings=settings,
             db=Database.from_url(url),
             vault=Vault(TEST_SECRET),
-            policy=script.policy,  # the history's own policy (quiet hours, cap, priorities)
+            # the history's own policy (quiet hours, cap, priorities)
+            agencies=Agencies([dataclasses.replace(built.default, policy=script.policy)]),
             clock=self.clock,
-            provider=self.console,
         )
         ensure_schema(self.app.db)
         self.facts: list[CallFact] = []

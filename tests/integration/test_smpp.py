@@ -287,7 +287,7 @@ def test_stop_sent_over_smpp_opts_out_and_gets_one_confirmation_over_smpp(
         "+1613***0142",
     )
     with app.db.transaction() as session:
-        assert is_opted_out(session, app.vault.phone_hash(CALLER))
+        assert is_opted_out(session, "default", app.vault.phone_hash(CALLER))
 
     assert app.dispatcher.run_due() == 1  # the confirmation of the opt-out
     submit(app, received("I-1", T0))  # a later call from the same phone
@@ -381,7 +381,7 @@ def test_send_without_a_bind_is_a_retryable_outage(
         "127.0.0.1", 1, "callerconnect", "secret", sender="+13438036032", bind_wait=0.2
     )
     try:
-        app.dispatcher.provider = unreachable
+        app.dispatcher.agencies = app.agencies.with_provider(unreachable)
         app.dispatcher.run_due()
     finally:
         unreachable.close()
@@ -434,7 +434,7 @@ def attach_sink(app: Application) -> Sink:
 
 def opted_out(app: Application) -> bool:
     with app.db.transaction() as session:
-        return is_opted_out(session, app.vault.phone_hash(CALLER))
+        return is_opted_out(session, "default", app.vault.phone_hash(CALLER))
 
 
 def test_stop_is_acknowledged_only_after_it_is_committed(app: Application, smsc: FakeSmsc) -> None:

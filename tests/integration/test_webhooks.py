@@ -141,7 +141,7 @@ def replies(app: Application) -> list[OutboxRow]:
 
 def opted_out(app: Application, phone: str = CALLER) -> bool:
     with app.db.transaction() as session:
-        return is_opted_out(session, app.vault.phone_hash(phone))
+        return is_opted_out(session, "default", app.vault.phone_hash(phone))
 
 
 def count(app: Application, table: Any) -> int:
@@ -295,7 +295,7 @@ def test_callback_that_beats_the_dispatchers_commit_is_applied_when_the_sid_is_r
     assert isinstance(app.provider, TwilioProvider)
     early = CallbackBeforeCommit(app.provider)
     early.server = server
-    app.dispatcher.provider = early
+    app.dispatcher.agencies = app.agencies.with_provider(early)
     submit(app, received("I-1", T0))
     app.dispatcher.run_due()
     assert outbox_row(app, "I-1").status == "delivered"

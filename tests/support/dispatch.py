@@ -61,9 +61,8 @@ def other_worker(app: Application, owner: str, provider: Any = None) -> Dispatch
     return Dispatcher(
         app.db,
         app.vault,
-        app.policy,
         app.clock,
-        provider or app.provider,
+        app.agencies.with_provider(provider) if provider else app.agencies,
         dataclasses.replace(app.dispatcher.options, owner=owner),
     )
 

@@ -61,7 +61,7 @@ def _section(model: type[BaseModel], values: dict[str, Any], name: str) -> list[
             None,
         )
         path = f"{name}.{field_name}" if name else field_name
-        if annotation_model is not None:
+        if annotation_model is not None and field_name != "agencies":
             tables += ["", *_comment(annotation_model.__doc__), f"[{path}]"]
             tables += _section(annotation_model, value or {}, path)
             continue
@@ -71,6 +71,7 @@ def _section(model: type[BaseModel], values: dict[str, Any], name: str) -> list[
                 *_comment(field.description),
                 "# [agencies.east]",
                 '# agency_name__en = "East Police"',
+                '# sms__sender = "+16135550100"',
                 '# intake__api_keys = ["<a key for this agency\'s CAD>"]',
             ]
             continue

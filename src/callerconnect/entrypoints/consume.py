@@ -32,8 +32,12 @@ def run_consumer(application: Application, url: str | None = None) -> int:
     """Consume until stopped; returns how many messages were acknowledged."""
     settings = application.settings
     feed = feed_of(settings.nats, url)
-    envelopes = Envelopes(application.intake, max_batch=settings.intake.max_batch)
-    handle = functools.partial(handle_message, envelopes, prefix=feed.subject_prefix)
+    # The subject names the agency (cad.<agency_id>.events): each agency's own intake.
+    by_agency = {
+        agency_id: Envelopes(intake, max_batch=settings.intake.max_batch)
+        for agency_id, intake in application.intakes.items()
+    }
+    handle = functools.partial(handle_message, by_agency, prefix=feed.subject_prefix)
 
     async def main() -> int:
         stop = asyncio.Event()

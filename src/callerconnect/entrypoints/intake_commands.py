@@ -13,6 +13,7 @@ from callerconnect.entrypoints.support import (
     CommandError,
     NotFound,
     add_yes_option,
+    agency_settings,
     command_settings,
     confirm,
     running_application,
@@ -27,6 +28,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from callerconnect.terminal_progress import progress_bar
 
     settings = command_settings(args)
+    agency = agency_settings(args, settings)
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"{path} is not a readable file (FILE.jsonl)", 2)
@@ -38,7 +40,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     latest = latest_time(lines)
     if args.restamp:
         lines = restamp_lines(lines, now=now)
-    elif latest is not None and now - latest > settings.policy.confirmation_expires:
+    elif latest is not None and now - latest > agency.policy.confirmation_expires:
         print(
             f"note: the latest event in {path.name} happened {(now - latest).days} day(s) ago; "
             "texts whose moment has passed are kept as suppressed:stale, not sent late. "
@@ -49,7 +51,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         running_application(settings) as application,
         progress_bar(f"ingesting {path.name}") as on_progress,
     ):
-        envelopes = Envelopes(application.intake, max_batch=settings.intake.max_batch)
+        envelopes = Envelopes(
+            application.intakes[agency.agency_id], max_batch=settings.intake.max_batch
+        )
         counts = ingest_lines(envelopes, lines, on_progress=on_progress)
     print(
         f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, "
@@ -62,7 +66,9 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     from callerconnect.service import deadletters
     from callerconnect.terminal_progress import progress_bar
 
-    with running_application(command_settings(args)) as application:
+    settings = command_settings(args)
+    agency_id = agency_settings(args, settings).agency_id
+    with running_application(settings) as application:
         if args.action == "list":
             letters = deadletters.list_letters(application.db, status=args.status, ids=args.ids)
             if args.ids and (missing := sorted(set(args.ids) - {row.id for row in letters})):
@@ -102,7 +108,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
             outcome = deadletters.replay(
                 application.db,
                 application.vault,
-                application.intake,
+                application.intakes[agency_id],
                 args.ids,
                 replay_all=args.all,
                 statuses=statuses,
@@ -118,6 +124,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
 def add_intake_commands(commands: Any) -> None:
     ingest = commands.add_parser("ingest", help="feed a file of CAD events (one JSON a line)")
     ingest.add_argument("file", metavar="FILE.jsonl")
+    ingest.add_argument("--agency", metavar="AGENCY", help="file the events under this agency")
     ingest.add_argument(
         "--restamp",
         action="store_true",
@@ -143,6 +150,9 @@ def add_intake_commands(commands: Any) -> None:
         "replay", help="submit dead letters again through the intake"
     )
     letters_replay.add_argument("ids", nargs="*", type=int, metavar="ID")
+    letters_replay.add_argument(
+        "--agency", metavar="AGENCY", help="replay through this agency's intake"
+    )
     letters_replay.add_argument(
         "--all", action="store_true", help="every dead letter not yet replayed (status new)"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from callerconnect.config import Settings
-from callerconnect.entrypoints.support import command_settings
+from callerconnect.entrypoints.support import agency_settings, command_settings
 from callerconnect.logs import configure_logging
 
 
@@ -17,7 +17,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from callerconnect.clock import SystemClock
     from callerconnect.service.schema import ensure_schema
 
-    settings = command_settings(args)
+    settings = agency_settings(args, command_settings(args))
     configure_logging("WARNING")
     # Only aggregates are read: no secret key needed, nothing personal is decrypted.
     db = Database.from_url(settings.database_url)
@@ -53,7 +53,7 @@ def _publish(args: argparse.Namespace, settings: Settings, db: Any, now: Any) ->
                 settings,
                 load_definition(),
                 now,
-                agency_id=args.agency,
+                agency_id=settings.agency_id,
                 through=args.through,
                 progress=advance,
             )
@@ -74,7 +74,7 @@ def add_publish_command(commands: Any) -> None:
         "publish", help="open data: the survey results, aggregated and de-identified"
     )
     publish.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
-    publish.add_argument("--agency", metavar="ID", help="the agency (default: the default one)")
+    publish.add_argument("--agency", metavar="AGENCY", help="the agency (default: the default one)")
     publish.add_argument(
         "--through",
         metavar="YYYY-MM",

@@ -9,6 +9,7 @@ from typing import Any
 
 from callerconnect.entrypoints.support import (
     CommandError,
+    agency_settings,
     command_settings,
     local_date,
     running_application,
@@ -22,8 +23,10 @@ def cmd_calltypes(args: argparse.Namespace) -> int:
 
     from callerconnect.queries.queues import unknown_call_types
 
-    with running_application(command_settings(args)) as application:
-        rows = unknown_call_types(application.db, application.settings.agency_id)
+    settings = command_settings(args)
+    agency_id = agency_settings(args, settings).agency_id
+    with running_application(settings) as application:
+        rows = unknown_call_types(application.db, agency_id)
     if args.json:
         print(json.dumps([asdict(row) for row in rows], default=str, indent=2))
         return 0
@@ -38,14 +41,15 @@ def cmd_calls(args: argparse.Namespace) -> int:
     from callerconnect.text_reports import show_call
 
     settings = command_settings(args)
-    agency = args.agency or settings.agency_id
+    local = agency_settings(args, settings)
+    agency = local.agency_id
     with running_application(settings) as application:
         shown = show_call(
             application.db,
             application.vault,
             agency,
             args.incident,
-            settings.tz,
+            local.tz,
             application.clock.now(),
         )
     if shown is None:
@@ -62,15 +66,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from callerconnect.text_reports import daily_report
 
     settings = command_settings(args)
+    local = agency_settings(args, settings)
     with running_application(settings) as application:
-        yesterday = application.clock.now().astimezone(settings.tz).date() - timedelta(days=1)
+        yesterday = application.clock.now().astimezone(local.tz).date() - timedelta(days=1)
         with progress_bar("daily report", show_after=1.0) as on_progress:
             report = daily_report(
                 application.db,
                 application.vault,
-                args.agency or settings.agency_id,
+                local.agency_id,
                 args.date or yesterday,
-                settings.tz,
+                local.tz,
                 on_progress=on_progress,
             )
     show(report)
@@ -80,7 +85,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_inbound(args: argparse.Namespace) -> int:
     from callerconnect.service.inbound import flagged_texts, mark_reviewed
 
-    with running_application(command_settings(args)) as application:
+    settings = command_settings(args)
+    wanted = getattr(args, "agency", None)
+    agency_id = agency_settings(args, settings).agency_id if wanted else None
+    # (``inbound flagged`` without --agency lists every agency's texts, for the operator)
+    with running_application(settings) as application:
         if args.action == "reviewed":
             done = mark_reviewed(application.db, args.ids, application.clock.now())
             print(f"{len(done)} text(s) marked reviewed: {' '.join(map(str, done)) or '-'}")
@@ -91,7 +100,9 @@ def cmd_inbound(args: argparse.Namespace) -> int:
                     + " (unknown, not flagged, or already reviewed: see `inbound flagged --all`)"
                 )
             return 0
-        flagged = flagged_texts(application.db, application.vault, include_reviewed=args.all)
+        flagged = flagged_texts(
+            application.db, application.vault, include_reviewed=args.all, agency_id=agency_id
+        )
     if not flagged:
         print("no flagged texts")
     for text in flagged:
@@ -114,6 +125,7 @@ def add_review_commands(commands: Any) -> None:
         "unknown", help="codes seen in calls that the call-types table does not map"
     )
     unknown.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    unknown.add_argument("--agency", metavar="AGENCY", help="the agency (default: agency_id)")
     calltypes.set_defaults(handler=cmd_calltypes)
 
     inbound = commands.add_parser(
@@ -122,6 +134,7 @@ def add_review_commands(commands: Any) -> None:
     inbound_commands = inbound.add_subparsers(dest="action", required=True, metavar="ACTION")
     flagged = inbound_commands.add_parser("flagged", help="flagged texts not yet reviewed")
     flagged.add_argument("--all", action="store_true", help="include reviewed ones")
+    flagged.add_argument("--agency", metavar="AGENCY", help="only this agency's texts")
     reviewed = inbound_commands.add_parser(
         "reviewed", help="mark flagged texts as read by a person"
     )
@@ -136,7 +149,7 @@ def add_review_commands(commands: Any) -> None:
         "(phone masked); exit 1 if there is no such call",
     )
     show.add_argument("incident", metavar="INCIDENT", help="the CAD's incident id")
-    show.add_argument("--agency", metavar="ID", help="agency of the call (default: agency_id)")
+    show.add_argument("--agency", metavar="AGENCY", help="agency of the call (default: agency_id)")
     show.set_defaults(handler=cmd_calls)
 
     report = commands.add_parser("report", help="plain-text reports")
@@ -152,5 +165,5 @@ def add_review_commands(commands: Any) -> None:
         metavar="YYYY-MM-DD",
         help="the local day whose calls to report (default: yesterday)",
     )
-    daily.add_argument("--agency", metavar="ID", help="agency to report on (default: agency_id)")
+    daily.add_argument("--agency", metavar="AGENCY", help="agency to report on")
     daily.set_defaults(handler=cmd_report)

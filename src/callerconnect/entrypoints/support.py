@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, TextIO
 
-from callerconnect.config import Settings, load_settings
+from callerconnect.config import ConfigError, Settings, load_settings
 from callerconnect.logs import configure_logging, escape_controls
 
 if TYPE_CHECKING:
@@ -22,6 +22,15 @@ def command_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     args.loaded_settings = settings  # for main's error messages (which database, ...)
     return settings
+
+
+def agency_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings as ``--agency`` sees them (its id, time zone, names, policy); an
+    agency that is not configured is an error naming the configured ones."""
+    try:
+        return settings.for_agency(getattr(args, "agency", None))
+    except ConfigError as error:
+        raise CommandError(str(error), 2) from None
 
 
 @contextmanager

@@ -60,6 +60,10 @@ _LABELS: dict[str, tuple[str, str]] = {
         "un type d'appel inconnu est arrivé après un autre daté plus tard",
     ),
     "suppressed:stale": ("text too late to be useful", "texto trop tardif pour être utile"),
+    "suppressed:no_agency": (
+        "its agency is no longer configured",
+        "son service de police n'est plus configuré",
+    ),
     "suppressed:dispatched": ("unit already dispatched", "unité déjà dépêchée"),
     "suppressed:not_cleared": ("call not cleared", "appel non terminé"),
     "suppressed:reclassified": (

@@ -48,13 +48,13 @@ from callerconnect.adapters.sms.base import (
     PushProvider,
     SendError,
     SendResult,
-    SmsProvider,
 )
 from callerconnect.adapters.sms.phone import mask_phone
 from callerconnect.clock import Clock
 from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
-from callerconnect.domain.policy import PhoneContext, Policy, check_before_send
+from callerconnect.domain.policy import PhoneContext, check_before_send
 from callerconnect.logs import log_event
+from callerconnect.service.agencies import Agencies, Agency, UnknownAgency
 from callerconnect.service.inbound import reply_kind_of
 from callerconnect.service.receipts import lock_receipts, record_sent
 from callerconnect.service.retention import purge_phones
@@ -91,10 +91,10 @@ RECORD_RETRY_PAUSE = timedelta(seconds=1)
 
 @dataclass(frozen=True)
 class DispatchOptions:
-    agency_name: dict[str, str]
+    """The worker's own settings; what a text says and where it goes from are its
+    agency's (service/agencies.py)."""
+
     public_base_url: str
-    non_emergency_number: str
-    survey_expires: timedelta
     max_per_second: float
     lease: timedelta = timedelta(seconds=60)
     batch_size: int = 20
@@ -102,9 +102,6 @@ class DispatchOptions:
     retry_base: timedelta = timedelta(seconds=30)
     retry_max: timedelta = timedelta(minutes=30)
     phone_retention: timedelta = timedelta(days=2)
-    # Our own number (sms.sender): never texted, or a CAD typo could start a loop
-    # through our inbound webhook.
-    sender: str | None = None
     owner: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
 
     @property
@@ -132,6 +129,7 @@ class Prepared:
     """A text that passed the last re-check: where it goes and what it says."""
 
     outbox_id: int
+    agency: Agency
     phone: str
     body: str
     reference: str
@@ -143,18 +141,18 @@ class Dispatcher:
         self,
         db: Database,
         vault: Vault,
-        policy: Policy,
         clock: Clock,
-        provider: SmsProvider,
+        agencies: Agencies,
         options: DispatchOptions,
     ) -> None:
         self.db = db
         self.vault = vault
-        self.policy = policy
         self.clock = clock
-        self.provider = provider
+        self.agencies = agencies
         self.options = options
-        self._sender_hash = vault.phone_hash(options.sender) if options.sender else None
+        # Our own numbers (every agency's sender): never texted, or a CAD typo could
+        # start a loop through our inbound webhook.
+        self._sender_hashes = frozenset(vault.phone_hash(n) for n in agencies.senders())
         # Texts claimed by a pass that failed before handling them (the database went
         # away): given back at the next pass rather than left to wait out the lease.
         self._unfinished: list[int] = []
@@ -188,10 +186,12 @@ class Dispatcher:
         return handled
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
-        log_event(log, "worker_started", owner=self.options.owner, provider=self.provider.name)
-        if isinstance(self.provider, PushProvider):
-            # SMPP: the worker holds the bind, and receives receipts and texts on it.
-            self.provider.start()
+        default = self.agencies.default.provider
+        log_event(log, "worker_started", owner=self.options.owner, provider=default.name)
+        for provider in self.agencies.providers():
+            if isinstance(provider, PushProvider):
+                # SMPP: the worker holds the binds, and receives receipts and texts on them.
+                provider.start()
         next_purge = self.clock.now()
         while not stop.is_set():
             if self.clock.now() >= next_purge:
@@ -242,7 +242,7 @@ class Dispatcher:
         if prepared is None:
             return
         try:
-            result = self.provider.send(
+            result = prepared.agency.provider.send(
                 OutgoingSms(
                     to=prepared.phone,
                     body=prepared.body,
@@ -251,7 +251,7 @@ class Dispatcher:
                 )
             )
         except SendError as error:
-            self._record_failure(outbox_id, error)
+            self._record_failure(outbox_id, error, prepared.agency.provider.name)
             return
         self._until_recorded(lambda: self._record_sent(outbox_id, prepared, result))
 
@@ -308,13 +308,14 @@ class Dispatcher:
             elif TextStatus(row.status) not in COUNTS_AS_SENT:  # failed, cancelled...
                 log_event(log, "sms_sent_late", level=logging.WARNING, outbox_id=outbox_id)
             # Receipts that came before this commit are applied here (record_sent).
+            provider = prepared.agency.provider
             record_sent(
                 session,
                 row,
-                self.provider.name,
+                provider.name,
                 result.all_ids,
                 now,
-                id_mode=getattr(self.provider, "message_id_mode", "same"),
+                id_mode=getattr(provider, "message_id_mode", "same"),
             )
         log_event(
             log,
@@ -323,7 +324,7 @@ class Dispatcher:
             kind=row.kind,
             message_id=result.provider_message_id,
             to=mask_phone(prepared.phone),
-            provider=self.provider.name,
+            provider=prepared.agency.provider.name,
         )
 
     def _checked_in_slot(self, outbox_id: int) -> Prepared | None:
@@ -413,9 +414,15 @@ class Dispatcher:
             # let another worker claim the text and send it a second time.
             row.lease_expires_at = now + self.options.lease
             outbox = Outbox(session)
+            try:
+                agency = self.agencies.get(row.agency_id)
+            except UnknownAgency:
+                # Queued for an agency no longer configured: who would it be from?
+                outbox.transition(row, TextStatus.SUPPRESSED, now, reason="suppressed:no_agency")
+                return None
             kind = TextKind(row.kind)
             if kind is TextKind.REPLY:
-                return self._prepare_reply(session, outbox, row, now)
+                return self._prepare_reply(session, agency, outbox, row, now)
             assert row.call_id is not None
             stored = CallRepository(session, self.vault).get_by_id(
                 row.call_id, for_share=self.db.is_postgresql
@@ -433,22 +440,22 @@ class Dispatcher:
                 kind,
                 expires_at=row.expires_at,
                 phone=self._phone_context(session, row, phone_hash, now),
-                policy=self.policy,
+                policy=agency.policy,
                 now=now,
             )
             if not check.ok:
                 self._not_now(outbox, row, check.reason, check.retry_at, now)
                 return None
-            survey_url = self._new_survey_link(session, row, call.language, now)
+            survey_url = self._new_survey_link(session, agency, row, call.language, now)
             try:
                 text = texts.render_text(
                     kind.value,
                     call.language,
-                    agency_name=self.options.agency_name,
+                    agency_name=dict(agency.name),
                     case_number=call.case_number,
                     survey_url=survey_url,
-                    non_emergency_number=self.options.non_emergency_number,
-                    case_number_pattern=self.policy.case_number_pattern,
+                    non_emergency_number=agency.non_emergency_number,
+                    case_number_pattern=agency.policy.case_number_pattern,
                 )
             except texts.UnquotableCaseNumber:
                 # A case number the intake now refuses, stored before it did: this text
@@ -460,9 +467,10 @@ class Dispatcher:
             row.body = _without_token(text.body, survey_url)
             row.encoding = text.encoding
             row.segments = text.segments
-            row.provider = self.provider.name
+            row.provider = agency.provider.name
             return Prepared(
                 outbox_id=row.id,
+                agency=agency,
                 phone=phone,
                 body=text.body,
                 reference=row.dedupe_key,
@@ -470,7 +478,7 @@ class Dispatcher:
             )
 
     def _prepare_reply(
-        self, session: Session, outbox: Outbox, row: OutboxRow, now: datetime
+        self, session: Session, agency: Agency, outbox: Outbox, row: OutboxRow, now: datetime
     ) -> Prepared | None:
         """A reply answers the caller's own text; its age or an opt-out can stop it.
 
@@ -482,14 +490,15 @@ class Dispatcher:
         if (
             row.phone_hash is not None
             and reply_kind_of(row.dedupe_key) != "opt_out"
-            and is_opted_out(session, row.phone_hash)
+            and is_opted_out(session, agency.id, row.phone_hash)
         ):
             outbox.transition(row, TextStatus.SUPPRESSED, now, reason="suppressed:opted_out")
             return None
         assert row.phone_encrypted is not None and row.body is not None
-        row.provider = self.provider.name
+        row.provider = agency.provider.name
         return Prepared(
             outbox_id=row.id,
+            agency=agency,
             phone=self.vault.decrypt(row.phone_encrypted),
             body=row.body,
             reference=row.dedupe_key,
@@ -506,12 +515,12 @@ class Dispatcher:
                 sql("SELECT pg_advisory_xact_lock(:key)"), {"key": int(phone_hash[:15], 16)}
             )
         return PhoneContext(
-            opted_out=is_opted_out(session, phone_hash),
+            opted_out=is_opted_out(session, row.agency_id, phone_hash),
             texts_last_24h=Outbox(session).texts_to_phone_since(
                 phone_hash, now - timedelta(days=1), excluding=row.id
             ),
             protected=is_protected(session, phone_hash, now),
-            ours=phone_hash == self._sender_hash,
+            ours=phone_hash in self._sender_hashes,
         )
 
     def _not_now(
@@ -540,7 +549,7 @@ class Dispatcher:
         log_event(log, "sms_not_sent", outbox_id=row.id, kind=row.kind, reason=reason)
 
     def _new_survey_link(
-        self, session: Session, row: OutboxRow, language: str | None, now: datetime
+        self, session: Session, agency: Agency, row: OutboxRow, language: str | None, now: datetime
     ) -> str | None:
         if row.kind != TextKind.SURVEY_INVITATION.value:
             return None
@@ -555,12 +564,12 @@ class Dispatcher:
                 call_id=row.call_id,
                 language=language,
                 created_at=now,
-                expires_at=now + self.options.survey_expires,
+                expires_at=now + agency.policy.survey_expires,
             )
         )
         return f"{self.options.public_base_url}/s/{token}"
 
-    def _record_failure(self, outbox_id: int, error: SendError) -> None:
+    def _record_failure(self, outbox_id: int, error: SendError, provider: str) -> None:
         now = self.clock.now()
         with self.db.transaction() as session:
             row = session.get(OutboxRow, outbox_id, with_for_update=True)
@@ -600,7 +609,9 @@ class Dispatcher:
             if error.code == "opted_out" and row.phone_hash is not None:
                 # The provider knows the phone replied STOP (Twilio 21610): every later
                 # text to it is suppressed here rather than refused there.
-                set_opt_out(session, row.phone_hash, True, now, f"provider:{self.provider.name}")
+                set_opt_out(
+                    session, row.agency_id, row.phone_hash, True, now, f"provider:{provider}"
+                )
         log_event(
             log,
             "sms_send_failed",

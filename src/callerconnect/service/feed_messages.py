@@ -10,6 +10,7 @@ so it is delivered again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,12 +43,19 @@ def read_subject(subject: str, prefix: str) -> Addressed | None:
     return Addressed(parts[1], _FORMATS[parts[2]])
 
 
-def handle_message(envelopes: Envelopes, subject: str, data: bytes, prefix: str) -> Verdict:
-    """Open one message's payload and say what to do with the message."""
+def handle_message(
+    by_agency: Mapping[str, Envelopes], subject: str, data: bytes, prefix: str
+) -> Verdict:
+    """Open one message's payload with the envelopes of the agency its subject names
+    (``by_agency``: every agency served, the default one first) and say what to do with
+    the message."""
     addressed = read_subject(subject, prefix)
     source = f"nats:{addressed.format if addressed else 'native'}"
+    envelopes = by_agency.get(addressed.agency_id) if addressed else None
     try:
-        if addressed is None or addressed.agency_id != envelopes.intake.agency_id:
+        if addressed is None or envelopes is None:
+            # Kept under the default agency (nobody else's): the first one served.
+            default = next(iter(by_agency.values()))
             # Kept, so nothing is lost, and acknowledged: a redelivery would fare no
             # better. The subject is not logged: it is whatever the publisher chose.
             why = (
@@ -55,7 +63,7 @@ def handle_message(envelopes: Envelopes, subject: str, data: bytes, prefix: str)
                 if addressed is None
                 else "the subject names an agency this deployment does not serve"
             )
-            letter = envelopes.intake.dead_letter(
+            letter = default.intake.dead_letter(
                 data.decode("utf-8", errors="replace"),
                 source,
                 EventRejected("(subject)", "agency" if addressed else "subject", why),

@@ -35,11 +35,9 @@ recent call with a known language, else bilingual.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -54,7 +52,9 @@ from callerconnect.adapters.sms.base import InboundSms
 from callerconnect.adapters.sms.phone import InvalidPhone, mask_phone, normalize_phone
 from callerconnect.clock import Clock
 from callerconnect.domain.inbound import DangerTerms, Keyword, classify
+from callerconnect.domain.messages import TextKind
 from callerconnect.logs import log_event
+from callerconnect.service.agencies import Agencies, Agency
 
 log = logging.getLogger("callerconnect.inbound")
 
@@ -102,22 +102,14 @@ class InboundHandler:
         db: Database,
         vault: Vault,
         clock: Clock,
+        agencies: Agencies,
         *,
-        agency_id: str,
-        agency_name: Mapping[str, str],
-        non_emergency_number: str,
-        tz: ZoneInfo,
-        reply_expires: timedelta,
         danger_terms: DangerTerms | None = None,
     ) -> None:
         self.db = db
         self.vault = vault
         self.clock = clock
-        self.agency_id = agency_id
-        self.agency_name = dict(agency_name)
-        self.non_emergency_number = non_emergency_number
-        self.tz = tz
-        self.reply_expires = reply_expires
+        self.agencies = agencies
         self.danger_terms = danger_terms if danger_terms is not None else bundled_danger_terms()
 
     # A unique key lost to a concurrent transaction (the same message delivered twice at
@@ -137,8 +129,20 @@ class InboundHandler:
             log_event(log, "sms_inbound_duplicate", provider=provider)
         return result
 
+    def agency_of(self, message: InboundSms) -> Agency:
+        """The agency whose number the caller texted (``To``). A text to a number that
+        is none of ours (a provider's misrouting) is still kept, as the default
+        agency's, and logged: it is never dropped."""
+        agency = self.agencies.by_sender(message.to)
+        if agency is None:
+            if len(self.agencies) > 1:
+                log_event(log, "sms_inbound_unknown_number", level=logging.WARNING)
+            agency = self.agencies.default
+        return agency
+
     def _handle(self, message: InboundSms, provider: str) -> InboundResult:
         now = self.clock.now()
+        agency = self.agency_of(message)
         message_id = message.provider_message_id.strip()[:_MAX_ID]
         try:
             phone: str | None = normalize_phone(message.from_phone)
@@ -157,7 +161,7 @@ class InboundHandler:
             if exists is not None:
                 return InboundResult("duplicate", exists)
             row = InboundMessageRow(
-                agency_id=self.agency_id,
+                agency_id=agency.id,
                 provider=provider,
                 provider_message_id=message_id,
                 phone_masked=mask_phone(phone) if phone else "***",
@@ -174,7 +178,7 @@ class InboundHandler:
             if phone is not None and phone_hash is not None:
                 carrier_answered = bool(message.extra.get("OptOutType"))
                 reply = self._act(
-                    session, keyword, phone, phone_hash, message_id, now, carrier_answered
+                    session, agency, keyword, phone, phone_hash, message_id, now, carrier_answered
                 )
             row.reply_outbox_id = reply.id if reply is not None else None
             inbound_id = row.id
@@ -205,6 +209,7 @@ class InboundHandler:
     def _act(
         self,
         session: Session,
+        agency: Agency,
         keyword: Keyword,
         phone: str,
         phone_hash: str,
@@ -212,47 +217,49 @@ class InboundHandler:
         now: datetime,
         carrier_answered: bool,
     ) -> OutboxRow | None:
-        today = f"day-{now.astimezone(self.tz).date().isoformat()}"
-        opted_out = is_opted_out(session, phone_hash)
+        today = f"day-{now.astimezone(agency.tz).date().isoformat()}"
+        # A STOP is the caller's wish about the number it was sent to: this agency's.
+        opted_out = is_opted_out(session, agency.id, phone_hash)
         if keyword is Keyword.OPT_OUT:
-            changed = set_opt_out(session, phone_hash, True, now, "sms:stop")
+            changed = set_opt_out(session, agency.id, phone_hash, True, now, "sms:stop")
             if not changed or carrier_answered:
                 return None
-            return self._reply(session, "opt_out", phone, phone_hash, message_id, now)
+            return self._reply(session, agency, "opt_out", phone, phone_hash, message_id, now)
         if keyword is Keyword.OPT_IN:
-            changed = set_opt_out(session, phone_hash, False, now, "sms:start")
+            changed = set_opt_out(session, agency.id, phone_hash, False, now, "sms:start")
             if carrier_answered:
                 return None
             return self._reply(
-                session, "opt_in", phone, phone_hash, message_id if changed else today, now
+                session, agency, "opt_in", phone, phone_hash, message_id if changed else today, now
             )
         if opted_out:
             return None  # only the opt-out confirmation may reach an opted-out number
         if keyword is Keyword.HELP:
             if carrier_answered:
                 return None
-            return self._reply(session, "help", phone, phone_hash, today, now)
-        return self._reply(session, "unmonitored", phone, phone_hash, today, now)
+            return self._reply(session, agency, "help", phone, phone_hash, today, now)
+        return self._reply(session, agency, "unmonitored", phone, phone_hash, today, now)
 
     def _reply(
         self,
         session: Session,
+        agency: Agency,
         reply: str,
         phone: str,
         phone_hash: str,
         discriminator: str,
         now: datetime,
     ) -> OutboxRow | None:
-        language = self._language(session, phone_hash, now)
+        language = self._language(session, agency.id, phone_hash, now)
         text = texts.render_text(
             _REPLY_TEXT[reply],
             language,
-            agency_name=self.agency_name,
-            non_emergency_number=self.non_emergency_number,
+            agency_name=dict(agency.name),
+            non_emergency_number=agency.non_emergency_number,
         )
         return Outbox(session).add_reply(
-            agency_id=self.agency_id,
-            key=reply_key(self.agency_id, reply, phone_hash, discriminator),
+            agency_id=agency.id,
+            key=reply_key(agency.id, reply, phone_hash, discriminator),
             phone_encrypted=self.vault.encrypt(phone),
             phone_hash=phone_hash,
             language=language,
@@ -260,13 +267,16 @@ class InboundHandler:
             encoding=text.encoding,
             segments=text.segments,
             now=now,
-            expires_after=self.reply_expires,
+            expires_after=agency.policy.expires_after[TextKind.REPLY],
         )
 
-    def _language(self, session: Session, phone_hash: str, now: datetime) -> str | None:
+    def _language(
+        self, session: Session, agency_id: str, phone_hash: str, now: datetime
+    ) -> str | None:
         return session.scalar(
             select(CallRow.language)
             .where(
+                CallRow.agency_id == agency_id,
                 CallRow.phone_hash == phone_hash,
                 CallRow.language.is_not(None),
                 CallRow.created_at >= now - LANGUAGE_LOOKBACK,
@@ -290,10 +300,13 @@ class FlaggedText:
 
 
 def flagged_texts(
-    db: Database, vault: Vault, *, include_reviewed: bool = False
+    db: Database, vault: Vault, *, include_reviewed: bool = False, agency_id: str | None = None
 ) -> list[FlaggedText]:
+    """Flagged texts, every agency's or ``agency_id``'s."""
     with db.transaction() as session:
         query = select(InboundMessageRow).where(InboundMessageRow.flagged.is_(True))
+        if agency_id is not None:
+            query = query.where(InboundMessageRow.agency_id == agency_id)
         if not include_reviewed:
             query = query.where(InboundMessageRow.reviewed_at.is_(None))
         rows = session.scalars(query.order_by(InboundMessageRow.received_at)).all()

@@ -409,7 +409,7 @@ class Intake:
         if learned and decision.call.caller_opted_out and row.phone_hash is not None:
             # The caller told the call-taker "no texts": that is about the person, not
             # this incident, so the number is opted out as if they had texted STOP.
-            set_opt_out(session, row.phone_hash, True, now, "cad")
+            set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
         outbox = Outbox(session)
         for action in decision.actions:
             match action:

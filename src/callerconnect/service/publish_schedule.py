@@ -45,9 +45,12 @@ def run_schedule(
     every: float = CHECK_EVERY_SECONDS,
 ) -> None:
     while not stop.is_set():
-        try:
-            publish_if_due(db, settings, definition, clock)
-        except Exception:
-            # The worker's texts matter more: log it and try again at the next check.
-            log.exception("action=opendata_publish_failed agency=%s", settings.agency_id)
+        for agency_id in settings.agency_ids:
+            # Each agency publishes its own months, in its own time zone.
+            agency = settings.for_agency(agency_id)
+            try:
+                publish_if_due(db, agency, definition, clock)
+            except Exception:
+                # The worker's texts matter more: log it and try again at the next check.
+                log.exception("action=opendata_publish_failed agency=%s", agency_id)
         stop.wait(every)

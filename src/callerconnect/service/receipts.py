@@ -374,7 +374,7 @@ def _apply_to_part(
             row.error_code = report.error_code[:_MAX_ID]
         Outbox(session).transition(row, target, now, reason=reason[:64])
     if report.error_code in opt_out_codes and row.phone_hash is not None:
-        set_opt_out(session, row.phone_hash, True, now, f"carrier:{part.provider}")
+        set_opt_out(session, row.agency_id, row.phone_hash, True, now, f"carrier:{part.provider}")
     log_event(
         log,
         "sms_status",

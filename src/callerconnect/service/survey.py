@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callerconnect.adapters.crypto import Vault, token_hash
@@ -159,7 +160,9 @@ class SurveyService:
                 return LinkOutcome(LinkStatus.ANSWERED, outcome.language)
             recorded = store.add_response(
                 session,
-                self._response(invitation.call_id, invitation.id, Channel.LINK, language, answers),
+                self._response(
+                    session, invitation.call_id, invitation.id, Channel.LINK, language, answers
+                ),
                 answers.values,
             )
         if not recorded:  # the call was answered from the landline page meanwhile
@@ -228,7 +231,7 @@ class SurveyService:
             )
             recorded = call is not None and store.add_response(
                 session,
-                self._response(call.id, None, Channel.LANDLINE, language, answers),
+                self._response(session, call.id, None, Channel.LANDLINE, language, answers),
                 answers.values,
             )
         log_event(log, "landline_feedback", recorded=recorded)
@@ -238,6 +241,7 @@ class SurveyService:
 
     def _response(
         self,
+        session: Session,
         call_id: int,
         invitation_id: int | None,
         channel: Channel,
@@ -245,7 +249,8 @@ class SurveyService:
         answers: Answers,
     ) -> SurveyResponseRow:
         return SurveyResponseRow(
-            agency_id=self.agency_id,
+            # The call's agency: a survey link answers for the agency that sent it.
+            agency_id=session.scalar(select(CallRow.agency_id).where(CallRow.id == call_id)),
             call_id=call_id,
             invitation_id=invitation_id,
             channel=channel.value,

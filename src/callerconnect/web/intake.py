@@ -7,7 +7,6 @@ store, anything unusable in the dead letters, so an operator can list and replay
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -23,6 +22,7 @@ from callerconnect.service.envelopes import (
     Refusal,
     parse_json,
 )
+from callerconnect.service.intake import Intake
 from callerconnect.web.limits import BodyTooLarge
 
 __all__ = ["MAX_JSON_DEPTH", "build_intake_router", "error_response", "parse_json"]
@@ -71,20 +71,30 @@ def intake_key_id(key: bytes) -> str:
 
 def build_intake_router(app: Application) -> APIRouter:
     router = APIRouter(prefix="/api/v1/cad", tags=["CAD intake"])
-    keys = [k.get_secret_value().encode() for k in app.settings.intake.api_keys]
     limits = app.settings.intake
 
     def key_used(request: Request) -> str | None:
-        """The id of the intake key the request carries, or None when it carries none."""
+        """The id of the intake key the request carries, or None when it carries none.
+        Sets ``request.state.intake``: the intake of the agency the key belongs to,
+        which every event and dead letter of the request is filed under."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
-        # Compare with every key in constant time, so timing tells nothing.
-        matches = [hmac.compare_digest(token.strip().encode(), key) for key in keys]
-        return next((intake_key_id(k) for k, hit in zip(keys, matches, strict=True) if hit), None)
+        key = token.strip().encode()
+        agency = app.agencies.by_key(key)  # compares every key in constant time
+        if agency is None:
+            return None
+        request.state.intake = app.intake_for(agency)
+        return intake_key_id(key)
 
-    envelopes = Envelopes(app.intake, max_batch=limits.max_batch)
+    def intake_of(request: Request) -> Intake:
+        intake: Intake = request.state.intake
+        return intake
+
+    def envelopes_of(request: Request) -> Envelopes:
+        """The envelopes of the agency whose key posted the request."""
+        return Envelopes(intake_of(request), max_batch=limits.max_batch)
 
     async def read_body(request: Request, channel: str) -> tuple[bytes, str] | JSONResponse:
         """The body's bytes and where they came from, or the answer to give instead. The
@@ -101,7 +111,7 @@ def build_intake_router(app: Application) -> APIRouter:
         source = f"{channel}:{key_id}"
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            return await _too_large(source, int(declared))
+            return await _too_large(request, source, int(declared))
         # Read while counting: a chunked body has no Content-Length to check first, and
         # BodyLimitMiddleware stops reading at the limit (web/limits.py).
         raw = bytearray()
@@ -109,15 +119,17 @@ def build_intake_router(app: Application) -> APIRouter:
             async for chunk in request.stream():
                 raw.extend(chunk)
                 if len(raw) > limits.max_body_bytes:
-                    return await _too_large(source, None, bytes(raw))
+                    return await _too_large(request, source, None, bytes(raw))
         except BodyTooLarge:
-            return await _too_large(source, None, bytes(raw))
+            return await _too_large(request, source, None, bytes(raw))
         return bytes(raw), source
 
-    async def _too_large(source: str, size: int | None, raw: bytes | None = None) -> JSONResponse:
+    async def _too_large(
+        request: Request, source: str, size: int | None, raw: bytes | None = None
+    ) -> JSONResponse:
         sample = raw[:_OVERSIZE_SAMPLE] if raw is not None else b""
         refusal = await run_in_threadpool(
-            envelopes.too_large, sample, source, size, limits.max_body_bytes
+            envelopes_of(request).too_large, sample, source, size, limits.max_body_bytes
         )
         return error_response(
             413, "body_too_large", refusal.rejected.message, field="(body)", rule="maxBytes"
@@ -173,7 +185,7 @@ def build_intake_router(app: Application) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         raw, source = body
-        return answer(await run_in_threadpool(envelopes.receive, raw, source, "native"))
+        return answer(await run_in_threadpool(envelopes_of(request).receive, raw, source, "native"))
 
     @router.post(
         "/eido",
@@ -191,6 +203,6 @@ def build_intake_router(app: Application) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         raw, source = body
-        return answer(await run_in_threadpool(envelopes.receive, raw, source, "eido"))
+        return answer(await run_in_threadpool(envelopes_of(request).receive, raw, source, "eido"))
 
     return router

@@ -200,7 +200,7 @@ def build_opendata_router(application: Application) -> APIRouter:
     settings = application.settings
     base = settings.public_base_url
     db = application.db
-    agencies = (settings.agency_id,)
+    agencies = tuple(settings.agency_ids)
     templates = Environment(
         loader=PackageLoader("callerconnect.web", "templates"),
         autoescape=select_autoescape(["html"]),
@@ -228,8 +228,8 @@ def build_opendata_router(application: Application) -> APIRouter:
             found.append(
                 CatalogEntry(
                     agency_id=agency,
-                    agency_name_en=settings.agency_name.en,
-                    agency_name_fr=settings.agency_name.fr,
+                    agency_name_en=settings.for_agency(agency).agency_name.en,
+                    agency_name_fr=settings.for_agency(agency).agency_name.fr,
                     landing_page=f"{base}/open-data",
                     files_base=files_base(agency),
                     file_names=[n for n in FILE_NAMES if n in names],

@@ -48,15 +48,22 @@ MAX_BODY = 64 * 1024
 
 def build_webhooks_router(app: Application) -> APIRouter:
     router = APIRouter(prefix="/webhooks/twilio", tags=["SMS webhooks"])
-    token = app.settings.sms.twilio.auth_token
-    validator = RequestValidator(token.get_secret_value()) if token is not None else None
+    # Each agency may have a Twilio account of its own: a request signed with any of
+    # their tokens is Twilio's; the text's agency comes from its row or its ``To``.
+    tokens = [app.settings.sms.twilio.auth_token] + [
+        agency.sms.twilio.auth_token for agency in app.settings.agencies.values()
+    ]
+    validators = [
+        RequestValidator(secret)
+        for secret in dict.fromkeys(t.get_secret_value() for t in tokens if t is not None)
+    ]
     base_url = app.settings.public_base_url
     # Twilio's callbacks are Twilio's whichever provider sends today (callbacks for texts
     # sent before a switch still arrive), so they get a Receipts of their own.
     receipts = Receipts(app.db, app.clock, "twilio", opt_out_codes=frozenset({"21610"}))
 
     async def verified_form(request: Request, required: tuple[str, ...]) -> FormData | Response:
-        if validator is None:
+        if not validators:
             return error_response(404, "not_found", "Twilio is not configured")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY:
@@ -68,7 +75,8 @@ def build_webhooks_router(app: Application) -> APIRouter:
             url += "?" + request.url.query
         # A file part cannot be signed (and would break the check): refused as unsigned.
         texts = all(isinstance(value, str) for value in form.values())
-        if not signature or not texts or not validator.validate(url, form, signature):
+        signed = bool(signature) and texts
+        if not signed or not any(v.validate(url, form, signature) for v in validators):
             await form.close()
             log_event(
                 log,

@@ -420,21 +420,41 @@ class Outbox:
 # --- opt-outs and the shared rate limit -------------------------------------------------
 
 
-def is_opted_out(session: Session, phone_hash: str) -> bool:
-    row = session.get(OptOutRow, phone_hash)
+OPT_OUT_EVERY_AGENCY = "*"
+"""The agency of an opt-out recorded before agencies were told apart (migration 0016)."""
+
+
+def is_opted_out(session: Session, agency_id: str, phone_hash: str) -> bool:
+    """Whether the phone said STOP to this agency (its own choice about this agency
+    wins over one recorded for every agency)."""
+    row = session.get(OptOutRow, (agency_id, phone_hash))
+    if row is None:
+        row = session.get(OptOutRow, (OPT_OUT_EVERY_AGENCY, phone_hash))
     return bool(row and row.opted_out)
 
 
 def set_opt_out(
-    session: Session, phone_hash: str, opted_out: bool, now: datetime, source: str
+    session: Session,
+    agency_id: str,
+    phone_hash: str,
+    opted_out: bool,
+    now: datetime,
+    source: str,
 ) -> bool:
-    """Record the phone's choice; True if it changed."""
-    row = session.get(OptOutRow, phone_hash, with_for_update=True)
+    """Record the phone's choice about this agency; True if it changed."""
+    was = is_opted_out(session, agency_id, phone_hash)
+    row = session.get(OptOutRow, (agency_id, phone_hash), with_for_update=True)
     if row is None:
         session.add(
-            OptOutRow(phone_hash=phone_hash, opted_out=opted_out, changed_at=now, source=source)
+            OptOutRow(
+                agency_id=agency_id,
+                phone_hash=phone_hash,
+                opted_out=opted_out,
+                changed_at=now,
+                source=source,
+            )
         )
-        return opted_out
+        return was != opted_out
     if row.opted_out == opted_out:
         return False
     row.opted_out = opted_out

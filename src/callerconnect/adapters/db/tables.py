@@ -230,10 +230,13 @@ class TextStatusChangeRow(Base):
 
 
 class OptOutRow(Base):
-    """A phone (by keyed hash only) that answered STOP, or came back with START."""
+    """A phone (by keyed hash only) that answered STOP to an agency's number, or came
+    back with START. Agency ``*`` (OPT_OUT_EVERY_AGENCY): recorded before agencies were
+    told apart, it holds for every agency without a row of its own."""
 
     __tablename__ = "opt_outs"
 
+    agency_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     opted_out: Mapped[bool] = mapped_column(Boolean)
     changed_at: Mapped[datetime]
