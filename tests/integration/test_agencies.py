@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from callerconnect import cli
+from callerconnect.entrypoints import cli
 from callerconnect.adapters.db.tables import CallRow, InboundMessageRow, OutboxRow
 from callerconnect.adapters.sms.base import InboundSms
 from callerconnect.adapters.sms.console import ConsoleProvider
