@@ -151,6 +151,7 @@ class Application:
             self.clock,
             s.agency_id,
             max_event_bytes=s.intake.max_event_bytes,
+            max_clock_skew=s.intake.max_clock_skew,
         )
         self.receipts = Receipts(
             self.db,

@@ -365,6 +365,12 @@ class LocalizedName(_Section):
     fr: str = Field("Police d'Ottawa", min_length=1)
 
 
+def _at_most_a_minute(value: timedelta) -> timedelta:
+    if value > timedelta(minutes=1):
+        raise ValueError("must be at most 1m: a CAD clock that drifts further must be fixed")
+    return value
+
+
 class IntakeSettings(_Section):
     """CAD intake API."""
 
@@ -391,6 +397,12 @@ class IntakeSettings(_Section):
     max_event_bytes: int = Field(65_536, ge=1, examples=[65_536])
     """Largest event, as compact UTF-8 JSON; a larger one is rejected (a dead letter keeps
     its first 64 KiB), one by one in a batch."""
+    max_clock_skew: Annotated[Duration, AfterValidator(_at_most_a_minute)] = timedelta(seconds=5)
+    """How far ahead of its receipt an event's ``occurred_at`` may be (a CAD clock's
+    drift). An event stamped further ahead is refused (422, kept as a dead letter): a
+    time from the future would make a genuine later change look older. Within it a real
+    change can still lose to a benign value (the fold then fails closed), so keep it to
+    seconds; at most 1m."""
 
 
 class TwilioSettings(_Section):

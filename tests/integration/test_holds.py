@@ -117,17 +117,30 @@ def test_a_risk_flag_refused_before_the_call_is_received_still_holds_it(
 def test_an_event_id_reused_with_a_risk_flag_holds_the_incident_it_names(
     app: Application, clock: VirtualClock, console: ConsoleProvider
 ) -> None:
+    """Another incident's id is a conflict (test_event_id_conflicts.py has the rest)."""
     first = received("XA", T0, phone="613-555-0199")
     reused = {
         **event("XB", "call.updated", T0 + timedelta(seconds=2), risk_flag=True),
         "event_id": first["event_id"],
     }
     statuses = post(app, first, received("XB", T0, phone=PHONE), reused, dict(first))
-    assert statuses == ["accepted", "accepted", "duplicate", "duplicate"]
+    assert statuses == ["accepted", "accepted", "rejected", "duplicate"]
     play_out(app, clock)
     assert sent_to(console) == []  # XB: held
-    assert reason_of(app, "XB") == "held:changed_event"
+    assert reason_of(app, "XB") == "held:conflicting_event_id"
     assert reason_of(app, "XA") == "eligible"  # the true duplicate changed nothing
+
+
+def test_an_event_id_reused_with_a_risk_flag_for_the_same_incident_holds_it(
+    app: Application, clock: VirtualClock, console: ConsoleProvider
+) -> None:
+    """The same incident's id with other content: a duplicate, as before, but held."""
+    first = received("XB", T0, phone=PHONE)
+    changed = {**first, "risk_flag": True}
+    assert post(app, first, changed) == ["accepted", "duplicate"]
+    play_out(app, clock)
+    assert sent_to(console) == []
+    assert reason_of(app, "XB") == "held:changed_event"
 
 
 def test_a_dangerous_call_merged_into_another_holds_the_one_it_was_merged_into(

@@ -23,6 +23,7 @@ from hypothesis import Phase, settings
 from hypothesis import strategies as st
 
 from callerconnect.domain.calls import Call
+from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW, time_ahead
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
     CancelPending,
@@ -179,6 +180,24 @@ def records(decision: Decision | Iterable[Decision]) -> list[RecordDecision]:
     return [a for d in items for a in d.actions if isinstance(a, RecordDecision)]
 
 
+def field_danger(name: str, value: Any, policy: Policy) -> bool:
+    """A priority the policy does not text, a call type it does not text or know."""
+    if name == "priority":
+        return value not in policy.priorities
+    call_type = policy.call_type(value)
+    return call_type is None or not call_type.textable
+
+
+def may_stop_texts(f: CallFact, policy: Policy) -> bool:
+    """What ``service/holds.may_change_safety`` says of the event's payload: a refused
+    event that says this holds its incident."""
+    if triggers_sticky(f, policy) or f.merged_into is not None:
+        return True
+    if f.priority is not None and field_danger("priority", f.priority, policy):
+        return True
+    return f.call_type_code is not None and field_danger("call_type_code", f.call_type_code, policy)
+
+
 def triggers_sticky(f: CallFact, policy: Policy) -> bool:
     """Does this fact, on its own, carry a reason that must block the incident for good?"""
     if f.risk_flag or f.in_progress or f.sms_opt_out:
@@ -245,10 +264,58 @@ class IncidentSim:
     opted_out_phones: set[str] = field(default_factory=set)
     external_texts: list[tuple[datetime, str]] = field(default_factory=list)
     sticky_fact: CallFact | None = None
+    # As the intake: an event stamped further ahead of its receipt is refused
+    # (domain/event_time.py), and one whose id was accepted before is a duplicate.
+    # None for tests of ``decide`` that stamp facts ahead of the simulated clock.
+    max_skew: timedelta | None = None
+    accepted_ids: set[str] = field(default_factory=set)
+    refused: list[CallFact] = field(default_factory=list)
+    refused_danger: CallFact | None = None
+    # The event-time invariant, kept apart from the code under test: each priority or
+    # call-type danger received, with the newest version of its field known when it
+    # arrived; it stands until a benign value arrives that is newer than that version.
+    versions: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    dangers: list[tuple[str, tuple[datetime, str], CallFact]] = field(default_factory=list)
 
     # ---- facts -----------------------------------------------------------------------
 
     def receive(self, f: CallFact) -> Decision:
+        """The intake's path for one event delivered now (``self.clock`` is its receipt)."""
+        self.facts.append(f)
+        if f.event_id in self.accepted_ids:
+            return Decision(self.call, ())  # a duplicate: answered, not folded
+        if self.max_skew is not None and time_ahead(f.occurred_at, self.clock, self.max_skew):
+            self.refused.append(f)
+            if not may_stop_texts(f, self.policy):
+                return Decision(self.call, ())
+            self.refused_danger = self.refused_danger or f
+            hold = CallFact(
+                event_id=f"held:{self.clock.isoformat()}",
+                incident_id=f.incident_id,
+                occurred_at=self.clock,
+                type=FactType.UPDATED,
+                hold="held:event_time_ahead",
+            )
+            return self.fold(hold)
+        self.accepted_ids.add(f.event_id)
+        self._track_dangers(f)
+        return self.fold(f)
+
+    def _track_dangers(self, f: CallFact) -> None:
+        for name, value in (("priority", f.priority), ("call_type_code", f.call_type_code)):
+            if value is None:
+                continue
+            version = (f.occurred_at, f.event_id)
+            newest = max(self.versions.get(name, version), version)
+            self.versions[name] = newest
+            if field_danger(name, value, self.policy):
+                self.dangers.append((name, newest, f))
+            elif f.occurred_at <= self.clock + DEFAULT_MAX_CLOCK_SKEW:
+                # A correction; never one stamped ahead of its receipt.
+                self.dangers = [d for d in self.dangers if d[0] != name or d[1] >= version]
+
+    def fold(self, f: CallFact) -> Decision:
+        """``decide`` on one fact, checking the contract, then the outbox."""
         before, now = self.call, self.clock
         decision = decide(before, f, self.policy, now)
         again = decide(before, f, self.policy, now)
@@ -256,7 +323,6 @@ class IncidentSim:
         assert_decision_contract(before, decision, self.policy, now, self.rows)
         self._carry_out(decision)
         self.call = decision.call
-        self.facts.append(f)
         self.decisions.append(decision)
         assert_outbox_state(self.call, self.rows, self.policy)
         if self.sticky_fact is None and triggers_sticky(f, self.policy):
@@ -365,6 +431,11 @@ class IncidentSim:
         assert call.blocked_reason is None, f"(a) blocked call texted: {where}"
         # (b) nothing after a risk flag / excluded type / in progress / opt-out / cancel / merge
         assert self.sticky_fact is None, f"(b) texted after {self.sticky_fact}: {where}"
+        # (h) nothing after a priority not texted or an unknown type, whatever its stamp,
+        # unless a benign value arrived later that is newer than all known when it came;
+        # nothing after an event refused (stamped ahead of its receipt) that carried one.
+        assert self.refused_danger is None, f"(h) texted after {self.refused_danger}: {where}"
+        assert not self.dangers, f"(h) texted after {self.dangers[0][2]}: {where}"
         # (c) one text of each kind per incident
         assert all(s.kind is not kind for s in self.sent), f"(c) second {where}"
         # (d) never to an opted-out phone
@@ -399,7 +470,11 @@ def assert_decision_contract(
     assert changes == expected, f"recorded {changes}, eligibility went {before.reason}→{reason}"
     # A sticky reason stays for good.
     if before.blocked_reason is not None:
-        assert after.blocked_reason == before.blocked_reason
+        # ... or a hold replaces a milder lasting reason (it says more: lifecycle.decide).
+        held = (after.blocked_reason or "").startswith("held:") and not (
+            before.blocked_reason.startswith(("excluded:", "held:"))
+        )
+        assert after.blocked_reason == before.blocked_reason or held
     if is_sticky(reason):
         assert after.blocked_reason == reason
     if reason != ELIGIBLE:
@@ -716,6 +791,18 @@ def consistent_incidents(draw: st.DrawFn) -> list[CallFact]:
     return draw(st.permutations(facts))
 
 
+#: Ranges (in seconds) of how far a feed's clock is from true time: right, ahead within
+#: the tolerated drift, just beyond it, far ahead (minutes to a day), behind.
+CLOCK_OFFSETS = ((0, 0), (1, 5), (6, 120), (600, 24 * 3600), (-600, -1))
+
+#: Genuine changes to what may not be texted (the ``upgrade`` scripts).
+UPGRADES: tuple[dict[str, Any], ...] = (
+    {"priority": 1},
+    {"priority": 2},
+    {"call_type_code": UNKNOWN_CODES[0]},
+    {"call_type_code": UNKNOWN_CODES[1]},
+)
+
 _MINUTES_LATER = st.integers(1, 90).map(lambda m: timedelta(minutes=m))
 _ELAPSED = st.one_of(
     _MINUTES_LATER,
@@ -739,7 +826,7 @@ class Script:
     ops: tuple[tuple[Any, ...], ...]
 
     def run(self) -> IncidentSim:
-        sim = IncidentSim(policy=self.policy, clock=self.start)
+        sim = IncidentSim(policy=self.policy, clock=self.start, max_skew=DEFAULT_MAX_CLOCK_SKEW)
         for op in self.ops:
             match op:
                 case ("fact", CallFact() as f):
@@ -762,13 +849,22 @@ _WORKER_UP = st.sampled_from((True, True, False))
 
 #: How long after it happened a fact reaches us: mostly minutes, sometimes hours or days
 #: (a CAD backlog), and now and then a CAD clock that runs a few minutes ahead.
-_DELIVERY_LAG = st.one_of(
-    st.integers(0, 5),
-    st.integers(0, 30),
-    st.integers(0, 6 * 60),
-    st.integers(-10, 0),
-    st.integers(0, 3 * 24 * 60),
-).map(lambda m: timedelta(minutes=m))
+_DELIVERY_LAG = st.builds(
+    lambda m, s: timedelta(minutes=m, seconds=s),
+    st.one_of(
+        st.integers(0, 5),
+        st.integers(0, 30),
+        st.integers(0, 6 * 60),
+        st.integers(0, 1),
+        st.integers(0, 3 * 24 * 60),
+    ),
+    st.integers(0, 59),
+)
+#: How far a feed's clock is from true time, in seconds (see ``CLOCK_OFFSETS``).
+_CLOCK_OFFSET = st.sampled_from(CLOCK_OFFSETS).flatmap(
+    lambda r: st.integers(r[0], r[1]).map(lambda s: timedelta(seconds=s))
+)
+_FEED = st.sampled_from((0,) * 6 + (1, 1, 2, 2))
 
 
 _SCRIPT_TRUTH = st.fixed_dictionaries(
@@ -790,22 +886,27 @@ def scripts(draw: st.DrawFn, max_ops: int = 25) -> Script:
     stamped relative to the moment it is delivered."""
     clock = draw(_BASES) + timedelta(minutes=draw(st.integers(0, 24 * 60)))
     start = clock
-    mode = draw(st.sampled_from(("clean", "one-trigger", "anything")))
+    mode = draw(st.sampled_from(("clean", "one-trigger", "anything", "upgrade")))
     ops: list[tuple[Any, ...]] = []
     facts = 0
+    # Several feeds: the CAD itself (true time) and two whose clocks may run ahead
+    # (within the tolerated drift, or far beyond) or behind.
+    feeds = (timedelta(0), draw(_CLOCK_OFFSET), draw(_CLOCK_OFFSET))
 
     truth = draw(_SCRIPT_TRUTH)
 
-    def stamped(f: CallFact) -> CallFact:
-        """Delivered now; mostly telling the incident's truth (some of it), sometimes
-        anything (a reclassification, a priority change, a new number)."""
+    def stamped(f: CallFact, feed: int | None = None) -> CallFact:
+        """Delivered now (the receipt), having happened a lag ago, stamped by a feed's
+        clock; mostly telling the incident's truth (some of it), sometimes anything (a
+        reclassification, a priority change, a new number)."""
         if not draw(_NOISY):
             told = {
                 k: v if f.type is FactType.RECEIVED or draw(st.booleans()) else None
                 for k, v in truth.items()
             }
             f = with_changes(f, **told)
-        return with_changes(f, occurred_at=clock - draw(_DELIVERY_LAG))
+        offset = feeds[draw(_FEED) if feed is None else feed]
+        return with_changes(f, occurred_at=clock - draw(_DELIVERY_LAG) + offset)
 
     for _ in range(draw(st.integers(1, max_ops))):
         choice = draw(_OPS)
@@ -829,6 +930,19 @@ def scripts(draw: st.DrawFn, max_ops: int = 25) -> Script:
         body = draw(call_facts(clock, "e-trigger", sticky=False))
         trigger = with_changes(body, **draw(st.sampled_from(STICKY_TRIGGERS)))
         ops.insert(position, ("fact", stamped(trigger)))
+    if mode == "upgrade":
+        # The probe's history: a benign value from a feed whose clock may run ahead,
+        # then, later, from the CAD itself, a genuine change to what is not texted.
+        first, second = sorted(draw(st.lists(st.integers(0, len(ops)), min_size=2, max_size=2)))
+        for position, feed, values in (
+            (second, 0, draw(st.sampled_from(UPGRADES))),
+            (first, 1, {"priority": draw(st.sampled_from((3, 4))), "call_type_code": "THEFT"}),
+        ):
+            clock = start + sum(
+                (op[1] for op in ops[:position] if op[0] == "time"), start=timedelta()
+            )
+            body = draw(call_facts(clock, f"e-upgrade-{feed}", sticky=False))
+            ops.insert(position, ("fact", with_changes(stamped(body, feed), **values)))
     return Script(policy=draw(_POLICIES), start=start, ops=tuple(ops))
 
 

@@ -18,6 +18,7 @@ from tests.unit.domain_strategies import (  # the same shapes as the hypothesis 
     _ALL_TYPES,
     _NON_STICKY_TYPES,
     BASES,
+    CLOCK_OFFSETS,
     EXCLUDED_CODES,
     INCIDENT,
     OTHER_PHONE,
@@ -27,6 +28,7 @@ from tests.unit.domain_strategies import (  # the same shapes as the hypothesis 
     STICKY_TRIGGERS,
     TEXTABLE_CODES,
     UNKNOWN_CODES,
+    UPGRADES,
     Script,
     make_policy,
 )
@@ -100,8 +102,14 @@ def _elapsed(rng: random.Random) -> timedelta:
 
 
 def _lag(rng: random.Random) -> timedelta:
-    low, high = rng.choice(((0, 5), (0, 30), (0, 6 * 60), (-10, 0), (0, 3 * 24 * 60)))
-    return timedelta(minutes=rng.randint(low, high))
+    low, high = rng.choice(((0, 5), (0, 30), (0, 6 * 60), (0, 1), (0, 3 * 24 * 60)))
+    return timedelta(minutes=rng.randint(low, high), seconds=rng.randint(0, 59))
+
+
+def _clock_offset(rng: random.Random) -> timedelta:
+    """How far a feed's clock is from true time (``domain_strategies.CLOCK_OFFSETS``)."""
+    low, high = rng.choice(CLOCK_OFFSETS)
+    return timedelta(seconds=rng.randint(low, high))
 
 
 def script_for(seed: int, max_ops: int = 25) -> Script:
@@ -110,7 +118,10 @@ def script_for(seed: int, max_ops: int = 25) -> Script:
     rng = random.Random(seed)
     clock = rng.choice(BASES) + timedelta(minutes=rng.randint(0, 24 * 60))
     start = clock
-    mode = rng.choice(("clean", "one-trigger", "anything"))
+    mode = rng.choice(("clean", "one-trigger", "anything", "upgrade"))
+    # Several feeds: the CAD itself (true time) and two others whose clocks may run
+    # ahead (within the tolerated drift, or far beyond) or behind.
+    feeds = (timedelta(0), _clock_offset(rng), _clock_offset(rng))
     truth: dict[str, Any] = {
         "priority": rng.choice((3, 4, 3, 4, 2)),
         "call_type_code": rng.choice((*TEXTABLE_CODES, UNKNOWN_CODES[0])),
@@ -118,14 +129,17 @@ def script_for(seed: int, max_ops: int = 25) -> Script:
         "case_number": rng.choice(("26-1", "26-2")),
     }
 
-    def stamped(f: CallFact) -> CallFact:
+    def stamped(f: CallFact, feed: int | None = None) -> CallFact:
+        """Delivered now (the receipt), having happened a lag ago, stamped by a feed's
+        clock."""
         if rng.random() >= 0.2:  # mostly the incident's truth, some of it
             told = {
                 k: v if f.type is FactType.RECEIVED or rng.random() < 0.5 else None
                 for k, v in truth.items()
             }
             f = replace(f, **told)
-        return replace(f, occurred_at=clock - _lag(rng))
+        offset = feeds[rng.choices((0, 1, 2), (6, 2, 2))[0] if feed is None else feed]
+        return replace(f, occurred_at=clock - _lag(rng) + offset)
 
     ops: list[tuple[Any, ...]] = []
     facts = 0
@@ -149,4 +163,16 @@ def script_for(seed: int, max_ops: int = 25) -> Script:
         clock = start + sum((op[1] for op in ops[:position] if op[0] == "time"), timedelta())
         trigger = replace(_fact(rng, clock, "e-trigger", False), **rng.choice(STICKY_TRIGGERS))
         ops.insert(position, ("fact", stamped(trigger)))
+    if mode == "upgrade":
+        # The probe's history: a benign value from a feed whose clock runs ahead, then
+        # (later, from the CAD itself) the genuine change to a priority or type that is
+        # not texted.
+        first, second = sorted((rng.randint(0, len(ops)), rng.randint(0, len(ops))))
+        for position, feed, values in (
+            (second, 0, rng.choice(UPGRADES)),
+            (first, 1, {"priority": rng.choice((3, 4)), "call_type_code": "THEFT"}),
+        ):
+            clock = start + sum((op[1] for op in ops[:position] if op[0] == "time"), timedelta())
+            body = _fact(rng, clock, f"e-upgrade-{feed}", False)
+            ops.insert(position, ("fact", replace(stamped(body, feed), **values)))
     return Script(policy=rng.choice(_POLICIES), start=start, ops=tuple(ops))

@@ -5,7 +5,10 @@ field remembers the ``occurred_at`` (and event id) of the fact that last set it,
 older fact never overwrites a newer value; between facts of the same moment the greater
 event id wins, so the outcome does not depend on the order of arrival. Lifecycle
 moments keep the earliest evidence (received, dispatched, arrived) or the latest
-(cleared). Safety flags only ever switch on.
+(cleared). Safety flags only ever switch on. (``lifecycle.decide`` adds a fail-closed
+rule on top: a priority or call type that may not be texted and that loses the fold to
+a benign value stamped later blocks the call, since a clock's drift can put a genuine
+change behind.)
 """
 
 from __future__ import annotations
@@ -100,6 +103,16 @@ def _latest(current: datetime | None, moment: datetime) -> datetime:
     return moment if current is None or moment > current else current
 
 
+def outranked(call: Call, name: str, fact: CallFact) -> bool:
+    """Whether the call's value of ``name`` is newer than the fact's (by event time, then
+    event id), so that folding the fact leaves it in place."""
+    times, events = call.field_times, call.field_events
+    return name in times and (times[name], events.get(name, "")) > (
+        fact.occurred_at,
+        fact.event_id,
+    )
+
+
 def fold(call: Call, fact: CallFact) -> Call:
     """The call after ``fact``; pure and order-tolerant."""
     at = fact.occurred_at
@@ -112,7 +125,7 @@ def fold(call: Call, fact: CallFact) -> Call:
         if value is None:
             continue
         seen[name] = _earliest(seen.get(name), at)
-        if name in times and (times[name], events.get(name, "")) > (at, fact.event_id):
+        if outranked(call, name, fact):
             continue  # a newer fact already set this field
         changes[name] = value
         times[name] = at

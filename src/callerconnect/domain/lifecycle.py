@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from callerconnect.domain.calls import Call, fold
+from callerconnect.domain.calls import Call, fold, outranked
 from callerconnect.domain.facts import CallFact
 from callerconnect.domain.messages import CALL_TEXT_KINDS, TextKind
 from callerconnect.domain.policy import ELIGIBLE, Policy, eligibility, is_sticky
@@ -74,6 +74,12 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
         # An excluded classification blocks the call even when it arrives late and a
         # newer classification already stands: someone judged this call dangerous.
         after = replace(after, blocked_reason=f"excluded:{reported.category}")
+    out_of_order = _danger_outranked(before, fact, policy)
+    if out_of_order is not None and after.blocked_reason is None:
+        # Fail closed (docs/intake.md, "Event time"): a danger that arrives after a
+        # benign value stamped later may be the genuine later change, its stamp behind
+        # because of a clock's drift; nothing can tell. So it blocks for good.
+        after = replace(after, blocked_reason=out_of_order)
     if fact.hold is not None and not (after.blocked_reason or "").startswith(
         ("excluded:", "held:")
     ):
@@ -125,6 +131,34 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
         scheduled.add(kind)
     after = replace(after, texts_scheduled=frozenset(scheduled))
     return Decision(after, tuple(actions))
+
+
+#: Sticky reasons of a danger received after a benign value with a later stamp.
+PRIORITY_OUT_OF_ORDER = "ineligible:priority_out_of_order"
+CALL_TYPE_OUT_OF_ORDER = "ineligible:call_type_out_of_order"
+
+
+def _danger_outranked(call: Call, fact: CallFact, policy: Policy) -> str | None:
+    """Why the fact's priority or call type must block the call although the fold keeps
+    the value already there: the fact says the call may not be texted (a priority the
+    policy does not text, a call type it does not know; excluded types block anyway),
+    the value in force says it may, and that value is stamped later — by event time the
+    danger is older, by arrival it is newer. Which one is true only the clocks know."""
+    if (
+        fact.priority is not None
+        and fact.priority not in policy.priorities
+        and call.priority in policy.priorities
+        and outranked(call, "priority", fact)
+    ):
+        return PRIORITY_OUT_OF_ORDER
+    if (
+        fact.call_type_code is not None
+        and policy.call_type(fact.call_type_code) is None
+        and policy.call_type(call.call_type_code) is not None
+        and outranked(call, "call_type_code", fact)
+    ):
+        return CALL_TYPE_OUT_OF_ORDER
+    return None
 
 
 def _moments(call: Call, policy: Policy) -> dict[TextKind, datetime | None]:

@@ -181,6 +181,9 @@ _STICKY = frozenset(
         "ineligible:risk_flag",
         "ineligible:in_progress",
         "ineligible:opted_out",
+        # A danger that arrived after a benign value stamped later (lifecycle.decide).
+        "ineligible:priority_out_of_order",
+        "ineligible:call_type_out_of_order",
     }
 )
 

@@ -26,6 +26,14 @@ from callerconnect.domain.policy import Policy
 HELD_UNREADABLE = "held:unreadable_event"
 HELD_CHANGED_EVENT = "held:changed_event"
 HELD_MERGED_PROTECTED = "held:merged_protected_call"
+# An event id first stored for another incident: the event is refused (by contract an id
+# names one event), so whatever it says about its own incident is not folded.
+HELD_CONFLICTING_EVENT_ID = "held:conflicting_event_id"
+# An event refused for a time ahead of its receipt (domain/event_time.py) that carried
+# what may be a danger: refused, so not folded, so held.
+HELD_TIME_AHEAD = "held:event_time_ahead"
+#: The rule named when an event's time is ahead of its receipt.
+TIME_AHEAD_RULE = "ahead_of_receipt"
 
 _MAX_INCIDENT_ID = 128  # calls.incident_id
 _OPEN_TYPES = frozenset(

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -20,6 +21,7 @@ from callerconnect.adapters.cad.native import (
     DEFAULT_MAX_EVENT_BYTES,
     EventRejected,
     parse_event,
+    parse_occurred_at,
     refuse_oversized_event,
 )
 from callerconnect.adapters.crypto import Vault
@@ -32,11 +34,12 @@ from callerconnect.adapters.db.repositories import (
     protect_phone,
     record_decision,
     set_opt_out,
-    stored_event_payload,
+    stored_event,
 )
 from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
 from callerconnect.clock import Clock
 from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call
+from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW, time_ahead
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
     CancelPending,
@@ -49,8 +52,11 @@ from callerconnect.domain.policy import Policy, protects_the_number
 from callerconnect.logs import log_event
 from callerconnect.service.holds import (
     HELD_CHANGED_EVENT,
+    HELD_CONFLICTING_EVENT_ID,
     HELD_MERGED_PROTECTED,
+    HELD_TIME_AHEAD,
     HELD_UNREADABLE,
+    TIME_AHEAD_RULE,
     adds_sticky_danger,
     incident_of,
     may_change_safety,
@@ -94,6 +100,7 @@ class Intake:
         agency_id: str,
         *,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
         self.db = db
         self.vault = vault
@@ -101,6 +108,7 @@ class Intake:
         self.clock = clock
         self.agency_id = agency_id
         self.max_event_bytes = max_event_bytes
+        self.max_clock_skew = max_clock_skew
 
     def submit(self, payload: Any, source: str, *, keep_rejected: bool = True) -> IntakeResult:
         """Validate and fold one native event; a rejected one goes to the dead letters
@@ -110,13 +118,15 @@ class Intake:
         try:
             refuse_oversized_event(payload, self.max_event_bytes)
             fact = parse_event(payload, case_number_pattern=self.policy.case_number_pattern)
+            self.check_time(fact.occurred_at, "occurred_at")
         except EventRejected as rejected:
             letter = (
                 self.dead_letter(json.dumps(payload), source, rejected) if keep_rejected else None
             )
             incident = incident_of(payload)
             if incident is not None and may_change_safety(payload, self.policy):
-                self.hold([incident], HELD_UNREADABLE, source)
+                reason = HELD_TIME_AHEAD if rejected.rule == TIME_AHEAD_RULE else HELD_UNREADABLE
+                self.hold([incident], reason, source)
             log_event(
                 log,
                 "event_rejected",
@@ -135,7 +145,7 @@ class Intake:
             )
         for attempt in range(self._RETRIES):
             try:
-                return self._fold(fact, payload, source)
+                return self._fold(fact, payload, source, keep_rejected)
             except (IntegrityError, OperationalError):
                 if attempt < self._RETRIES - 1:
                     continue
@@ -145,6 +155,26 @@ class Intake:
                 self._keep_after_failure(payload, source, keep_rejected)
                 raise
         raise AssertionError("unreachable")
+
+    def check_time(self, occurred_at: datetime, field: str) -> None:
+        """Refuse a time ahead of its receipt beyond the tolerated drift
+        (domain/event_time.py): it would make a genuine later change look older."""
+        ahead = time_ahead(occurred_at, self.clock.now(), self.max_clock_skew)
+        if ahead is not None:
+            raise EventRejected(
+                field,
+                TIME_AHEAD_RULE,
+                f"{field}: is {ahead.total_seconds():.0f} s ahead of the moment it was "
+                f"received (at most {self.max_clock_skew.total_seconds():.0f} s of clock "
+                "drift, intake.max_clock_skew, is accepted); set the CAD's clock right and "
+                "replay the event",
+            )
+
+    def check_snapshot_times(self, events: Sequence[dict[str, Any]]) -> None:
+        """The events derived from one EIDO snapshot, checked like native ones; the
+        time named is the snapshot's (``lastUpdateTimeStamp``, or a component's)."""
+        for event in events:
+            self.check_time(parse_occurred_at(event["occurred_at"]), "lastUpdateTimeStamp")
 
     def _keep_after_failure(self, payload: Any, source: str, keep: bool) -> None:
         """An event we failed to process is not lost: it waits in the dead letters for
@@ -195,12 +225,14 @@ class Intake:
                 ),
             )
 
-    def _fold(self, fact: CallFact, payload: dict[str, Any], source: str) -> IntakeResult:
+    def _fold(
+        self, fact: CallFact, payload: dict[str, Any], source: str, keep_rejected: bool
+    ) -> IntakeResult:
         now = self.clock.now()
         with self.db.transaction() as session:
             # Checked and inserted in one transaction: an id stored by another process
-            # in between is found by the insert and compared like any other duplicate.
-            stored = stored_event_payload(session, self.agency_id, fact.event_id)
+            # in between is found by the insert and compared like any other repeat.
+            stored = stored_event(session, self.agency_id, fact.event_id)
             if stored is None:
                 stored_row = CadEventRow(
                     agency_id=self.agency_id,
@@ -216,9 +248,11 @@ class Intake:
                     call = self._apply(session, fact, now)
                     self._carry_protection(session, call, fact.event_id, now)
                 else:
-                    stored = stored_event_payload(session, self.agency_id, fact.event_id)
+                    stored = stored_event(session, self.agency_id, fact.event_id)
         if stored is not None:
-            if not self._same_payload(stored, payload):
+            if stored.incident_id != fact.incident_id:
+                return self._conflicting_id(fact, payload, source, keep_rejected)
+            if not self._same_payload(stored.payload_encrypted, payload):
                 self._changed_duplicate(fact, payload, source)
             return IntakeResult(fact.event_id, "duplicate")
         log_event(
@@ -231,6 +265,34 @@ class Intake:
         )
         return IntakeResult(fact.event_id, "accepted")
 
+    def _conflicting_id(
+        self, fact: CallFact, payload: dict[str, Any], source: str, keep_rejected: bool
+    ) -> IntakeResult:
+        """The id was first stored for another incident. Answering ``duplicate`` would
+        drop this event silently, and it may be the upgrade or risk flag of its own
+        incident: it is refused as a conflict, kept, and its incident held (fail
+        closed), with the reason in the decision log and the dead letter."""
+        rejected = EventRejected(
+            "event_id",
+            "conflict",
+            "event_id: already used for an event of another incident; send this event "
+            f"under an id of its own (its incident is held: {HELD_CONFLICTING_EVENT_ID})",
+        )
+        letter = self.dead_letter(json.dumps(payload), source, rejected) if keep_rejected else None
+        log_event(
+            log,
+            "event_id_conflict",
+            logging.WARNING,
+            event_id=fact.event_id,
+            incident=fact.incident_id,
+            source=source,
+            dead_letter=letter,
+        )
+        self.hold([fact.incident_id], HELD_CONFLICTING_EVENT_ID, source)
+        return IntakeResult(
+            fact.event_id, "rejected", rejected.message, rejected.field, rejected.rule, letter
+        )
+
     def _same_payload(self, stored_encrypted: str, payload: dict[str, Any]) -> bool:
         try:
             return bool(json.loads(self.vault.decrypt(stored_encrypted)) == payload)
@@ -238,10 +300,11 @@ class Intake:
             return False
 
     def _changed_duplicate(self, fact: CallFact, payload: dict[str, Any], source: str) -> None:
-        """The id was used before for something else. By contract only the first is
-        folded; but if the second says something that would stop the texts for good,
-        the incident is held (fail closed). An EIDO snapshot re-sends its facts under
-        the same ids with the latest fields, so anything milder is only logged."""
+        """The id was used before, for this incident, with other content. By contract
+        only the first is folded; but if the second says something that would stop the
+        texts for good, the incident is held (fail closed). An EIDO snapshot re-sends its
+        facts under the same ids with the latest fields, so anything milder is only
+        logged."""
         dangerous = adds_sticky_danger(payload, self.policy)
         log_event(
             log,

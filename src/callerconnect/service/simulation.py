@@ -112,16 +112,21 @@ def _incident(rng: random.Random, number: int, received: datetime) -> Iterator[F
     case_later = rng.random() < 0.5
     if not case_later:
         received_fields["case_number"] = case_number
-    yield event(received, "call.received", **received_fields)
-    if rng.random() < 0.04:
-        # The same event delivered twice, as feeds do after a reconnect.
-        yield event(received, "call.received", lag=5, **received_fields)
+    first = event(received, "call.received", **received_fields)
+    # The same event delivered twice, as feeds do after a reconnect.
+    again = rng.random() < 0.04
 
     t = received
+    held_back = 0.0
     if case_later:
         t = t + timedelta(minutes=rng.uniform(1, 4))
-        # Out of order: the update sometimes arrives before the call itself.
-        yield event(t, "call.updated", lag=-rng.uniform(0, 200), case_number=case_number)
+        # Out of order: the call itself sometimes arrives after its update (delivered
+        # late, never stamped ahead of its delivery, which the intake would refuse).
+        held_back = rng.uniform(0, 200)
+        yield event(t, "call.updated", case_number=case_number)
+    yield FeedEvent(first.delivered_at + timedelta(seconds=held_back), first.payload)
+    if again:
+        yield FeedEvent(first.delivered_at + timedelta(seconds=held_back + 5), first.payload)
 
     fate = _FATE.get(scenario or "", rng.random() if scenario is None else 1.0)
     if fate < 0.03:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from callerconnect.adapters.cad.eido import EidoError, events_from_eido, incident_ids
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.bootstrap import Application
-from callerconnect.service.holds import HELD_UNREADABLE
+from callerconnect.service.holds import HELD_TIME_AHEAD, HELD_UNREADABLE
 from callerconnect.service.intake import IntakeResult
 from callerconnect.web.limits import BodyTooLarge
 
@@ -240,6 +240,17 @@ def build_intake_router(app: Application) -> APIRouter:
                 ),
             )
         result: IntakeResult = await run_in_threadpool(app.intake.submit, body, source)
+        if result.status == "rejected" and result.rule == "conflict":
+            # The id names an event of another incident (service/intake.py): not a
+            # schema violation, and not to be sent again under the same id.
+            return error_response(
+                409,
+                "event_id_conflict",
+                result.error or "rejected",
+                field=result.field,
+                rule=result.rule,
+                results=[result.as_dict()],
+            )
         if result.status == "rejected":
             return error_response(
                 422,
@@ -269,11 +280,17 @@ def build_intake_router(app: Application) -> APIRouter:
         source: str = request.state.source
         try:
             events = events_from_eido(body, case_number_pattern=app.policy.case_number_pattern)
+            # Refused whole, like any snapshot we cannot use: never half of it folded.
+            app.intake.check_snapshot_times(events)
         except EidoError as error:
             answer = await reject_whole(request, EventRejected(error.field, "eido", str(error)))
             # Kept first, then: a snapshot we cannot read may hold a caution or a
             # reclassification, so the incidents it names are held (service/holds.py).
             await run_in_threadpool(app.intake.hold, incident_ids(body), HELD_UNREADABLE, source)
+            return answer
+        except EventRejected as ahead:
+            answer = await reject_whole(request, ahead)
+            await run_in_threadpool(app.intake.hold, incident_ids(body), HELD_TIME_AHEAD, source)
             return answer
         results = await run_in_threadpool(app.intake.submit_many, events, source)
         return EchoSafeJSONResponse({"results": [r.as_dict() for r in results]}, status_code=202)

@@ -410,7 +410,14 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
                 "413": _error_response(
                     "The body is over intake.max_body_bytes; split the batch (kept in part)"
                 ),
-                "422": _error_response("A schema violation, naming the field and the rule"),
+                "409": _error_response(
+                    "One event whose event_id was first used for another incident: kept, "
+                    "and the incident it names held"
+                ),
+                "422": _error_response(
+                    "A schema violation, naming the field and the rule (an occurred_at "
+                    "ahead of the receipt included)"
+                ),
             },
         },
         ("/api/v1/cad/eido", "post"): {

@@ -76,13 +76,23 @@ def event_exists(session: Session, agency_id: str, event_id: str) -> bool:
     return found is not None
 
 
-def stored_event_payload(session: Session, agency_id: str, event_id: str) -> str | None:
-    """The encrypted payload stored under an event id, to compare a duplicate with."""
-    return session.scalar(
-        select(CadEventRow.payload_encrypted).where(
+@dataclass(frozen=True)
+class StoredEvent:
+    """What an event id was first stored for: its incident, and its payload (encrypted)
+    to compare a repeat with."""
+
+    incident_id: str
+    payload_encrypted: str
+
+
+def stored_event(session: Session, agency_id: str, event_id: str) -> StoredEvent | None:
+    """The event first stored under this id, if any."""
+    found = session.execute(
+        select(CadEventRow.incident_id, CadEventRow.payload_encrypted).where(
             CadEventRow.agency_id == agency_id, CadEventRow.event_id == event_id
         )
-    )
+    ).first()
+    return None if found is None else StoredEvent(found[0], found[1])
 
 
 def add_event(session: Session, row: CadEventRow) -> bool:
