@@ -332,6 +332,13 @@ class Outbox:
         self.session.flush()
         self._history(row, now)
 
+    def defer(self, row: OutboxRow, until: datetime, now: datetime, *, reason: str) -> None:
+        """Back to ``scheduled`` until ``until``, the attempt given back: waiting (the
+        quiet hours, the provider's pause, a far rate slot) is not a failed attempt."""
+        self.transition(row, TextStatus.SCHEDULED, now, reason=reason)
+        row.not_before = until
+        row.attempts -= 1
+
     def _history(self, row: OutboxRow, now: datetime) -> None:
         self.session.add(
             TextStatusChangeRow(outbox_id=row.id, status=row.status, reason=row.reason, at=now)
