@@ -93,7 +93,7 @@ def _replay_one(intake: Intake, raw: str) -> str:
         if isinstance(body, dict) and isinstance(body.get("events"), list)
         else [body]
     )
-    results = [intake.submit(event, "replay", keep_rejected=False) for event in events]
+    results = intake.submit_many(events, "replay", keep_rejected=False)
     rejected = [r for r in results if r.status == "rejected"]
     if rejected:
         return f"failed: {rejected[0].field}: {rejected[0].error}"
