@@ -50,12 +50,12 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
+from tests.support.dispatch import TimedFakeTwilio, most_in_window  # noqa: E402
+from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E402
 
 from callerconnect.adapters.crypto import token_hash  # noqa: E402
 from callerconnect.adapters.db.engine import make_engine  # noqa: E402
 from callerconnect.service.simulation import simulated_day  # noqa: E402
-from tests.support.dispatch import TimedFakeTwilio, most_in_window  # noqa: E402
-from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "bench-intake-key-0123456789abcdef"
