@@ -338,26 +338,28 @@ def bench_confirmation_latency(report: Report, kind: str, quick: bool) -> None:
     per_hour = 10 * OTTAWA_PEAK_HOUR_CALLS
     calls = 10 if quick else 20
     gap = 3600 / per_hour
-    with database(kind) as url, SlowTwilio() as fake:
-        with node(url, **twilio_env(fake, 1), CALLERCONNECT_WORKER__POLL_INTERVAL="1s") as run:
-            run.serve(1)
-            run.start("worker")
-            time.sleep(3)  # the worker's start-up is not part of a text's wait
-            answered: dict[str, float] = {}
-            with httpx.Client(
-                base_url=run.urls[0], headers={"Authorization": f"Bearer {KEY}"}
-            ) as http:
-                for number in range(calls):
-                    began = time.monotonic()
-                    answer = http.post(
-                        "/api/v1/cad/events", json=received(f"LAT-{number}", phone(number))
-                    )
-                    if answer.status_code == 202:
-                        answered[phone(number)] = time.monotonic()
-                    time.sleep(max(0.0, gap / (10 if quick else 1) - (time.monotonic() - began)))
-            deadline = time.monotonic() + 30
-            while len(fake.accepted) < len(answered) and time.monotonic() < deadline:
-                time.sleep(0.2)
+    env = {"CALLERCONNECT_WORKER__POLL_INTERVAL": "1s"}
+    with (
+        database(kind) as url,
+        SlowTwilio() as fake,
+        node(url, **twilio_env(fake, 1), **env) as run,
+    ):
+        run.serve(1)
+        run.start("worker")
+        time.sleep(3)  # the worker's start-up is not part of a text's wait
+        answered: dict[str, float] = {}
+        with httpx.Client(base_url=run.urls[0], headers={"Authorization": f"Bearer {KEY}"}) as http:
+            for number in range(calls):
+                began = time.monotonic()
+                answer = http.post(
+                    "/api/v1/cad/events", json=received(f"LAT-{number}", phone(number))
+                )
+                if answer.status_code == 202:
+                    answered[phone(number)] = time.monotonic()
+                time.sleep(max(0.0, gap / (10 if quick else 1) - (time.monotonic() - began)))
+        deadline = time.monotonic() + 30
+        while len(fake.accepted) < len(answered) and time.monotonic() < deadline:
+            time.sleep(0.2)
     waits = sorted(fake.accepted[p] - at for p, at in answered.items() if p in fake.accepted)
     if len(waits) < 2:
         print(f"  only {len(waits)} confirmations accepted")
@@ -374,20 +376,23 @@ def bench_confirmation_latency(report: Report, kind: str, quick: bool) -> None:
 def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
     rate = 10 if quick else 20
     backlog = rate * (4 if quick else 15)
-    with database(kind) as url, SlowTwilio() as fake:
-        with node(url, **twilio_env(fake, rate)) as running:
-            running.serve(1)
-            with httpx.Client(
-                base_url=running.urls[0], headers={"Authorization": f"Bearer {KEY}"}
-            ) as http:
-                events = [received(f"CAP-{n}", phone(n)) for n in range(backlog)]
-                for start in range(0, backlog, 500):
-                    http.post("/api/v1/cad/events", json={"events": events[start : start + 500]})
-            running.start("worker")
-            running.start("worker")
-            deadline = time.monotonic() + backlog / rate * 2 + 30
-            while len(fake.arrivals) < backlog and time.monotonic() < deadline:
-                time.sleep(0.2)
+    with (
+        database(kind) as url,
+        SlowTwilio() as fake,
+        node(url, **twilio_env(fake, rate)) as running,
+    ):
+        running.serve(1)
+        with httpx.Client(
+            base_url=running.urls[0], headers={"Authorization": f"Bearer {KEY}"}
+        ) as http:
+            events = [received(f"CAP-{n}", phone(n)) for n in range(backlog)]
+            for start in range(0, backlog, 500):
+                http.post("/api/v1/cad/events", json={"events": events[start : start + 500]})
+        running.start("worker")
+        running.start("worker")
+        deadline = time.monotonic() + backlog / rate * 2 + 30
+        while len(fake.arrivals) < backlog and time.monotonic() < deadline:
+            time.sleep(0.2)
     moments = [a.at for a in fake.arrivals]
     if len(moments) < 2:
         print("  no texts sent")
