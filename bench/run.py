@@ -259,7 +259,7 @@ def post_all(urls: list[str], feeds: list[list[list[dict[str, Any]]]]) -> tuple[
 
 
 def bench_intake(report: Report, kind: str, quick: bool) -> None:
-    calls = 150 if quick else 1500
+    calls = 150 if quick else 1000
     with database(kind) as url, node(url) as running:
         commits, batched = raw_rates(url, 1 if quick else 3, 2000 if quick else 20000)
         limit = f"raw {commits:,.0f} commits/s, {batched:,.0f} rows/s batched"
@@ -275,7 +275,7 @@ def bench_intake(report: Report, kind: str, quick: bool) -> None:
             ">= 5,000",
             limit,
         )
-        singles = [feed(f"S{n}", calls // 4, seed=10 + n) for n in range(8)]
+        singles = [feed(f"S{n}", calls // 12, seed=10 + n) for n in range(8)]
         events, elapsed = post_all(running.urls, [[[e] for e in f] for f in singles])
         report.add(
             f"intake {kind}, one event a request, 2 serve, 8 clients",
