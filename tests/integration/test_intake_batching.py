@@ -10,6 +10,7 @@ others down.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -228,3 +231,99 @@ def test_ingest_and_replay_go_through_the_batched_intake(app: Application, tmp_p
     with app.db.transaction() as session:
         [letter] = session.scalars(select(DeadLetterRow)).all()
     assert replay(app.db, app.vault, app.intake, [letter.id])[letter.id].startswith("failed")
+
+
+# --- batching never changes what the events decide (hypothesis) -------------------------
+
+_runs = itertools.count()
+INCIDENTS = ["P", "Q", "R"]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A few incidents' events in a random order: receptions, upgrades and downgrades,
+    risk flags, calls in progress, dispatches, clearances, cancellations, merges, an
+    unknown call type, and repeats of earlier ids (same or other content)."""
+    events: list[dict[str, Any]] = []
+    for step in range(draw(st.integers(min_value=1, max_value=14))):
+        incident = draw(st.sampled_from(INCIDENTS))
+        at = T0 + timedelta(minutes=draw(st.integers(min_value=0, max_value=240)))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "call.received",
+                    "call.updated",
+                    "unit.dispatched",
+                    "call.cleared",
+                    "call.cancelled",
+                    "call.merged",
+                    "repeat",
+                ]
+            )
+        )
+        if kind == "repeat" and events:
+            earlier = draw(st.sampled_from(events))
+            if draw(st.booleans()):
+                events.append(dict(earlier))
+            else:
+                events.append({**earlier, "priority": 1})
+            continue
+        if kind in ("call.received", "repeat"):
+            payload = received(
+                incident,
+                at,
+                priority=draw(st.sampled_from([1, 3, 4])),
+                code=draw(st.sampled_from(["THEFT", "THEFT", "UNHEARD-OF"])),
+            )
+        elif kind == "call.updated":
+            change = draw(
+                st.sampled_from(
+                    [
+                        {"priority": 1},
+                        {"priority": 4},
+                        {"risk_flag": True},
+                        {"in_progress": True},
+                        {"in_progress": False},
+                    ]
+                )
+            )
+            payload = event(incident, kind, at, **change)
+        elif kind == "unit.dispatched":
+            payload = event(incident, kind, at, unit={"id": "2A1"})
+        elif kind == "call.merged":
+            target = draw(st.sampled_from([i for i in INCIDENTS if i != incident]))
+            payload = event(incident, kind, at, merged_into=target)
+        else:
+            payload = event(incident, kind, at)
+        payload["event_id"] = f"h{step}-{payload['event_id']}"
+        events.append(payload)
+    return events
+
+
+def renamed(events: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    copies = copy.deepcopy(events)
+    for payload in copies:
+        payload["event_id"] = f"{prefix}-{payload['event_id']}"
+        payload["incident_id"] = f"{prefix}-{payload['incident_id']}"
+        if "merged_into" in payload:
+            payload["merged_into"] = f"{prefix}-{payload['merged_into']}"
+    return copies
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(events=histories(), cut=st.integers(min_value=1, max_value=15))
+def test_batching_never_changes_what_the_events_decide(
+    app: Application, events: list[dict[str, Any]], cut: int
+) -> None:
+    run = next(_runs)
+    alone, together = renamed(events, f"A{run}"), renamed(events, f"B{run}")
+    one_by_one = [app.intake.submit(payload, "test") for payload in alone]
+    batched: list[Any] = []
+    for start in range(0, len(together), cut):
+        batched += app.intake.submit_many(together[start : start + cut], "test")
+    assert [(r.status, r.rule) for r in batched] == [(r.status, r.rule) for r in one_by_one]
+    assert outcome(app, f"B{run}") == outcome(app, f"A{run}")

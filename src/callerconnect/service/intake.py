@@ -205,30 +205,38 @@ class Intake:
     def _fold_chunk(
         self, chunk: Sequence[_Valid], source: str, keep_rejected: bool
     ) -> list[tuple[_Valid, IntakeResult | Exception]]:
-        try:
-            fresh, duplicates, repeats = self._fold_together(chunk, source)
-        except Exception as error:  # rolled back whole: each event again, on its own
-            log_event(
-                log,
-                "batch_folded_one_by_one",
-                logging.INFO
-                if isinstance(error, IntegrityError | OperationalError)
-                else logging.WARNING,
-                events=len(chunk),
-                error=type(error).__name__,
-            )
-            repeats, fresh, duplicates = list(chunk), [], []
-        answers: list[tuple[_Valid, IntakeResult | Exception]] = [
-            (item, IntakeResult(item.fact.event_id, "duplicate")) for item in duplicates
-        ]
-        for item in fresh:
-            self._log_accepted(item.fact, source)
-            answers.append((item, IntakeResult(item.fact.event_id, "accepted")))
-        for item in repeats:
+        answers: list[tuple[_Valid, IntakeResult | Exception]] = []
+        alone: list[_Valid] = []
+        pending = list(chunk)
+        while pending:
             try:
-                answers.append((item, self._fold_alone(item, source, keep_rejected)))
-            except Exception as error:
-                answers.append((item, error))
+                fresh, duplicates, rest = self._fold_together(pending, source)
+            except Exception as error:  # rolled back whole: each event again, on its own
+                log_event(
+                    log,
+                    "batch_folded_one_by_one",
+                    logging.INFO
+                    if isinstance(error, IntegrityError | OperationalError)
+                    else logging.WARNING,
+                    events=len(pending),
+                    error=type(error).__name__,
+                )
+                fresh, duplicates, alone, rest = [], [], pending, []
+            else:
+                # A repeat that is not the same event stops the run: it is kept (and may
+                # hold its incident) before the events after it fold, as it would be
+                # were they sent one by one.
+                alone, rest = rest[:1], rest[1:]
+            answers += [(v, IntakeResult(v.fact.event_id, "duplicate")) for v in duplicates]
+            for item in fresh:
+                self._log_accepted(item.fact, source)
+                answers.append((item, IntakeResult(item.fact.event_id, "accepted")))
+            for item in alone:
+                try:
+                    answers.append((item, self._fold_alone(item, source, keep_rejected)))
+                except Exception as error:
+                    answers.append((item, error))
+            pending = rest
         return answers
 
     def _fold_together(
@@ -238,17 +246,18 @@ class Intake:
         stored, one insert of the events, one locking read of their calls (in incident
         order, so two batches never wait on each other crosswise), then each event
         folded in request order against the calls in memory. Returns the events folded,
-        the plain duplicates (the same event again), and the other repeats of an id (a
-        changed payload, another incident) left to :meth:`_fold_alone`, which keeps and
-        holds them as a single event's repeat is."""
+        the plain duplicates (the same event again), and the rest of the chunk from the
+        first other repeat of an id (a changed payload, another incident) on: that one
+        goes to :meth:`_fold_alone`, which keeps it and holds its incident as for a
+        single event, before the events after it fold."""
         now = self.clock.now()
         with self.db.transaction() as session:
             stored = stored_events(session, self.agency_id, [v.fact.event_id for v in chunk])
             first: dict[str, _Valid] = {}
             fresh: list[_Valid] = []
             duplicates: list[_Valid] = []
-            repeats: list[_Valid] = []
-            for item in chunk:
+            rest: list[_Valid] = []
+            for position, item in enumerate(chunk):
                 event_id = item.fact.event_id
                 if event_id in stored:
                     before = stored[event_id]
@@ -265,7 +274,10 @@ class Intake:
                     first[event_id] = item
                     fresh.append(item)
                     continue
-                (duplicates if same else repeats).append(item)
+                if not same:
+                    rest = list(chunk[position:])
+                    break
+                duplicates.append(item)
             add_events(session, [self._event_row(v.fact, v.payload, source, now) for v in fresh])
             known = CallRepository(session, self.vault).get_many(
                 self.agency_id, {v.fact.incident_id for v in fresh}, for_update=True
@@ -273,7 +285,7 @@ class Intake:
             for item in fresh:
                 call = self._apply(session, item.fact, now, known)
                 self._carry_protection(session, call, item.fact.event_id, now, known=known)
-        return fresh, duplicates, repeats
+        return fresh, duplicates, rest
 
     def _event_row(
         self, fact: CallFact, payload: dict[str, Any], source: str, now: datetime
