@@ -611,8 +611,9 @@ class WorkerSettings(_Section):
     poll_interval: PositiveDuration = timedelta(seconds=1)
     batch_size: int = Field(20, ge=1, examples=[20])
     max_attempts: int = Field(8, ge=1, examples=[8])
-    retry_base: PositiveDuration = timedelta(seconds=30)
-    """First retry delay; it doubles per attempt up to ``retry_max``."""
+    retry_base: PositiveDuration = timedelta(seconds=2)
+    """First retry delay (within ±25% jitter); it triples per attempt up to ``retry_max``
+    (domain/retry.py). Short, so a provider's passing errors cost a text seconds."""
     retry_max: PositiveDuration = timedelta(minutes=30)
 
     @model_validator(mode="after")

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from callerconnect.entrypoints import cli
 from callerconnect.adapters.db.tables import CallRow, InboundMessageRow, OutboxRow
 from callerconnect.adapters.sms.base import InboundSms
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application, build_application
 from callerconnect.clock import VirtualClock
 from callerconnect.config import load_settings
+from callerconnect.entrypoints import cli
 from callerconnect.web.app import create_app
 from tests.conftest import STORY_TIME_TOLERANCE, T0, TEST_INTAKE_KEY, TEST_SECRET
 from tests.support.dispatch import received

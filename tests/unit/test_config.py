@@ -104,7 +104,7 @@ CONTRACT_DEFAULTS: list[tuple[str, Any]] = [
     ("worker.poll_interval", timedelta(seconds=1)),
     ("worker.batch_size", 20),
     ("worker.max_attempts", 8),
-    ("worker.retry_base", timedelta(seconds=30)),
+    ("worker.retry_base", timedelta(seconds=2)),
     ("worker.retry_max", timedelta(minutes=30)),
 ]
 
@@ -391,7 +391,7 @@ def test_call_types_file_must_exist_and_is_resolved(tmp_path: Path) -> None:
             "bundled",
         ),
         ({"CALLERCONNECT_PRIVACY__PHONE_RETENTION": "-1d"}, "privacy.phone_retention", "negative"),
-        ({"CALLERCONNECT_WORKER__RETRY_MAX": "10s"}, "worker.retry_max", "worker.retry_base (30s)"),
+        ({"CALLERCONNECT_WORKER__RETRY_MAX": "1s"}, "worker.retry_max", "worker.retry_base (2s)"),
         ({"CALLERCONNECT_LOG_LEVEL": "loud"}, "log_level", "WARNING"),
         ({"CALLERCONNECT_AGENCY_ID": "Ottawa Police"}, "agency_id", "ottawa-police"),
         ({"CALLERCONNECT_AGENCY_NAME": "Ottawa"}, "agency_name", "JSON"),

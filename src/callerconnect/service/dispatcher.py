@@ -16,6 +16,7 @@ drop the second copy, and the attempt count on the row shows every such resend.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import threading
 import uuid
@@ -53,6 +54,7 @@ from callerconnect.adapters.sms.phone import mask_phone
 from callerconnect.clock import Clock
 from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
 from callerconnect.domain.policy import PhoneContext, check_before_send
+from callerconnect.domain.retry import Failure, RetryRule, next_try, provider_pause
 from callerconnect.logs import log_event
 from callerconnect.service.agencies import Agencies, Agency, UnknownAgency
 from callerconnect.service.inbound import reply_kind_of
@@ -65,11 +67,6 @@ log = logging.getLogger("callerconnect.dispatcher")
 RATE_HEADROOM = 1.05
 #: The name of the shared rate-limit row for outgoing texts.
 SMS_RATE = "sms"
-#: Pause of every worker after a throttling answer that does not say how long.
-THROTTLE_PAUSE = timedelta(seconds=1)
-#: Pause of every worker after the provider answered that it is unavailable (HTTP 5xx,
-#: connection refused): a backlog is not burnt through against a provider that is down.
-OUTAGE_PAUSE = timedelta(seconds=1)
 #: How long before its rate slot a text is re-checked (a re-check takes milliseconds).
 CHECK_AHEAD = timedelta(milliseconds=50)
 #: How many later rate slots a text may take when its re-check ran past its own slot.
@@ -99,8 +96,8 @@ class DispatchOptions:
     lease: timedelta = timedelta(seconds=60)
     batch_size: int = 20
     max_attempts: int = 8
-    retry_base: timedelta = timedelta(seconds=30)
-    retry_max: timedelta = timedelta(minutes=30)
+    retry_base: timedelta = RetryRule.first
+    retry_max: timedelta = RetryRule.cap
     phone_retention: timedelta = timedelta(days=2)
     owner: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
 
@@ -110,6 +107,10 @@ class DispatchOptions:
         jitter of a few milliseconds must not put rate + 1 requests into one second
         at the provider."""
         return timedelta(seconds=RATE_HEADROOM / self.max_per_second)
+
+    @property
+    def retry_rule(self) -> RetryRule:
+        return RetryRule(first=self.retry_base, cap=self.retry_max, max_attempts=self.max_attempts)
 
     @property
     def slot_horizon(self) -> timedelta:
@@ -144,6 +145,8 @@ class Dispatcher:
         clock: Clock,
         agencies: Agencies,
         options: DispatchOptions,
+        *,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.db = db
         self.vault = vault
@@ -153,6 +156,8 @@ class Dispatcher:
         # Our own numbers (every agency's sender): never texted, or a CAD typo could
         # start a loop through our inbound webhook.
         self._sender_hashes = frozenset(vault.phone_hash(n) for n in agencies.senders())
+        #: Spreads retries (domain/retry.py): workers that failed together retry apart.
+        self.jitter = jitter
         # Texts claimed by a pass that failed before handling them (the database went
         # away): given back at the next pass rather than left to wait out the lease.
         self._unfinished: list[int] = []
@@ -384,9 +389,7 @@ class Dispatcher:
             row = session.get(OutboxRow, outbox_id, with_for_update=True)
             if row is None or not self._holds(row):
                 return
-            Outbox(session).transition(row, TextStatus.SCHEDULED, now, reason="retry:paused")
-            row.not_before = max(row.not_before, until)
-            row.attempts -= 1  # waiting for the provider is not a failed attempt
+            Outbox(session).defer(row, max(row.not_before, until), now, reason="retry:paused")
         log_event(log, "sms_paused", outbox_id=outbox_id, until=until.isoformat())
 
     def _holds(self, row: OutboxRow) -> bool:
@@ -532,13 +535,11 @@ class Dispatcher:
         now: datetime,
     ) -> None:
         if retry_at is not None:
-            outbox.transition(row, TextStatus.SCHEDULED, now, reason=reason)
             # The text's moment moves to ``retry_at`` and its time to go out with it, as
             # when the lifecycle schedules a text at the end of the quiet hours; else a
             # delay notice that reached the worker at 21:05 would be stale at 08:00.
             row.expires_at = max(row.expires_at, retry_at + (row.expires_at - row.not_before))
-            row.not_before = retry_at
-            row.attempts -= 1  # waiting out the quiet hours is not a failed attempt
+            outbox.defer(row, retry_at, now, reason=reason)
         else:
             outbox.transition(row, TextStatus.SUPPRESSED, now, reason=reason)
             if row.call_id is not None:
@@ -578,30 +579,31 @@ class Dispatcher:
             held = self._holds(row)
             if held:
                 row.error_code = error.code
-            pause = _provider_pause(error)
+            failure = failure_of(error)
+            pause = provider_pause(failure, error.retry_after)
             if pause is not None:
                 # Every worker waits (the shared rate-limit row), not just this text.
                 defer_send_slots(session, SMS_RATE, now + pause)
+            again = next_try(
+                self.options.retry_rule,
+                row.attempts,
+                failure,
+                jitter=self.jitter(),
+                retry_after=error.retry_after,
+            )
             retry: bool | None
             if not held:
                 # Our lease ran out while the provider answered and another worker took
                 # the text over (it may have sent it): its outcome stands, not ours.
                 retry = None
-            elif error.code == "throttled":
+            elif again is not None and not again.counts:
                 # Slow down, never fail: the text goes again once the pause is over and
                 # the attempt does not count (a text that waits too long goes stale).
-                assert pause is not None
-                outbox.transition(row, TextStatus.SCHEDULED, now, reason="retry:throttled")
-                row.not_before = now + pause
-                row.attempts -= 1
+                outbox.defer(row, now + again.delay, now, reason=f"retry:{error.code}")
                 retry = True
-            elif error.retryable and row.attempts < self.options.max_attempts:
-                delay = min(
-                    self.options.retry_max,
-                    self.options.retry_base * (2 ** max(0, row.attempts - 1)),
-                )
+            elif again is not None:
                 outbox.transition(row, TextStatus.SCHEDULED, now, reason=f"retry:{error.code}")
-                row.not_before = now + delay
+                row.not_before = now + again.delay
                 retry = True
             else:
                 outbox.transition(row, TextStatus.FAILED, now, reason=f"failed:{error.code}")
@@ -623,16 +625,15 @@ class Dispatcher:
         )
 
 
-def _provider_pause(error: SendError) -> timedelta | None:
-    """How long every worker holds off after this error: the provider's Retry-After when
-    it throttles us (or :data:`THROTTLE_PAUSE`), :data:`OUTAGE_PAUSE` when it is down."""
+def failure_of(error: SendError) -> Failure:
+    """The provider's refusal in the retry rule's terms (domain/retry.py)."""
     if error.code == "throttled":
-        if error.retry_after is not None and error.retry_after > 0:
-            return timedelta(seconds=error.retry_after)
-        return THROTTLE_PAUSE
+        return Failure.THROTTLED
     if error.code == "unavailable":
-        return OUTAGE_PAUSE
-    return None
+        return Failure.UNAVAILABLE
+    if error.code == "timeout":
+        return Failure.UNANSWERED
+    return Failure.TRANSIENT if error.retryable else Failure.PERMANENT
 
 
 def _validity(remaining: timedelta) -> timedelta:

@@ -29,12 +29,15 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.repositories import (
     CallRepository,
     Outbox,
+    StoredCall,
     add_dead_letter,
     add_event,
+    add_events,
     protect_phone,
     record_decision,
     set_opt_out,
     stored_event,
+    stored_events,
 )
 from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
 from callerconnect.clock import Clock
@@ -66,6 +69,19 @@ from callerconnect.service.kept_payload import KeptPayload
 log = logging.getLogger("callerconnect.intake")
 
 Status = Literal["accepted", "duplicate", "rejected"]
+
+#: Most events folded in one transaction. Larger saves little (the per-event work
+#: dominates by then) and holds the calls' row locks, or SQLite's one writer, longer.
+FOLD_CHUNK = 250
+
+
+@dataclass(frozen=True)
+class _Valid:
+    """An event that passed validation: its place in the request, its fact, its JSON."""
+
+    index: int
+    fact: CallFact
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,47 @@ class Intake:
     def submit(self, payload: Any, source: str, *, keep_rejected: bool = True) -> IntakeResult:
         """Validate and fold one native event; a rejected one goes to the dead letters
         (unless it already is one, being replayed)."""
+        [result] = self.submit_many([payload], source, keep_rejected=keep_rejected)
+        return result
+
+    def submit_many(
+        self, payloads: Sequence[Any], source: str, *, keep_rejected: bool = True
+    ) -> list[IntakeResult]:
+        """Validate every event, then fold the valid ones in as few transactions as
+        correctness allows: one per :data:`FOLD_CHUNK` events, in request order (so the
+        events of one incident fold in the order sent). Answers come in request order.
+
+        Rejected events are answered (and their incidents held) before anything of the
+        batch is folded, so a danger in an unreadable event is never behind a text its
+        neighbours scheduled. A transaction that fails is rolled back whole and each of
+        its events is folded again on its own (:meth:`_fold_alone`): one bad event
+        never takes the others down. If an event fails even alone, the others are still
+        folded, then the error is raised (a 5xx: the CAD sends the batch again and the
+        folded events come back ``duplicate``)."""
+        results: list[IntakeResult | None] = [None] * len(payloads)
+        valid: list[_Valid] = []
+        for index, payload in enumerate(payloads):
+            checked = self._check(payload, source, keep_rejected)
+            if isinstance(checked, IntakeResult):
+                results[index] = checked
+            else:
+                valid.append(_Valid(index, checked, payload))
+        failure: Exception | None = None
+        for start in range(0, len(valid), FOLD_CHUNK):
+            chunk = valid[start : start + FOLD_CHUNK]
+            for item, result in self._fold_chunk(chunk, source, keep_rejected):
+                if isinstance(result, Exception):
+                    failure = failure or result
+                else:
+                    results[item.index] = result
+        if failure is not None:
+            raise failure
+        assert all(result is not None for result in results)
+        return [result for result in results if result is not None]
+
+    def _check(self, payload: Any, source: str, keep_rejected: bool) -> CallFact | IntakeResult:
+        """The event as a fact, or the answer that refuses it (kept, its incident held
+        when it may carry a danger)."""
         event_id = payload.get("event_id") if isinstance(payload, dict) else None
         event_id = event_id if isinstance(event_id, str) else None
         try:
@@ -143,6 +200,121 @@ class Intake:
                 rejected.rule,
                 letter,
             )
+        return fact
+
+    def _fold_chunk(
+        self, chunk: Sequence[_Valid], source: str, keep_rejected: bool
+    ) -> list[tuple[_Valid, IntakeResult | Exception]]:
+        answers: list[tuple[_Valid, IntakeResult | Exception]] = []
+        alone: list[_Valid] = []
+        pending = list(chunk)
+        while pending:
+            try:
+                fresh, duplicates, rest = self._fold_together(pending, source)
+            except Exception as error:  # rolled back whole: each event again, on its own
+                log_event(
+                    log,
+                    "batch_folded_one_by_one",
+                    logging.INFO
+                    if isinstance(error, IntegrityError | OperationalError)
+                    else logging.WARNING,
+                    events=len(pending),
+                    error=type(error).__name__,
+                )
+                fresh, duplicates, alone, rest = [], [], pending, []
+            else:
+                # A repeat that is not the same event stops the run: it is kept (and may
+                # hold its incident) before the events after it fold, as it would be
+                # were they sent one by one.
+                alone, rest = rest[:1], rest[1:]
+            answers += [(v, IntakeResult(v.fact.event_id, "duplicate")) for v in duplicates]
+            for item in fresh:
+                self._log_accepted(item.fact, source)
+                answers.append((item, IntakeResult(item.fact.event_id, "accepted")))
+            for item in alone:
+                try:
+                    answers.append((item, self._fold_alone(item, source, keep_rejected)))
+                except Exception as error:
+                    answers.append((item, error))
+            pending = rest
+        return answers
+
+    def _fold_together(
+        self, chunk: Sequence[_Valid], source: str
+    ) -> tuple[list[_Valid], list[_Valid], list[_Valid]]:
+        """Fold the chunk's new events in one transaction: one query for the ids already
+        stored, one insert of the events, one locking read of their calls (in incident
+        order, so two batches never wait on each other crosswise), then each event
+        folded in request order against the calls in memory. Returns the events folded,
+        the plain duplicates (the same event again), and the rest of the chunk from the
+        first other repeat of an id (a changed payload, another incident) on: that one
+        goes to :meth:`_fold_alone`, which keeps it and holds its incident as for a
+        single event, before the events after it fold."""
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            stored = stored_events(session, self.agency_id, [v.fact.event_id for v in chunk])
+            first: dict[str, _Valid] = {}
+            fresh: list[_Valid] = []
+            duplicates: list[_Valid] = []
+            rest: list[_Valid] = []
+            for position, item in enumerate(chunk):
+                event_id = item.fact.event_id
+                if event_id in stored:
+                    before = stored[event_id]
+                    same = before.incident_id == item.fact.incident_id and self._same_payload(
+                        before.payload_encrypted, item.payload
+                    )
+                elif event_id in first:
+                    earlier = first[event_id]
+                    same = (earlier.fact.incident_id, earlier.payload) == (
+                        item.fact.incident_id,
+                        item.payload,
+                    )
+                else:
+                    first[event_id] = item
+                    fresh.append(item)
+                    continue
+                if not same:
+                    rest = list(chunk[position:])
+                    break
+                duplicates.append(item)
+            add_events(session, [self._event_row(v.fact, v.payload, source, now) for v in fresh])
+            known = CallRepository(session, self.vault).get_many(
+                self.agency_id, {v.fact.incident_id for v in fresh}, for_update=True
+            )
+            for item in fresh:
+                call = self._apply(session, item.fact, now, known)
+                self._carry_protection(session, call, item.fact.event_id, now, known=known)
+        return fresh, duplicates, rest
+
+    def _event_row(
+        self, fact: CallFact, payload: dict[str, Any], source: str, now: datetime
+    ) -> CadEventRow:
+        return CadEventRow(
+            agency_id=self.agency_id,
+            event_id=fact.event_id,
+            incident_id=fact.incident_id,
+            type=fact.type.value,
+            occurred_at=fact.occurred_at,
+            received_at=now,
+            source=source,
+            payload_encrypted=self.vault.encrypt(json.dumps(payload)),
+        )
+
+    def _log_accepted(self, fact: CallFact, source: str) -> None:
+        log_event(
+            log,
+            "event_accepted",
+            event_id=fact.event_id,
+            incident=fact.incident_id,
+            type=fact.type.value,
+            source=source,
+        )
+
+    def _fold_alone(self, item: _Valid, source: str, keep_rejected: bool) -> IntakeResult:
+        """One event in its own transaction, tried again when a concurrent insert of
+        the same id or call won the race (it then finds the row)."""
+        fact, payload = item.fact, item.payload
         for attempt in range(self._RETRIES):
             try:
                 return self._fold(fact, payload, source, keep_rejected)
@@ -191,9 +363,6 @@ class Intake:
         except Exception:
             log.exception("action=dead_letter_failed source=%s", source)
 
-    def submit_many(self, payloads: Sequence[Any], source: str) -> list[IntakeResult]:
-        return [self.submit(payload, source) for payload in payloads]
-
     def dead_letter(
         self,
         raw: str | bytes,
@@ -234,17 +403,7 @@ class Intake:
             # in between is found by the insert and compared like any other repeat.
             stored = stored_event(session, self.agency_id, fact.event_id)
             if stored is None:
-                stored_row = CadEventRow(
-                    agency_id=self.agency_id,
-                    event_id=fact.event_id,
-                    incident_id=fact.incident_id,
-                    type=fact.type.value,
-                    occurred_at=fact.occurred_at,
-                    received_at=now,
-                    source=source,
-                    payload_encrypted=self.vault.encrypt(json.dumps(payload)),
-                )
-                if add_event(session, stored_row):
+                if add_event(session, self._event_row(fact, payload, source, now)):
                     call = self._apply(session, fact, now)
                     self._carry_protection(session, call, fact.event_id, now)
                 else:
@@ -255,14 +414,7 @@ class Intake:
             if not self._same_payload(stored.payload_encrypted, payload):
                 self._changed_duplicate(fact, payload, source)
             return IntakeResult(fact.event_id, "duplicate")
-        log_event(
-            log,
-            "event_accepted",
-            event_id=fact.event_id,
-            incident=fact.incident_id,
-            type=fact.type.value,
-            source=source,
-        )
+        self._log_accepted(fact, source)
         return IntakeResult(fact.event_id, "accepted")
 
     def _conflicting_id(
@@ -358,6 +510,8 @@ class Intake:
         event_id: str,
         now: Any,
         seen: frozenset[str] = frozenset(),
+        *,
+        known: dict[str, StoredCall | None] | None = None,
     ) -> None:
         """A call merged into another takes its dangers with it: if the merged call may
         not be texted for a reason about the incident itself (an exclusion, a risk flag,
@@ -383,15 +537,27 @@ class Intake:
             type=FactType.UPDATED,
             hold=HELD_MERGED_PROTECTED,
         )
-        held = self._apply(session, hold, now)
+        held = self._apply(session, hold, now, known)
         log_event(
             log, "incident_held", logging.WARNING, incident=target, reason=HELD_MERGED_PROTECTED
         )
-        self._carry_protection(session, held, event_id, now, seen | {call.incident_id})
+        self._carry_protection(session, held, event_id, now, seen | {call.incident_id}, known=known)
 
-    def _apply(self, session: Session, fact: CallFact, now: Any) -> Call:
+    def _apply(
+        self,
+        session: Session,
+        fact: CallFact,
+        now: Any,
+        known: dict[str, StoredCall | None] | None = None,
+    ) -> Call:
+        """Fold one fact into its call. ``known`` holds the calls this transaction has
+        locked and folded so far (None: not yet existing), kept up to date here, so the
+        events of a batch do not read their call again."""
         calls = CallRepository(session, self.vault)
-        stored = calls.get(self.agency_id, fact.incident_id, for_update=True)
+        if known is not None and fact.incident_id in known:
+            stored = known[fact.incident_id]
+        else:
+            stored = calls.get(self.agency_id, fact.incident_id, for_update=True)
         call = stored.call if stored else new_call(self.agency_id, fact.incident_id)
         decision = decide(call, fact, self.policy, now)
         call_type = self.policy.call_type(decision.call.call_type_code)
@@ -401,6 +567,8 @@ class Intake:
             now,
             call_type.category if call_type else None,
         )
+        if known is not None:
+            known[fact.incident_id] = StoredCall(row, decision.call)
         protection = protects_the_number(decision.call, self.policy)
         window = self.policy.protect_number_for
         if protection and row.phone_hash and window:

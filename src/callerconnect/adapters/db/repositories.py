@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,6 +96,32 @@ def stored_event(session: Session, agency_id: str, event_id: str) -> StoredEvent
     return None if found is None else StoredEvent(found[0], found[1])
 
 
+def stored_events(
+    session: Session, agency_id: str, event_ids: Sequence[str]
+) -> dict[str, StoredEvent]:
+    """The events already stored under any of these ids: one query for a whole batch."""
+    if not event_ids:
+        return {}
+    found = session.execute(
+        select(CadEventRow.event_id, CadEventRow.incident_id, CadEventRow.payload_encrypted).where(
+            CadEventRow.agency_id == agency_id, CadEventRow.event_id.in_(set(event_ids))
+        )
+    )
+    return {event_id: StoredEvent(incident, payload) for event_id, incident, payload in found}
+
+
+def add_events(session: Session, rows: Sequence[CadEventRow]) -> None:
+    """Store a batch's new events in one multi-row insert. A concurrent insert of one
+    of the ids fails the whole transaction (IntegrityError): the caller folds the
+    events one by one then (service/intake.py)."""
+    if rows:
+        # Core, not the unit of work: no ids are needed back, so one executemany.
+        columns = [column.key for column in CadEventRow.__table__.columns if column.key != "id"]
+        session.execute(
+            insert(CadEventRow), [{key: getattr(row, key) for key in columns} for row in rows]
+        )
+
+
 def add_event(session: Session, row: CadEventRow) -> bool:
     """Store an accepted event; False if another transaction stored the same id first."""
     try:
@@ -136,6 +163,26 @@ class CallRepository:
             query = query.with_for_update()
         row = self.session.scalar(query)
         return None if row is None else StoredCall(row, self._to_domain(row))
+
+    def get_many(
+        self, agency_id: str, incident_ids: Collection[str], *, for_update: bool = False
+    ) -> dict[str, StoredCall | None]:
+        """Each incident's call (None when there is none yet), read in one query and,
+        ``for_update``, locked in incident order so that two transactions locking
+        overlapping sets never wait on each other crosswise."""
+        known: dict[str, StoredCall | None] = dict.fromkeys(sorted(incident_ids))
+        if not known:
+            return known
+        query = (
+            select(CallRow)
+            .where(CallRow.agency_id == agency_id, CallRow.incident_id.in_(list(known)))
+            .order_by(CallRow.incident_id)
+        )
+        if for_update:
+            query = query.with_for_update()
+        for row in self.session.scalars(query):
+            known[row.incident_id] = StoredCall(row, self._to_domain(row))
+        return known
 
     def get_by_id(self, call_id: int, *, for_share: bool = False) -> StoredCall | None:
         query = select(CallRow).where(CallRow.id == call_id)
@@ -331,6 +378,13 @@ class Outbox:
             row.sent_at = now
         self.session.flush()
         self._history(row, now)
+
+    def defer(self, row: OutboxRow, until: datetime, now: datetime, *, reason: str) -> None:
+        """Back to ``scheduled`` until ``until``, the attempt given back: waiting (the
+        quiet hours, the provider's pause, a far rate slot) is not a failed attempt."""
+        self.transition(row, TextStatus.SCHEDULED, now, reason=reason)
+        row.not_before = until
+        row.attempts -= 1
 
     def _history(self, row: OutboxRow, now: datetime) -> None:
         self.session.add(

@@ -1,0 +1,542 @@
+"""Every speed figure of one node, each beside its target and the machine's own limit.
+
+    .venv/bin/python bench/run.py            # the full run (a few minutes)
+    .venv/bin/python bench/run.py --quick    # a smoke run (seconds), smaller figures
+    .venv/bin/python bench/run.py --json out.json --only intake
+
+What runs, against real processes (``callerconnect serve`` and ``worker``, started here
+on free ports) and real databases (SQLite in a temporary folder, a fresh PostgreSQL
+database on 127.0.0.1:5432, dropped afterwards):
+
+* intake over HTTP, batches of 500 and one event per request, on both databases, beside
+  the raw rate of the same database measured in the same run: single-row commits, and
+  rows inserted in one batched transaction;
+* the time from the 202 of a ``call.received`` to the provider's acceptance of its
+  confirmation (p50/p99), one worker, a Twilio-compatible fake answering in 150 ms, at
+  ten times Ottawa's peak hour;
+* the dispatcher's use of ``sms.max_per_second`` by two workers: the share of the cap
+  used on a backlog and the busiest one-second window, beside the cap;
+* the survey page's p99 with 50 concurrent clients;
+* the resident memory of each process after the surge.
+
+The figures depend on the machine and its load: they are printed and written as JSON,
+never asserted (the test suite makes no timed assertions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from tests.support.dispatch import TimedFakeTwilio, most_in_window  # noqa: E402
+from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E402
+
+from callerconnect.adapters.crypto import token_hash  # noqa: E402
+from callerconnect.adapters.db.engine import make_engine  # noqa: E402
+from callerconnect.service.simulation import simulated_day  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+KEY = "bench-intake-key-0123456789abcdef"
+CLI = [str(ROOT / ".venv" / "bin" / "callerconnect")]
+#: Ottawa: 274,075 priority 3-4 calls a year; the busiest hour of a normal day has about
+#: 60 of them (a blizzard day far more). Ten times that is the surge measured here.
+OTTAWA_PEAK_HOUR_CALLS = 60
+TWILIO_LATENCY = 0.150  # seconds: a typical answer of Twilio's Messages API
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: str
+    limit: str = ""
+    note: str = ""
+
+
+@dataclass
+class Report:
+    figures: list[Figure] = field(default_factory=list)
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        figure = Figure(*args, **kwargs)
+        self.figures.append(figure)
+        print(f"  {figure.name}: {figure.value:,.1f} {figure.unit}", flush=True)
+
+
+# --- databases and processes ----------------------------------------------------------
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        folder = tempfile.mkdtemp(prefix="callerconnect-bench-")
+        yield f"sqlite:///{folder}/bench.db"
+        return
+    name = f"callerconnect_bench_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Node:
+    """``serve`` processes and workers on one database, as deployed (environment only)."""
+
+    def __init__(self, url: str, folder: Path, **env: str) -> None:
+        self.folder = folder
+        self.env = {
+            **os.environ,
+            "CALLERCONNECT_DATABASE_URL": url,
+            "CALLERCONNECT_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+            "CALLERCONNECT_INTAKE__API_KEYS": f'["{KEY}"]',
+            "CALLERCONNECT_LOG_LEVEL": "WARNING",
+            "CALLERCONNECT_POLICY__QUIET_HOURS": "off",
+            **env,
+        }
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.urls: list[str] = []
+        done = subprocess.run([*CLI, "db", "upgrade"], env=self.env, capture_output=True)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr.decode())
+
+    def start(self, role: str, *args: str) -> None:
+        log = (self.folder / f"{role}-{len(self.processes)}.log").open("wb")
+        process = subprocess.Popen([*CLI, role, *args], env=self.env, stdout=log, stderr=log)
+        self.processes.append((role, process))
+
+    def serve(self, count: int) -> None:
+        for _ in range(count):
+            port = free_port()
+            self.env["CALLERCONNECT_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+            self.start("serve", "--port", str(port))
+            self.urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        for url in self.urls:
+            while not _healthy(url):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"serve did not start: see {self.folder}")
+                time.sleep(0.1)
+
+    def rss_mb(self) -> dict[str, float]:
+        sizes: dict[str, float] = {}
+        for number, (role, process) in enumerate(self.processes):
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except OSError:
+                continue
+            kb = next(int(line.split()[1]) for line in status.splitlines() if "VmRSS" in line)
+            sizes[f"{role}-{number}"] = kb / 1024
+        return sizes
+
+    def stop(self) -> None:
+        for _, process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def node(url: str, **env: str) -> Iterator[Node]:
+    running = Node(url, Path(tempfile.mkdtemp(prefix="callerconnect-bench-logs-")), **env)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# --- the database's own limits ----------------------------------------------------------
+
+
+def raw_rates(url: str, seconds: float, rows: int) -> tuple[float, float]:
+    """Rows a second: one row per committed transaction, and rows of one batched insert."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE bench_raw (k VARCHAR(64) PRIMARY KEY, v TEXT)"))
+        body = "x" * 600  # about an encrypted event's size
+        count, began = 0, time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            with engine.begin() as connection:
+                connection.execute(
+                    text("INSERT INTO bench_raw VALUES (:k, :v)"), {"k": f"c{count}", "v": body}
+                )
+            count += 1
+        commits = count / (time.perf_counter() - began)
+        batch = [{"k": f"b{n}", "v": body} for n in range(rows)]
+        began = time.perf_counter()
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO bench_raw VALUES (:k, :v)"), batch)
+        batched = rows / (time.perf_counter() - began)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE bench_raw"))
+        return commits, batched
+    finally:
+        engine.dispose()
+
+
+# --- intake -----------------------------------------------------------------------------
+
+
+def feed(prefix: str, calls: int, seed: int) -> list[dict[str, Any]]:
+    """A simulated day of ``calls`` incidents, in the past, under ids of its own."""
+    start = datetime.now(UTC) - timedelta(hours=22)
+    events = [e.payload for e in simulated_day(start, calls=calls, seed=seed)]
+    for payload in events:
+        payload["event_id"] = f"{prefix}-{payload['event_id']}"
+        payload["incident_id"] = f"{prefix}-{payload['incident_id']}"
+        if isinstance(payload.get("merged_into"), str):
+            payload["merged_into"] = f"{prefix}-{payload['merged_into']}"
+    return events
+
+
+def post_all(urls: list[str], feeds: list[list[list[dict[str, Any]]]]) -> tuple[int, float]:
+    """Each client posts its own bodies in order (so an incident's events stay in order),
+    clients in parallel, spread over the ``serve`` processes. Events and seconds."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    failures: list[str] = []
+
+    def client(number: int, bodies: list[list[dict[str, Any]]]) -> None:
+        with httpx.Client(base_url=urls[number % len(urls)], headers=headers) as http:
+            for events in bodies:
+                body: Any = events[0] if len(events) == 1 else {"events": events}
+                answer = http.post("/api/v1/cad/events", json=body, timeout=120)
+                if answer.status_code not in (202, 409, 422):
+                    failures.append(f"{answer.status_code} {answer.text[:200]}")
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(len(feeds)) as pool:
+        list(pool.map(client, range(len(feeds)), feeds))
+    elapsed = time.perf_counter() - began
+    if failures:
+        print(f"  {len(failures)} requests failed, first: {failures[0]}")
+    return sum(len(events) for bodies in feeds for events in bodies), elapsed
+
+
+def bench_intake(report: Report, kind: str, quick: bool) -> None:
+    calls = 150 if quick else 1000
+    with database(kind) as url, node(url) as running:
+        commits, batched = raw_rates(url, 1 if quick else 3, 2000 if quick else 20000)
+        limit = f"raw {commits:,.0f} commits/s, {batched:,.0f} rows/s batched"
+        running.serve(2)
+        batches = [feed(f"B{n}", calls, seed=n) for n in range(2)]
+        events, elapsed = post_all(
+            running.urls, [[f[i : i + 500] for i in range(0, len(f), 500)] for f in batches]
+        )
+        report.add(
+            f"intake {kind}, batches of 500, 2 serve",
+            events / elapsed,
+            "events/s",
+            ">= 5,000",
+            limit,
+        )
+        singles = [feed(f"S{n}", calls // 12, seed=10 + n) for n in range(8)]
+        events, elapsed = post_all(running.urls, [[[e] for e in f] for f in singles])
+        report.add(
+            f"intake {kind}, one event a request, 2 serve, 8 clients",
+            events / elapsed,
+            "events/s",
+            ">= 1,000",
+            limit,
+        )
+        for name, mb in running.rss_mb().items():
+            report.add(f"RSS {kind} {name} after the surge", mb, "MB", "< 300 MB")
+
+
+# --- texts ------------------------------------------------------------------------------
+
+
+class SlowTwilio(TimedFakeTwilio):
+    """The fake answering in about Twilio's time; records when each text was accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accepted: dict[str, float] = {}
+
+    def _respond_to(self, method: str, path: str, handler: Any, form: dict[str, str]) -> Any:
+        time.sleep(TWILIO_LATENCY)
+        answer = super()._respond_to(method, path, handler, form)
+        self.accepted.setdefault(form.get("To", ""), time.monotonic())
+        return answer
+
+
+def twilio_env(fake: SlowTwilio, rate: float) -> dict[str, str]:
+    return {
+        "CALLERCONNECT_SMS__PROVIDER": "twilio",
+        "CALLERCONNECT_SMS__TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+        "CALLERCONNECT_SMS__TWILIO__AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+        "CALLERCONNECT_SMS__TWILIO__API_BASE": fake.api_base,
+        "CALLERCONNECT_SMS__MAX_PER_SECOND": str(rate),
+        "CALLERCONNECT_POLICY__DELAY_NOTICE_AFTER__3": "off",
+        "CALLERCONNECT_POLICY__DELAY_NOTICE_AFTER__4": "off",
+    }
+
+
+def received(incident: str, phone: str) -> dict[str, Any]:
+    return {
+        "event_id": f"{incident}-r",
+        "incident_id": incident,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "type": "call.received",
+        "priority": 4,
+        "case_number": f"26-{int(incident.rsplit('-', 1)[1]):06d}",
+        "call_type": {"code": "THEFT"},
+        "caller": {"phone": phone, "language": "en"},
+    }
+
+
+def phone(number: int) -> str:
+    return f"+1613555{number:04d}"
+
+
+def bench_confirmation_latency(report: Report, kind: str, quick: bool) -> None:
+    per_hour = 10 * OTTAWA_PEAK_HOUR_CALLS
+    calls = 10 if quick else 20
+    gap = 3600 / per_hour
+    env = {"CALLERCONNECT_WORKER__POLL_INTERVAL": "1s"}
+    with (
+        database(kind) as url,
+        SlowTwilio() as fake,
+        node(url, **twilio_env(fake, 1), **env) as run,
+    ):
+        run.serve(1)
+        run.start("worker")
+        time.sleep(3)  # the worker's start-up is not part of a text's wait
+        answered: dict[str, float] = {}
+        with httpx.Client(base_url=run.urls[0], headers={"Authorization": f"Bearer {KEY}"}) as http:
+            for number in range(calls):
+                began = time.monotonic()
+                answer = http.post(
+                    "/api/v1/cad/events", json=received(f"LAT-{number}", phone(number))
+                )
+                if answer.status_code == 202:
+                    answered[phone(number)] = time.monotonic()
+                time.sleep(max(0.0, gap / (10 if quick else 1) - (time.monotonic() - began)))
+        deadline = time.monotonic() + 30
+        while len(fake.accepted) < len(answered) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    waits = sorted(fake.accepted[p] - at for p, at in answered.items() if p in fake.accepted)
+    if len(waits) < 2:
+        print(f"  only {len(waits)} confirmations accepted")
+        return
+    cuts = statistics.quantiles(waits, n=100)
+    note = f"{len(waits)} of {len(answered)} calls, one every {gap:.0f} s"
+    if quick:
+        note += " (quick: ten times faster)"
+    limit = f"provider answers in {TWILIO_LATENCY * 1000:.0f} ms; worker polls every 1 s"
+    report.add(f"202 to confirmation accepted {kind}, p50", cuts[49], "s", "< 60 s", limit, note)
+    report.add(f"202 to confirmation accepted {kind}, p99", cuts[98], "s", "< 60 s", limit, note)
+
+
+def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
+    rate = 10 if quick else 20
+    backlog = rate * (4 if quick else 15)
+    with (
+        database(kind) as url,
+        SlowTwilio() as fake,
+        node(url, **twilio_env(fake, rate)) as running,
+    ):
+        running.serve(1)
+        with httpx.Client(
+            base_url=running.urls[0], headers={"Authorization": f"Bearer {KEY}"}
+        ) as http:
+            events = [received(f"CAP-{n}", phone(n)) for n in range(backlog)]
+            for start in range(0, backlog, 500):
+                http.post("/api/v1/cad/events", json={"events": events[start : start + 500]})
+        running.start("worker")
+        running.start("worker")
+        deadline = time.monotonic() + backlog / rate * 2 + 30
+        while len(fake.arrivals) < backlog and time.monotonic() < deadline:
+            time.sleep(0.2)
+    moments = [a.at for a in fake.arrivals]
+    if len(moments) < 2:
+        print("  no texts sent")
+        return
+    span = moments[-1] - moments[0]
+    used = (len(moments) - 1) / span / rate
+    limit = f"sms.max_per_second = {rate}"
+    note = f"{len(moments)} texts, 2 workers"
+    report.add(f"SMS cap used {kind}", used, "of the cap", ">= 0.95", limit, note)
+    report.add(
+        f"SMS busiest 1-s window {kind}",
+        most_in_window(moments),
+        "texts",
+        f"<= {rate}",
+        limit,
+        note,
+    )
+
+
+# --- the survey page --------------------------------------------------------------------
+
+
+def bench_survey(report: Report, kind: str, quick: bool) -> None:
+    clients = 50
+    seconds = 5 if quick else 20
+    with database(kind) as url, node(url) as running:
+        running.serve(1)
+        with httpx.Client(
+            base_url=running.urls[0], headers={"Authorization": f"Bearer {KEY}"}
+        ) as http:
+            events = [received(f"SUR-{n}", phone(n)) for n in range(clients)]
+            http.post("/api/v1/cad/events", json={"events": events})
+        tokens = invitations(url, clients)
+        latencies: list[float] = []
+        lock = threading.Lock()
+        stop = time.monotonic() + seconds
+
+        def client(token: str) -> None:
+            with httpx.Client(base_url=running.urls[0]) as http:
+                while time.monotonic() < stop:
+                    began = time.perf_counter()
+                    answer = http.get(f"/s/{token}", timeout=30)
+                    took = time.perf_counter() - began
+                    if answer.status_code == 200:
+                        with lock:
+                            latencies.append(took)
+
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(client, tokens))
+    if len(latencies) < 2:
+        print("  no survey page answered")
+        return
+    cuts = statistics.quantiles(latencies, n=100)
+    note = f"{len(latencies)} pages in {seconds} s ({len(latencies) / seconds:,.0f}/s)"
+    report.add(f"survey page p50 {kind}", cuts[49] * 1000, "ms", "", "50 clients", note)
+    report.add(f"survey page p99 {kind}", cuts[98] * 1000, "ms", "< 1,000 ms", "50 clients", note)
+
+
+def invitations(url: str, count: int) -> list[str]:
+    """Survey links for the calls just received (as the dispatcher makes them)."""
+    engine = make_engine(url)
+    tokens: list[str] = []
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                text("SELECT id, call_id FROM outbox WHERE call_id IS NOT NULL LIMIT :n"),
+                {"n": count},
+            ).all()
+            for outbox_id, call_id in rows:
+                token = secrets.token_urlsafe(16)
+                connection.execute(
+                    text(
+                        "INSERT INTO survey_invitations (token_hash, outbox_id, call_id, "
+                        "language, created_at, expires_at) VALUES (:h, :o, :c, 'en', :n, :e)"
+                    ),
+                    {
+                        "h": token_hash(token),
+                        "o": outbox_id,
+                        "c": call_id,
+                        "n": now,
+                        "e": now + timedelta(days=7),
+                    },
+                )
+                tokens.append(token)
+    finally:
+        engine.dispose()
+    return tokens
+
+
+# --- the command ------------------------------------------------------------------------
+
+BENCHES: dict[str, Callable[[Report, str, bool], None]] = {
+    "intake": bench_intake,
+    "latency": bench_confirmation_latency,
+    "sms": bench_sms_cap,
+    "survey": bench_survey,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small and fast")
+    parser.add_argument("--json", default="bench-results.json", help="where to write figures")
+    parser.add_argument("--only", choices=list(BENCHES), action="append")
+    parser.add_argument(
+        "--databases", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql"
+    )
+    args = parser.parse_args(argv)
+    report = Report()
+    began = time.perf_counter()
+    load = os.getloadavg()[0]
+    for name in args.only or list(BENCHES):
+        for kind in args.databases.split(","):
+            if name in ("latency", "sms", "survey") and kind != args.databases.split(",")[0]:
+                continue  # measured on the first database only: it is not the bottleneck
+            print(f"{name} on {kind}", flush=True)
+            BENCHES[name](report, kind, args.quick)
+    elapsed = time.perf_counter() - began
+    print()
+    print(f"{'figure':<58} {'value':>12} {'unit':<12} {'target':<12} limit / note")
+    for f in report.figures:
+        print(
+            f"{f.name:<58} {f.value:>12,.2f} {f.unit:<12} {f.target:<12} {f.limit}"
+            + (f" ({f.note})" if f.note else "")
+        )
+    print(
+        f"\n{os.cpu_count()} CPUs, load average {load:.1f} at the start (the machine is "
+        f"shared); {elapsed:.0f} s in all{' (quick)' if args.quick else ''}"
+    )
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "quick": args.quick,
+                "cpus": os.cpu_count(),
+                "load_average": load,
+                "seconds": elapsed,
+                "figures": [f.__dict__ for f in report.figures],
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

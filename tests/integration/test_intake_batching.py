@@ -1,0 +1,329 @@
+"""The batched intake (service/intake.py, ``submit_many``) on SQLite and PostgreSQL.
+
+A batch is folded in one transaction per chunk; these tests hold it to the same answers
+and the same calls and texts as folding the events one by one, count the statements and
+transactions an event costs (a bound on counts, never a timing), and show that an event
+that fails inside a batched transaction is folded again on its own without taking the
+others down.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
+from callerconnect.bootstrap import Application
+from callerconnect.service.intake import FOLD_CHUNK
+from callerconnect.service.simulation import simulated_day
+from tests.conftest import T0
+from tests.support.dispatch import event, received
+
+AppFactory = Callable[..., Application]
+
+
+@dataclass
+class Counts:
+    statements: int = 0
+    commits: int = 0
+    sql: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def counting(app: Application) -> Iterator[Counts]:
+    """Statements sent to the database and transactions committed while inside."""
+    counts = Counts()
+    engine = app.db.engine
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        counts.statements += 1
+        counts.sql.append(" ".join(statement.split()[:3]))
+
+    def on_commit(_conn: Any) -> None:
+        counts.commits += 1
+
+    sa_event.listen(engine, "before_cursor_execute", on_execute)
+    sa_event.listen(engine, "commit", on_commit)
+    try:
+        yield counts
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", on_execute)
+        sa_event.remove(engine, "commit", on_commit)
+
+
+def feed(prefix: str, calls: int, seed: int = 11) -> list[dict[str, Any]]:
+    """A simulated day's events (every kind of story), renamed under ``prefix``."""
+    events = [copy.deepcopy(e.payload) for e in simulated_day(T0, calls=calls, seed=seed)]
+    for payload in events:
+        payload["event_id"] = f"{prefix}-{payload['event_id']}"
+        payload["incident_id"] = f"{prefix}-{payload['incident_id']}"
+        if isinstance(payload.get("merged_into"), str):
+            payload["merged_into"] = f"{prefix}-{payload['merged_into']}"
+    return events
+
+
+def outcome(app: Application, prefix: str) -> dict[str, Any]:
+    """What the events made, per incident with the prefix taken off: the call's state
+    and its texts (kind, status, reason, time)."""
+    with app.db.transaction() as session:
+        calls = session.scalars(select(CallRow).where(CallRow.incident_id.like(f"{prefix}-%")))
+        state: dict[str, Any] = {}
+        for call in calls:
+            texts = session.scalars(
+                select(OutboxRow).where(OutboxRow.call_id == call.id).order_by(OutboxRow.kind)
+            )
+            state[call.incident_id.removeprefix(f"{prefix}-")] = (
+                call.priority,
+                call.call_type_code,
+                call.blocked_reason,
+                call.reason,
+                call.merged_into.removeprefix(f"{prefix}-") if call.merged_into else None,
+                call.risk_flag,
+                call.cleared_at,
+                [(t.kind, t.status, t.reason, t.not_before) for t in texts],
+            )
+        return state
+
+
+def test_a_batch_folds_to_the_same_calls_and_texts_as_one_event_at_a_time(
+    app: Application,
+) -> None:
+    alone, together = feed("A", 60), feed("B", 60)
+    one_by_one = [app.intake.submit(payload, "test") for payload in alone]
+    batched: list[Any] = []
+    for start in range(0, len(together), 97):  # chunks that cut incidents in two
+        batched += app.intake.submit_many(together[start : start + 97], "test")
+
+    assert [r.status for r in batched] == [r.status for r in one_by_one]
+    assert [r.event_id for r in batched] == [p["event_id"] for p in together]
+    assert outcome(app, "B") == outcome(app, "A")
+    assert len(outcome(app, "A")) == 60
+
+
+def test_answers_come_in_request_order_with_rejections_and_repeats_in_place(
+    app: Application,
+) -> None:
+    first = received("I-1", T0)
+    other_incident = {**received("I-2", T0), "event_id": first["event_id"]}
+    bad = {**received("I-3", T0), "occurred_at": "yesterday"}
+    cleared = event("I-1", "call.cleared", T0 + timedelta(minutes=30))
+    results = app.intake.submit_many(
+        [first, bad, dict(first), other_incident, cleared, received("I-4", T0)], "test"
+    )
+    assert [(r.event_id, r.status) for r in results] == [
+        (first["event_id"], "accepted"),
+        (bad["event_id"], "rejected"),
+        (first["event_id"], "duplicate"),
+        (first["event_id"], "rejected"),  # the id belongs to I-1: a conflict, I-2 held
+        (cleared["event_id"], "accepted"),
+        (results[5].event_id, "accepted"),
+    ]
+    assert results[3].rule == "conflict"
+    with app.db.transaction() as session:
+        i1 = session.scalar(select(CallRow).where(CallRow.incident_id == "I-1"))
+        i2 = session.scalar(select(CallRow).where(CallRow.incident_id == "I-2"))
+        assert i1 is not None and i1.cleared_at is not None  # received, then cleared
+        assert i2 is not None and (i2.blocked_reason or "").startswith("held:")
+
+
+def test_a_batch_costs_one_transaction_per_chunk_and_few_statements_per_event(
+    app: Application,
+) -> None:
+    events = feed("C", 60)[:200]
+    with counting(app) as counts:
+        results = app.intake.submit_many(events, "test")
+    assert all(r.status in ("accepted", "duplicate") for r in results), results
+    assert counts.commits == -(-len(events) // FOLD_CHUNK)
+    # Per event: its share of the call's insert or update, its texts and their history,
+    # its decisions; never a round trip per event for ids, locks or savepoints.
+    assert counts.statements <= 4 * len(events), counts.statements
+    assert counts.sql.count("INSERT INTO cad_events") == 1
+    assert sum(s.startswith("SELECT cad_events") for s in counts.sql) == 1  # ids stored
+
+
+def test_a_single_event_costs_one_transaction_and_a_handful_of_statements(
+    app: Application,
+) -> None:
+    with counting(app) as counts:
+        assert app.intake.submit(received("I-1", T0), "test").status == "accepted"
+    # ids, event insert, call read, call insert, confirmation + history, decisions
+    assert counts.commits == 1
+    assert counts.statements <= 12, counts.sql
+    with counting(app) as counts:
+        dispatched = event("I-1", "unit.dispatched", T0 + timedelta(minutes=5), unit_id="2A1")
+        assert app.intake.submit(dispatched, "test").status == "accepted"
+    assert counts.commits == 1
+    assert counts.statements <= 10, counts.sql
+
+
+@contextmanager
+def failing_once_for(app: Application, incident: str, times: int) -> Iterator[list[int]]:
+    """The database refuses, ``times`` times, the statement that writes ``incident``'s
+    call (as a lock timeout or a dropped connection would)."""
+    failures: list[int] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        flat = params if isinstance(params, list | tuple) else [params]
+        mentions = any(incident in str(p) for p in flat)
+        writes_it = statement.lstrip().upper().startswith("INSERT INTO CALLS") and mentions
+        if writes_it and len(failures) < times:
+            failures.append(1)
+            raise OperationalError(statement, params, Exception("injected"))
+
+    sa_event.listen(app.db.engine, "before_cursor_execute", on_execute)
+    try:
+        yield failures
+    finally:
+        sa_event.remove(app.db.engine, "before_cursor_execute", on_execute)
+
+
+def test_an_event_that_fails_in_a_batch_is_folded_again_alone_and_the_others_stand(
+    app: Application,
+) -> None:
+    events = [received(f"I-{n}", T0) for n in range(10)]
+    with failing_once_for(app, "I-4", times=1) as failures:
+        results = app.intake.submit_many(events, "test")
+    assert failures == [1]
+    assert [r.status for r in results] == ["accepted"] * 10
+    with app.db.transaction() as session:
+        assert len(session.scalars(select(CadEventRow)).all()) == 10
+        assert len(session.scalars(select(CallRow)).all()) == 10
+
+
+def test_an_event_that_fails_even_alone_loses_none_of_the_others(app: Application) -> None:
+    events = [received(f"I-{n}", T0) for n in range(10)]
+    with failing_once_for(app, "I-4", times=100), pytest.raises(OperationalError):
+        app.intake.submit_many(events, "test")
+    with app.db.transaction() as session:
+        incidents = {row.incident_id for row in session.scalars(select(CallRow))}
+        letters = session.scalars(select(DeadLetterRow)).all()
+    assert incidents == {f"I-{n}" for n in range(10)} - {"I-4"}
+    assert [letter.error_code for letter in letters] == ["internal"]
+    # The CAD, seeing the error, sends the batch again: the others are duplicates.
+    again = app.intake.submit_many(events, "test")
+    assert [r.status for r in again] == ["duplicate"] * 4 + ["accepted"] + ["duplicate"] * 5
+
+
+def test_ingest_and_replay_go_through_the_batched_intake(app: Application, tmp_path: Any) -> None:
+    from callerconnect.service.deadletters import replay
+    from callerconnect.service.ingest_file import ingest_lines
+
+    events = feed("D", 40)
+    lines = [json.dumps(e) for e in events] + ["not json"]
+    with counting(app) as counts:
+        totals = ingest_lines(app.intake, lines)
+    assert totals["accepted"] + totals["duplicate"] == len(events) and totals["rejected"] == 1
+    assert counts.commits <= -(-len(events) // FOLD_CHUNK) + 1  # + the dead letter
+    assert len(outcome(app, "D")) == 40
+    with app.db.transaction() as session:
+        [letter] = session.scalars(select(DeadLetterRow)).all()
+    assert replay(app.db, app.vault, app.intake, [letter.id])[letter.id].startswith("failed")
+
+
+# --- batching never changes what the events decide (hypothesis) -------------------------
+
+_runs = itertools.count()
+INCIDENTS = ["P", "Q", "R"]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A few incidents' events in a random order: receptions, upgrades and downgrades,
+    risk flags, calls in progress, dispatches, clearances, cancellations, merges, an
+    unknown call type, and repeats of earlier ids (same or other content)."""
+    events: list[dict[str, Any]] = []
+    for step in range(draw(st.integers(min_value=1, max_value=14))):
+        incident = draw(st.sampled_from(INCIDENTS))
+        at = T0 + timedelta(minutes=draw(st.integers(min_value=0, max_value=240)))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "call.received",
+                    "call.updated",
+                    "unit.dispatched",
+                    "call.cleared",
+                    "call.cancelled",
+                    "call.merged",
+                    "repeat",
+                ]
+            )
+        )
+        if kind == "repeat" and events:
+            earlier = draw(st.sampled_from(events))
+            if draw(st.booleans()):
+                events.append(dict(earlier))
+            else:
+                events.append({**earlier, "priority": 1})
+            continue
+        if kind in ("call.received", "repeat"):
+            payload = received(
+                incident,
+                at,
+                priority=draw(st.sampled_from([1, 3, 4])),
+                code=draw(st.sampled_from(["THEFT", "THEFT", "UNHEARD-OF"])),
+            )
+        elif kind == "call.updated":
+            change = draw(
+                st.sampled_from(
+                    [
+                        {"priority": 1},
+                        {"priority": 4},
+                        {"risk_flag": True},
+                        {"in_progress": True},
+                        {"in_progress": False},
+                    ]
+                )
+            )
+            payload = event(incident, kind, at, **change)
+        elif kind == "unit.dispatched":
+            payload = event(incident, kind, at, unit={"id": "2A1"})
+        elif kind == "call.merged":
+            target = draw(st.sampled_from([i for i in INCIDENTS if i != incident]))
+            payload = event(incident, kind, at, merged_into=target)
+        else:
+            payload = event(incident, kind, at)
+        payload["event_id"] = f"h{step}-{payload['event_id']}"
+        events.append(payload)
+    return events
+
+
+def renamed(events: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    copies = copy.deepcopy(events)
+    for payload in copies:
+        payload["event_id"] = f"{prefix}-{payload['event_id']}"
+        payload["incident_id"] = f"{prefix}-{payload['incident_id']}"
+        if "merged_into" in payload:
+            payload["merged_into"] = f"{prefix}-{payload['merged_into']}"
+    return copies
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(events=histories(), cut=st.integers(min_value=1, max_value=15))
+def test_batching_never_changes_what_the_events_decide(
+    app: Application, events: list[dict[str, Any]], cut: int
+) -> None:
+    run = next(_runs)
+    alone, together = renamed(events, f"A{run}"), renamed(events, f"B{run}")
+    one_by_one = [app.intake.submit(payload, "test") for payload in alone]
+    batched: list[Any] = []
+    for start in range(0, len(together), cut):
+        batched += app.intake.submit_many(together[start : start + cut], "test")
+    assert [(r.status, r.rule) for r in batched] == [(r.status, r.rule) for r in one_by_one]
+    assert outcome(app, f"B{run}") == outcome(app, f"A{run}")
