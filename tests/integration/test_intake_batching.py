@@ -219,12 +219,13 @@ def test_an_event_that_fails_even_alone_loses_none_of_the_others(app: Applicatio
 
 def test_ingest_and_replay_go_through_the_batched_intake(app: Application, tmp_path: Any) -> None:
     from callerconnect.service.deadletters import replay
+    from callerconnect.service.envelopes import Envelopes
     from callerconnect.service.ingest_file import ingest_lines
 
     events = feed("D", 40)
     lines = [json.dumps(e) for e in events] + ["not json"]
     with counting(app) as counts:
-        totals = ingest_lines(app.intake, lines)
+        totals = ingest_lines(Envelopes(app.intake), lines)
     assert totals["accepted"] + totals["duplicate"] == len(events) and totals["rejected"] == 1
     assert counts.commits <= -(-len(events) // FOLD_CHUNK) + 1  # + the dead letter
     assert len(outcome(app, "D")) == 40
