@@ -18,7 +18,14 @@ from callerconnect.queries.figures import FigureRow, ScaleTally, figures
 from callerconnect.queries.filter_options import FilterOptions, filter_options
 from callerconnect.queries.filters import Filters
 from callerconnect.queries.not_texted import not_texted_reasons
-from tests.support.week_of_calls import OTTAWA, Week, build_week, local, shared_week
+from tests.support.week_of_calls import (
+    OTTAWA,
+    SERVES_OTHER_TOO,
+    Week,
+    build_week,
+    local,
+    shared_week,
+)
 
 WEEK = Filters("default", date(2026, 1, 26), date(2026, 2, 1))
 
@@ -43,7 +50,7 @@ def fresh_week(
     console: ConsoleProvider,
 ) -> Week:
     """The week on a database of the test's own, for a test that adds to it."""
-    app = app_factory(database_url)
+    app = app_factory(database_url, **SERVES_OTHER_TOO)
     other = app_factory(database_url, CALLERCONNECT_AGENCY_ID="other")
     return build_week(app, other, clock, console)
 

@@ -167,5 +167,5 @@ def test_help_of_both_commands(capsys: pytest.CaptureFixture[str]) -> None:
             main(command)
         assert exit_.value.code == 0
     helps = capsys.readouterr().out
-    assert "INCIDENT" in helps and "--agency ID" in helps
+    assert "INCIDENT" in helps and "--agency AGENCY" in helps
     assert "--date YYYY-MM-DD" in helps and "default: yesterday" in helps

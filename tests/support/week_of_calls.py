@@ -244,6 +244,12 @@ def build_week(
     return week
 
 
+#: The default agency's application also serves agency ``other`` (its worker sends every
+#: agency's texts, each from the agency's own number); ``other``'s own application stands
+#: for its intake key and its number's inbound texts.
+SERVES_OTHER_TOO = {"CALLERCONNECT_AGENCIES__OTHER__SMS__SENDER": "+13435550142"}
+
+
 @contextmanager
 def week_on(database_url: str) -> Iterator[Week]:
     """The week built on ``database_url`` with its own clock and console provider, for a
@@ -252,7 +258,10 @@ def week_on(database_url: str) -> Iterator[Week]:
     console = ConsoleProvider(io.StringIO())
     apps = [
         build_application(make_settings(url_env[0], **url_env[1]), clock=clock, provider=console)
-        for url_env in ((database_url, {}), (database_url, {"CALLERCONNECT_AGENCY_ID": "other"}))
+        for url_env in (
+            (database_url, SERVES_OTHER_TOO),
+            (database_url, {"CALLERCONNECT_AGENCY_ID": "other"}),
+        )
     ]
     try:
         yield build_week(apps[0], apps[1], clock, console)
