@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = Path(os.environ.get("CALLERCONNECT_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = Path(os.environ.get("CALLERCONNECT_TEST_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE_BROWSER = os.environ.get("CALLERCONNECT_REQUIRE_BROWSER") == "1"
 VIEWPORT = {"width": 360, "height": 780}
 CHROMIUM_ARGS = [

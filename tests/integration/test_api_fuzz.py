@@ -18,7 +18,7 @@ To reach past the first door rather than only knock on it, about half of the req
   its cookie and CSRF token. The rate-limit rows are cleared between requests so the
   fuzzing is not stopped at the limit (the limits have their own tests).
 
-Examples per operation: ``CALLERCONNECT_FUZZ_EXAMPLES`` (default 50), generated
+Examples per operation: ``CALLERCONNECT_TEST_FUZZ_EXAMPLES`` (default 50), generated
 deterministically (``derandomize``), so a failure reproduces run after run.
 """
 
@@ -57,7 +57,7 @@ from tests.support.live_server import LiveServer
 from tests.support.survey import csrf_of, invite
 from tests.support.twilio_webhooks import twilio_signature
 
-EXAMPLES = int(os.environ.get("CALLERCONNECT_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("CALLERCONNECT_TEST_FUZZ_EXAMPLES", "50"))
 PUBLIC = "https://callerconnect.example.org"
 TWILIO_TOKEN = "fuzz-twilio-auth-token-0123456789abcdef"
 TWILIO_ACCOUNT = "AC" + "0123456789abcdef" * 2

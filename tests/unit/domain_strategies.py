@@ -50,15 +50,15 @@ from callerconnect.domain.policy import (
 
 
 def _examples_from_env() -> int:
-    raw = os.environ.get("CALLERCONNECT_HYPOTHESIS_EXAMPLES", "300")
+    raw = os.environ.get("CALLERCONNECT_TEST_HYPOTHESIS_EXAMPLES", "300")
     try:
         value = int(raw)
     except ValueError:
         raise ValueError(
-            f"CALLERCONNECT_HYPOTHESIS_EXAMPLES must be a positive integer, not {raw!r}"
+            f"CALLERCONNECT_TEST_HYPOTHESIS_EXAMPLES must be a positive integer, not {raw!r}"
         ) from None
     if value < 1:
-        raise ValueError(f"CALLERCONNECT_HYPOTHESIS_EXAMPLES must be positive, not {value}")
+        raise ValueError(f"CALLERCONNECT_TEST_HYPOTHESIS_EXAMPLES must be positive, not {value}")
     return value
 
 

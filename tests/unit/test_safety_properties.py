@@ -14,7 +14,7 @@ plus the contract between ``decide`` and the outbox (each change of eligibility 
 each kind created once, moments out of quiet hours, nothing waiting for an ineligible
 call) and (g) determinism. (f), order independence, has its own tests below.
 
-``CALLERCONNECT_HYPOTHESIS_EXAMPLES`` sets the number of examples (default 300).
+``CALLERCONNECT_TEST_HYPOTHESIS_EXAMPLES`` sets the number of examples (default 300).
 """
 
 from __future__ import annotations
