@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import jinja2
 from fastapi.responses import HTMLResponse
 
 from callerconnect.bootstrap import Application
@@ -24,6 +23,7 @@ from callerconnect.domain.survey import (
 from callerconnect.i18n.pages import pages_translator
 from callerconnect.web.survey_language import LANGUAGE_NAMES, OTHER
 from callerconnect.web.survey_pages import ERROR_MESSAGES, Page
+from callerconnect.web.templating import template_environment, translator
 
 CSS_URL = "/static/survey.css"
 CASE_FIELD = "case_number"
@@ -56,22 +56,10 @@ class Renderer:
         self.agency = {"en": settings.agency_name.en, "fr": settings.agency_name.fr}
         self.non_emergency = settings.non_emergency_number
         self.survey_days = _days(settings.policy.survey_expires)
-        self.env = jinja2.Environment(
-            loader=jinja2.PackageLoader("callerconnect.web", "templates"),
-            autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = template_environment()
 
     def gettext(self, lang: str) -> Callable[..., str]:
-        translations = pages_translator(lang)
-
-        def translate(message: str, **values: object) -> str:
-            text = translations.gettext(message)
-            return text % values if values else text
-
-        return translate
+        return translator(pages_translator(lang))
 
     def text(self, localized: Mapping[str, str], lang: str) -> str:
         """A text of the survey definition, with its placeholders filled."""

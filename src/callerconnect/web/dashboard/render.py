@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from babel.numbers import format_decimal, format_percent
 from fastapi.responses import HTMLResponse
 
@@ -16,6 +15,7 @@ from callerconnect.i18n.dashboard import dashboard_translator
 from callerconnect.service.accounts import SignedIn
 from callerconnect.web.dashboard.charts import Chart, bar_chart
 from callerconnect.web.dashboard.tables import SUPPRESSED, Table
+from callerconnect.web.templating import template_environment, translator
 
 LANGUAGES = ("en", "fr")
 OTHER = {"en": "fr", "fr": "en"}
@@ -57,22 +57,10 @@ class PageContext:
 class Renderer:
     def __init__(self, agency_name: dict[str, str]) -> None:
         self.agency = agency_name
-        self.env = jinja2.Environment(
-            loader=jinja2.PackageLoader("callerconnect.web", "templates"),
-            autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = template_environment()
 
     def gettext(self, lang: str) -> Callable[..., str]:
-        translations = dashboard_translator(lang)
-
-        def translate(message: str, **values: Any) -> str:
-            text = translations.gettext(message)
-            return text % values if values else text
-
-        return translate
+        return translator(dashboard_translator(lang))
 
     def number(self, value: Any, kind: str, lang: str) -> str:
         if value is SUPPRESSED:
