@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-
-from sqlalchemy import select
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.tables import DeadLetterRow, InboundMessageRow
+from callerconnect.adapters.db.tables import DeadLetterRow
 from callerconnect.domain.redaction import redact, redact_contacts, redact_payload
-from callerconnect.service.inbound import FlaggedText
+from callerconnect.service.inbound import FlaggedText, flagged_texts
 
 __all__ = ["RedactedDeadLetter", "dead_letter_redacted", "flagged_texts_redacted"]
 
@@ -30,24 +28,11 @@ def flagged_texts_redacted(
 ) -> list[FlaggedText]:
     """The callers' texts flagged for a person, oldest first, each body redacted; only
     ``agency_id``'s when given (a dashboard account sees its own agency only)."""
-    with db.transaction() as session:
-        query = select(InboundMessageRow).where(InboundMessageRow.flagged.is_(True))
-        if agency_id is not None:
-            query = query.where(InboundMessageRow.agency_id == agency_id)
-        if not include_reviewed:
-            query = query.where(InboundMessageRow.reviewed_at.is_(None))
-        rows = session.scalars(query.order_by(InboundMessageRow.received_at)).all()
-        return [
-            FlaggedText(
-                id=row.id,
-                received_at=row.received_at,
-                phone_masked=row.phone_masked,
-                terms=row.flag_terms or "",
-                body=redact(vault.decrypt(row.body_encrypted)),
-                reviewed_at=row.reviewed_at,
-            )
-            for row in rows
-        ]
+    # The same texts the operator's command lists (service/inbound.py), bodies redacted.
+    return [
+        replace(text, body=redact(text.body))
+        for text in flagged_texts(db, vault, include_reviewed=include_reviewed, agency_id=agency_id)
+    ]
 
 
 @dataclass(frozen=True)
