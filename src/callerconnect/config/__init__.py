@@ -72,10 +72,10 @@ from callerconnect.config.values import (
     MIN_SECRET_LENGTH,
     Duration,
     PositiveDuration,
-    QuietHours,
     format_duration,
     parse_duration,
 )
+from callerconnect.domain.policy import QuietHours  # what policy.quiet_hours holds
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",

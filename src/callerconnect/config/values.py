@@ -10,7 +10,6 @@ No message here ever contains a secret's value or a database URL.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import time, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -19,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, PlainValidator, SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from callerconnect.domain.policy import QuietHours
 
 MIN_SECRET_LENGTH = 16
 """The secret key, old secret keys and intake keys must be at least this long (32 random
@@ -176,55 +177,16 @@ SENSITIVE = Sensitive()
 
 
 # --- quiet hours ------------------------------------------------------------------------
-
-_HHMM_RE = re.compile(r"(\d{1,2}):(\d{2})")
-
-
-def _parse_hhmm(text: str) -> time | None:
-    match = _HHMM_RE.fullmatch(text.strip())
-    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        return None
-    return time(int(match[1]), int(match[2]))
-
-
-@dataclass(frozen=True, slots=True)
-class QuietHours:
-    """The configured quiet hours: a daily window in local time (``Settings.timezone``)
-    during which delay notices and survey invitations wait.
-
-    A window whose end comes before its start wraps past midnight, as the default
-    ``21:00-08:00`` does. Only the written form lives here; the domain policy applies the
-    window (start inclusive, end exclusive) with the time zone.
-    """
-
-    start: time
-    end: time
-
-    def __post_init__(self) -> None:
-        if self.start == self.end:
-            raise ValueError(
-                "quiet hours start and end at the same time; write a window such as "
-                "21:00-08:00, or off to disable them"
-            )
-
-    @classmethod
-    def parse(cls, text: str) -> QuietHours:
-        """Read ``HH:MM-HH:MM``; raises ValueError saying what was expected."""
-        start_text, _, end_text = text.partition("-")
-        start, end = _parse_hhmm(start_text), _parse_hhmm(end_text)
-        if start is None or end is None:
-            raise ValueError(
-                f"{text!r} is not a window; write HH:MM-HH:MM, such as 21:00-08:00, or off"
-            )
-        return cls(start, end)
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+# The window is the domain's (domain/policy.py); the setting is its written form,
+# ``HH:MM-HH:MM`` or ``off``, with no time zone: the zone is the agency's ``timezone``,
+# which bootstrap gives the window when it builds the policy.
 
 
 def _to_quiet_hours(value: object) -> QuietHours | None:
-    if value is None or isinstance(value, QuietHours):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, QuietHours):
+        return value.written()
     if isinstance(value, str):
         return None if value.strip().lower() == "off" else QuietHours.parse(value)
     raise ValueError("expected a window such as 21:00-08:00, or off")
