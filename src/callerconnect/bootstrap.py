@@ -21,7 +21,6 @@ from callerconnect.domain.policy import (
     CallType,
     CallTypeTableError,
     Policy,
-    QuietHours,
     parse_call_types,
 )
 from callerconnect.service.agencies import Agencies, Agency
@@ -49,11 +48,7 @@ def build_policy(settings: Settings, agency: AgencyConfig | None = None) -> Poli
     """The policy of ``agency`` (the default agency's when None), in its time zone."""
     config = agency or settings
     p = config.policy
-    quiet = (
-        QuietHours(p.quiet_hours.start, p.quiet_hours.end, config.tz)
-        if p.quiet_hours is not None
-        else None
-    )
+    quiet = p.quiet_hours.in_zone(config.tz) if p.quiet_hours is not None else None
     return Policy(
         priorities=frozenset(p.priorities),
         delay_notice_after=dict(p.delay_notice_after),

@@ -695,6 +695,13 @@ def test_quiet_hours_off_disables_them(text: str) -> None:
     )
 
 
+def test_quiet_hours_given_as_an_object_are_checked_like_written_ones() -> None:
+    with pytest.raises(ValidationError, match="start and end at the same time"):
+        Settings(policy={"quiet_hours": QuietHours(time(9), time(9))})
+    window = QuietHours(time(22), time(6))
+    assert Settings(policy={"quiet_hours": window}).policy.quiet_hours == window
+
+
 def test_quiet_hours_str_is_the_written_form() -> None:
     assert str(QuietHours(time(21), time(8, 5))) == "21:00-08:05"
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callerconnect.config import ConfigError, Settings, load_settings
-from callerconnect.config_keys import (
+from callerconnect.config.keys import (
     ANY_ENTRY,
     ANY_REST,
     RESERVED_ENV_PREFIXES,

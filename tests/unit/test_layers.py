@@ -144,7 +144,7 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
         ("adapters/sms/smpp.py", "import callerconnect.service.dispatcher\n"),
         ("queries/figures.py", "from callerconnect.service.survey import load_definition\n"),
         ("web/app.py", "from callerconnect.entrypoints.cli import main\n"),
-        ("config.py", "from callerconnect.entrypoints.support import CommandError\n"),
+        ("config/loading.py", "from callerconnect.entrypoints.support import CommandError\n"),
         ("opendata/tables.py", "from callerconnect.queries import figures\n"),
     ],
 )

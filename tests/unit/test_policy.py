@@ -325,6 +325,22 @@ def test_shift_leaves_confirmations_alone_and_moves_delay_and_survey() -> None:
     assert POLICY.in_quiet_hours(night, TextKind.SURVEY_INVITATION)
 
 
+def test_the_configured_window_is_applied_in_the_agency_s_time_zone() -> None:
+    written = QuietHours.parse("21:00-08:00")  # as the configuration reads it: no zone
+    assert written.tz is None
+    assert written.in_zone(TZ) == NIGHT
+    assert str(NIGHT) == "21:00-08:00"
+
+
+def test_quiet_hours_without_a_time_zone_are_never_applied() -> None:
+    # Applied in UTC, 21:00-08:00 would let texts out at 17:00-04:00 in Toronto.
+    written = QuietHours(time(21, 0), time(8, 0))
+    with pytest.raises(ValueError, match="no time zone"):
+        make_policy(quiet_hours=written)
+    with pytest.raises(ValueError, match="no time zone"):
+        written.contains(at(22, 0))
+
+
 _DST_DAYS = (
     datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
     datetime(2026, 11, 1, 6, 0, tzinfo=UTC),

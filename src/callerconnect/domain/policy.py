@@ -10,8 +10,9 @@ conditions (merged, cancelled, risk flag, in progress, excluded type) come first
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -70,16 +71,70 @@ def parse_call_types(rows: Iterable[Mapping[str, str | None]]) -> dict[str, Call
     return table
 
 
+_HHMM_RE = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+def _parse_hhmm(text: str) -> time | None:
+    match = _HHMM_RE.fullmatch(text.strip())
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        return None
+    return time(int(match[1]), int(match[2]))
+
+
 @dataclass(frozen=True)
 class QuietHours:
-    """A local-time window (may wrap midnight) during which delay and survey texts wait."""
+    """A daily window in local time during which delay notices and survey invitations
+    wait: start inclusive, end exclusive; an end before the start wraps past midnight, as
+    the default ``21:00-08:00`` does.
+
+    The setting (``policy.quiet_hours``) is written ``HH:MM-HH:MM`` (:meth:`parse`,
+    ``str()``) without a time zone, because the zone is the agency's own setting: the
+    window read from the configuration has ``tz`` None, and bootstrap places it in the
+    agency's zone (:meth:`in_zone`) when it builds the policy. A window is applied only
+    with its zone; :class:`Policy` refuses one without, so quiet hours can never fall
+    back to UTC. A window whose start is its end is empty (never quiet); written, it is
+    refused as a mistake (``off`` is how a setting has no quiet hours).
+    """
 
     start: time
     end: time
-    tz: ZoneInfo
+    tz: ZoneInfo | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """Read ``HH:MM-HH:MM`` (no zone yet); raises ValueError saying what was expected."""
+        start_text, _, end_text = text.partition("-")
+        start, end = _parse_hhmm(start_text), _parse_hhmm(end_text)
+        if start is None or end is None:
+            raise ValueError(
+                f"{text!r} is not a window; write HH:MM-HH:MM, such as 21:00-08:00, or off"
+            )
+        return cls(start, end).written()
+
+    def written(self) -> QuietHours:
+        """This window, if it can be a setting: raises ValueError for an empty one."""
+        if self.start == self.end:
+            raise ValueError(
+                "quiet hours start and end at the same time; write a window such as "
+                "21:00-08:00, or off to disable them"
+            )
+        return self
+
+    def in_zone(self, tz: ZoneInfo) -> QuietHours:
+        """The same window in the agency's time zone ``tz``."""
+        return replace(self, tz=tz)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        if self.tz is None:
+            raise ValueError(f"quiet hours {self} have no time zone; place them in_zone() first")
+        return self.tz
 
     def contains(self, moment: datetime) -> bool:
-        local = moment.astimezone(self.tz).time()
+        local = moment.astimezone(self.zone).time()
         if self.start <= self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
@@ -93,12 +148,12 @@ class QuietHours:
         """
         if not self.contains(moment):
             return moment
-        today = moment.astimezone(self.tz).date()
+        today = moment.astimezone(self.zone).date()
         candidates: list[datetime] = []
         # Up to two days ahead: on a spring-forward night a short gap outside the window
         # can vanish altogether, and the window then ends only the next day.
         for day in (today + timedelta(days=n) for n in (-1, 0, 1, 2)):
-            first = datetime.combine(day, self.end, tzinfo=self.tz)
+            first = datetime.combine(day, self.end, tzinfo=self.zone)
             second = first.replace(fold=1)
             early, late = first.astimezone(UTC), second.astimezone(UTC)
             if late < early:  # the end time does not exist that day: find the jump
@@ -116,7 +171,7 @@ class QuietHours:
         target = datetime.combine(day, self.end)
         while high - low > timedelta(seconds=1):
             middle = low + (high - low) / 2
-            if middle.astimezone(self.tz).replace(tzinfo=None) >= target:
+            if middle.astimezone(self.zone).replace(tzinfo=None) >= target:
                 high = middle
             else:
                 low = middle
@@ -150,6 +205,13 @@ class Policy:
             TextKind.REPLY: timedelta(hours=1),
         }
     )
+
+    def __post_init__(self) -> None:
+        if self.quiet_hours is not None and self.quiet_hours.tz is None:
+            raise ValueError(
+                f"quiet hours {self.quiet_hours} have no time zone: a policy applies them "
+                "in the agency's zone (QuietHours.in_zone)"
+            )
 
     def call_type(self, code: str | None) -> CallType | None:
         if code is None:

@@ -18,7 +18,7 @@ from callerconnect.config import (
 )
 from callerconnect.entrypoints.errors import safe_database_url
 
-#: Shorter secrets than this are refused outright below 16 characters (config.py); between
+#: Shorter secrets than this are refused outright below 16 characters (config/values.py); between
 #: the two they are legal but weaker than the 32 random bytes the docs recommend.
 RECOMMENDED_SECRET_LENGTH = 32
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from callerconnect.config import Settings
-from callerconnect.config_keys import ANY_ENTRY, setting_paths
+from callerconnect.config.keys import ANY_ENTRY, setting_paths
 
 _PLACEHOLDERS = {
     "secret_key": '"<a long random value: see docs/configuration.md>"',

@@ -65,14 +65,16 @@ class UnknownKey:
         return text
 
 
-def _submodel(annotation: Any) -> type[BaseModel] | None:
+def submodel(annotation: Any) -> type[BaseModel] | None:
+    """The settings model a field holds, directly, as ``Model | None`` or as the values
+    of a mapping (``dict[str, Model]``)."""
     for candidate in (annotation, *get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
     return None
 
 
-def _is_mapping(annotation: Any) -> bool:
+def is_mapping(annotation: Any) -> bool:
     return any(get_origin(candidate) is dict for candidate in (annotation, *get_args(annotation)))
 
 
@@ -80,13 +82,13 @@ def setting_paths(model: type[BaseModel]) -> list[tuple[str, ...]]:
     """Every leaf key of ``model`` as a path; open parts are ``ANY_ENTRY`` / ``ANY_REST``."""
     paths: list[tuple[str, ...]] = []
     for name, field in model.model_fields.items():
-        submodel = _submodel(field.annotation)
-        if submodel is not None and _is_mapping(field.annotation):
+        table = submodel(field.annotation)
+        if table is not None and is_mapping(field.annotation):
             # A table of tables: any entry name, then that model's keys.
-            paths.extend((name, ANY_ENTRY, *sub) for sub in setting_paths(submodel))
-        elif submodel is not None:
-            paths.extend((name, *sub) for sub in setting_paths(submodel))
-        elif _is_mapping(field.annotation):
+            paths.extend((name, ANY_ENTRY, *sub) for sub in setting_paths(table))
+        elif table is not None:
+            paths.extend((name, *sub) for sub in setting_paths(table))
+        elif is_mapping(field.annotation):
             paths.append((name, ANY_ENTRY))
         else:
             paths.append((name,))
@@ -112,6 +114,12 @@ def is_known(path: tuple[str, ...], paths: list[tuple[str, ...]]) -> bool:
 
 def _example_part(part: str) -> str:
     return {ANY_ENTRY: "3", ANY_REST: "sms__sender"}.get(part, part)
+
+
+def env_var(key: str) -> str:
+    """The environment variable of a dotted key: ``policy.delay_notice_after.3`` is
+    ``CALLERCONNECT_POLICY__DELAY_NOTICE_AFTER__3``."""
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in key.split("."))
 
 
 def env_name(path: tuple[str, ...]) -> str:
