@@ -50,7 +50,7 @@ from callerconnect.bootstrap import Application, build_application
 from callerconnect.clock import VirtualClock
 from callerconnect.web import twilio_fields
 from callerconnect.web.app import create_app
-from callerconnect.web.openapi import cad_event_schema
+from callerconnect.web.intake_schemas import cad_event_schema
 from callerconnect.web.survey_csrf import LANDLINE_COOKIE
 from tests.conftest import TEST_INTAKE_KEY, make_settings
 from tests.support.live_server import LiveServer
@@ -270,8 +270,8 @@ def test_every_endpoint_answers_within_its_contract(case: Any, real: bool, targe
 
 
 def test_every_operation_is_described_by_us_not_left_to_fastapi() -> None:
-    """A route added later without a description in web/openapi.py would keep FastAPI's
-    default (a bodiless ``200 Successful Response``) and be fuzzed as such: refused."""
+    """A route added later without its own ``responses=`` would keep FastAPI's default (a
+    bodiless ``200 Successful Response``) and be fuzzed as such: refused."""
     operations = [
         (path, method, operation)
         for path, item in DOCUMENT["paths"].items()

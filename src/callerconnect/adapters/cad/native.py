@@ -61,13 +61,25 @@ class EventRejected(ValueError):
 
 
 @cache
-def _validator() -> Draft202012Validator:
-    schema = json.loads(
+def _schema_text() -> str:
+    return (
         resources.files("callerconnect.adapters.cad")
         .joinpath("cad-event.schema.json")
         .read_text(encoding="utf-8")
     )
-    return Draft202012Validator(schema)
+
+
+def event_schema() -> dict[str, Any]:
+    """The native event's JSON Schema (``cad-event.schema.json``), a fresh copy: the one
+    declaration of an event's fields, which the intake validates with and the OpenAPI
+    document publishes (web/intake_schemas.py)."""
+    schema: dict[str, Any] = json.loads(_schema_text())
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(event_schema())
 
 
 def _describe(error: ValidationError) -> EventRejected:
