@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from callerconnect.adapters.cad.native import STORED_TEXT_FIELDS, event_schema
+from callerconnect.adapters.cad.event_fields import STORED_TEXT_FIELDS, event_schema
 from callerconnect.bootstrap import build_application
 from callerconnect.web.app import create_app
 from tests.conftest import make_settings

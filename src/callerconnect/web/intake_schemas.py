@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from callerconnect.adapters.cad.native import (
-    FIRST_YEAR,
-    ID_PATTERN,
-    LAST_YEAR,
-    STORED_TEXT_FIELDS,
-    event_schema,
-)
+from callerconnect.adapters.cad.event_fields import STORED_TEXT_FIELDS, event_schema
+from callerconnect.adapters.cad.native import FIRST_YEAR, ID_PATTERN, LAST_YEAR
 from callerconnect.web.openapi import ERROR_SCHEMA, ref
 
 __all__ = ["INTAKE_SCHEMAS", "cad_event_schema"]
