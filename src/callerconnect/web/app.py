@@ -16,11 +16,18 @@ from callerconnect.service.survey import load_definition
 from callerconnect.web import survey_forms, webhooks
 from callerconnect.web.dashboard import install_dashboard
 from callerconnect.web.intake import build_intake_router, error_response
+from callerconnect.web.intake_schemas import INTAKE_SCHEMAS
 from callerconnect.web.limits import BodyLimitMiddleware, BodyTooLarge
 from callerconnect.web.metrics import metrics_registry, render
 from callerconnect.web.openapi import install_openapi
 from callerconnect.web.opendata import build_opendata_router
-from callerconnect.web.probes import expected_revision, readiness
+from callerconnect.web.probes import (
+    HEALTH_ANSWERS,
+    PROBE_SCHEMAS,
+    READINESS_ANSWERS,
+    expected_revision,
+    readiness,
+)
 from callerconnect.web.request_log import RequestLogMiddleware
 from callerconnect.web.security import SecurityHeadersMiddleware, security_headers
 from callerconnect.web.survey import build_survey_router
@@ -49,7 +56,7 @@ def create_app(application: Application) -> FastAPI:
     api.include_router(build_webhooks_router(application))
     api.include_router(build_opendata_router(application))
     install_dashboard(api, application)
-    install_openapi(api, definition)
+    install_openapi(api, {**INTAKE_SCHEMAS, **PROBE_SCHEMAS})
     https = application.settings.public_base_url.startswith("https://")
     # Innermost first: the headers middleware also covers the limit's refusals.
     api.add_middleware(
@@ -73,7 +80,7 @@ def create_app(application: Application) -> FastAPI:
             f"the request body is over {error.limit} bytes; nothing more was read",
         )
 
-    @api.get("/healthz", tags=["operations"])
+    @api.get("/healthz", tags=["operations"], summary="Healthz", responses=HEALTH_ANSWERS)
     async def healthz() -> JSONResponse:
         reachable = await run_in_threadpool(application.db.ping)
         if reachable:
@@ -83,7 +90,7 @@ def create_app(application: Application) -> FastAPI:
     head = expected_revision(application)
     registry = metrics_registry(application)
 
-    @api.get("/readyz", tags=["operations"])
+    @api.get("/readyz", tags=["operations"], summary="Readyz", responses=READINESS_ANSWERS)
     async def readyz() -> JSONResponse:
         ready, body = await run_in_threadpool(readiness, application, head)
         return JSONResponse(body, status_code=200 if ready else 503)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from callerconnect.bootstrap import Application
@@ -24,6 +25,7 @@ from callerconnect.service.envelopes import (
 )
 from callerconnect.service.intake import Intake
 from callerconnect.web.limits import BodyTooLarge
+from callerconnect.web.openapi import error_answer, json_answer, json_body, ref
 
 __all__ = ["MAX_JSON_DEPTH", "build_intake_router", "error_response", "parse_json"]
 
@@ -69,19 +71,35 @@ def intake_key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:8]
 
 
+#: ``Authorization: Bearer <intake key>``, read without refusing anything itself: a
+#: request without a usable key gets the intake's own 401 (``read_body``).
+INTAKE_KEY = HTTPBearer(
+    scheme_name="intakeKey", description="one of intake.api_keys", auto_error=False
+)
+IntakeKey = Annotated[HTTPAuthorizationCredentials | None, Security(INTAKE_KEY)]
+
+# What both intake routes may answer besides their own bodies.
+_INTAKE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: error_answer("The body is not JSON (or not UTF-8, or nested too deep)"),
+    401: error_answer(
+        "Missing or unknown intake key",
+        headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+}
+_RESULTS = "IntakeResults"
+
+
 def build_intake_router(app: Application) -> APIRouter:
     router = APIRouter(prefix="/api/v1/cad", tags=["CAD intake"])
     limits = app.settings.intake
 
-    def key_used(request: Request) -> str | None:
+    def key_used(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
         """The id of the intake key the request carries, or None when it carries none.
         Sets ``request.state.intake``: the intake of the agency the key belongs to,
         which every event and dead letter of the request is filed under."""
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if credentials is None:
             return None
-        key = token.strip().encode()
+        key = credentials.credentials.encode()
         agency = app.agencies.by_key(key)  # compares every key in constant time
         if agency is None:
             return None
@@ -96,11 +114,13 @@ def build_intake_router(app: Application) -> APIRouter:
         """The envelopes of the agency whose key posted the request."""
         return Envelopes(intake_of(request), max_batch=limits.max_batch)
 
-    async def read_body(request: Request, channel: str) -> tuple[bytes, str] | JSONResponse:
+    async def read_body(
+        request: Request, credentials: HTTPAuthorizationCredentials | None, channel: str
+    ) -> tuple[bytes, str] | JSONResponse:
         """The body's bytes and where they came from, or the answer to give instead. The
         source (the channel and the id of the key that posted it) is stored with every
         event and dead letter, so what a leaked key sent can be found."""
-        key_id = key_used(request)
+        key_id = key_used(request, credentials)
         if key_id is None:
             return error_response(
                 401,
@@ -173,15 +193,32 @@ def build_intake_router(app: Application) -> APIRouter:
         "/events",
         status_code=202,
         summary='Submit one CAD event or a batch {"events": [...]}',
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
+        description=(
+            'One native CAD event, or a batch `{"events": [...]}`. Every payload is '
+            "kept: accepted events in the event store, anything else in the dead letters."
+        ),
+        responses={
+            202: json_answer("Each event's status, in request order", ref(_RESULTS)),
+            **_INTAKE_REFUSALS,
+            409: error_answer(
+                "One event whose event_id was first used for another incident: kept, "
+                "and the incident it names held"
+            ),
+            413: error_answer(
+                "The body is over intake.max_body_bytes; split the batch (kept in part)"
+            ),
+            422: error_answer(
+                "A schema violation, naming the field and the rule (an occurred_at "
+                "ahead of the receipt included)"
+            ),
         },
+        openapi_extra=json_body({"oneOf": [ref("CadEvent"), ref("CadEventBatch")]}),
     )
-    async def post_events(request: Request) -> JSONResponse:
-        body = await read_body(request, "native")
+    async def post_events(
+        request: Request,
+        credentials: IntakeKey,
+    ) -> JSONResponse:
+        body = await read_body(request, credentials, "native")
         if isinstance(body, JSONResponse):
             return body
         raw, source = body
@@ -191,15 +228,21 @@ def build_intake_router(app: Application) -> APIRouter:
         "/eido",
         status_code=202,
         summary="Submit one NENA EIDO document (an incident snapshot)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
+        responses={
+            202: json_answer(
+                "The events the snapshot implies, each with its status", ref(_RESULTS)
+            ),
+            **_INTAKE_REFUSALS,
+            413: error_answer("The body is over intake.max_body_bytes"),
+            422: error_answer("An element callerconnect cannot map, named by its path"),
         },
+        openapi_extra=json_body(ref("EidoDocument")),
     )
-    async def post_eido(request: Request) -> JSONResponse:
-        body = await read_body(request, "eido")
+    async def post_eido(
+        request: Request,
+        credentials: IntakeKey,
+    ) -> JSONResponse:
+        body = await read_body(request, credentials, "eido")
         if isinstance(body, JSONResponse):
             return body
         raw, source = body

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from email.utils import format_datetime
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 from babel.numbers import format_decimal, format_percent
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +32,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.opendata.catalog import CatalogEntry, dcat_ap, dcat_us
 from callerconnect.opendata.package import CORE_FILES, GEOJSON_FILE, media_type
 from callerconnect.service.publishing import latest_file, latest_files
+from callerconnect.web.openapi import NOT_MODIFIED, error_answer, html_answer, media_answer
 
 CSS_URL = "/static/open-data.css"
 DCAT_US = "/api/feed/dcat-us/1.1.json"
@@ -196,6 +197,24 @@ def cached(
     return Response(content, media_type=media, headers=headers)
 
 
+# --- what the routes declare in the OpenAPI document -------------------------------------
+
+Language = Annotated[
+    str, Query(description="the page's language, en or fr (anything else is ignored)")
+]
+_FILE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file, from the latest publication",
+        "content": {
+            kind: {"schema": {}}
+            for kind in ("text/csv", "application/json", "text/markdown", "application/geo+json")
+        },
+    },
+    304: NOT_MODIFIED,
+    404: error_answer("No such file, or nothing published yet"),
+}
+
+
 def build_opendata_router(application: Application) -> APIRouter:
     settings = application.settings
     base = settings.public_base_url
@@ -242,12 +261,22 @@ def build_opendata_router(application: Application) -> APIRouter:
             )
         return found
 
-    @router.get("/static/open-data.css")
+    @router.get(
+        CSS_URL,
+        summary="The open-data page's stylesheet",
+        response_class=Response,
+        responses={200: media_answer("CSS", "text/css", {}), 304: NOT_MODIFIED},
+    )
     async def stylesheet(request: Request) -> Response:
         return cached(request, css, "text/css", None)
 
-    @router.get("/open-data")
-    async def page(request: Request, lang: str = "en") -> Response:
+    @router.get(
+        "/open-data",
+        summary="The public open-data page (bilingual, no script)",
+        response_class=HTMLResponse,
+        responses={200: html_answer("The page"), 304: NOT_MODIFIED},
+    )
+    async def page(request: Request, lang: Language = "en") -> Response:
         language = "fr" if lang == "fr" else "en"
         return await run_in_threadpool(render_page, request, language)
 
@@ -300,12 +329,20 @@ def build_opendata_router(application: Application) -> APIRouter:
             media += "; charset=utf-8"
         return cached(request, stored.content, media, stored.published_at, f'"{stored.sha256}"')
 
-    @router.get("/open-data/{name}", summary="A file of the latest open-data publication")
+    @router.get(
+        "/open-data/{name}",
+        summary="A file of the latest open-data publication",
+        response_class=Response,
+        responses=_FILE_ANSWERS,
+    )
     async def open_data_file(request: Request, name: str) -> Response:
         return await run_in_threadpool(serve_file, request, settings.agency_id, name)
 
     @router.get(
-        "/open-data/{agency}/{name}", summary="A file of an agency's latest open-data publication"
+        "/open-data/{agency}/{name}",
+        summary="A file of an agency's latest open-data publication",
+        response_class=Response,
+        responses=_FILE_ANSWERS,
     )
     async def agency_file(request: Request, agency: str, name: str) -> Response:
         return await run_in_threadpool(serve_file, request, agency, name)
@@ -321,11 +358,33 @@ def build_opendata_router(application: Application) -> APIRouter:
         media = "application/json" if kind == "us" else "application/ld+json"
         return cached(request, content, media, None if modified is None else _midnight(modified))
 
-    @router.get(DCAT_US, summary="DCAT-US 1.1 catalog of the open data")
+    @router.get(
+        DCAT_US,
+        summary="DCAT-US 1.1 catalog of the open data",
+        response_class=Response,
+        responses={
+            200: media_answer(
+                "DCAT-US 1.1 catalog (Project Open Data data.json)",
+                "application/json",
+                {"type": "object"},
+            ),
+            304: NOT_MODIFIED,
+        },
+    )
     async def dcat_us_feed(request: Request) -> Response:
         return await run_in_threadpool(feed, "us", request)
 
-    @router.get(DCAT_AP, summary="DCAT-AP 2.1.1 catalog of the open data (JSON-LD)")
+    @router.get(
+        DCAT_AP,
+        summary="DCAT-AP 2.1.1 catalog of the open data (JSON-LD)",
+        response_class=Response,
+        responses={
+            200: media_answer(
+                "DCAT-AP 2.1.1 catalog, JSON-LD", "application/ld+json", {"type": "object"}
+            ),
+            304: NOT_MODIFIED,
+        },
+    )
     async def dcat_ap_feed(request: Request) -> Response:
         return await run_in_threadpool(feed, "ap", request)
 

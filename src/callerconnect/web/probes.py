@@ -10,6 +10,45 @@ from alembic.script import ScriptDirectory
 
 from callerconnect.adapters.db import migrate
 from callerconnect.bootstrap import Application
+from callerconnect.web.openapi import json_answer, ref
+
+#: The bodies of the probes' answers, named in the OpenAPI document.
+PROBE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Health": {
+        "type": "object",
+        "required": ["status", "database"],
+        "properties": {
+            "status": {"enum": ["ok", "unavailable"]},
+            "database": {"enum": ["ok", "unreachable"]},
+            "version": {"type": "string"},
+        },
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "database", "provider"],
+        "properties": {
+            "status": {"enum": ["ready", "not ready"]},
+            "database": {
+                "type": "string",
+                "description": "ok, unreachable, or not migrated (at R)",
+            },
+            "provider": {"type": "string"},
+        },
+    },
+}
+
+HEALTH_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: json_answer("The database is reachable", ref("Health")),
+    503: json_answer("The database is not reachable", ref("Health")),
+}
+READINESS_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: json_answer(
+        "Ready: the database is reachable and at this version's schema, the SMS provider "
+        "configured",
+        ref("Readiness"),
+    ),
+    503: json_answer("Not ready: the database is unreachable or not migrated", ref("Readiness")),
+}
 
 
 def expected_revision(application: Application) -> str | None:

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -51,6 +52,13 @@ from callerconnect.service.survey import (
     SurveyService,
     load_definition,
 )
+from callerconnect.web.openapi import (
+    LANG_QUERY,
+    form_body,
+    html_answer,
+    media_answer,
+    see_other,
+)
 from callerconnect.web.survey_csrf import (
     CSRF_FIELD,
     LANDLINE_COOKIE,
@@ -59,7 +67,7 @@ from callerconnect.web.survey_csrf import (
     derive,
     survey_keys,
 )
-from callerconnect.web.survey_forms import FormTooLarge, client_address, read_form
+from callerconnect.web.survey_forms import FormTooLarge, client_address, form_schema, read_form
 from callerconnect.web.survey_language import LANGUAGES, OTHER, pick_language
 from callerconnect.web.survey_pages import (
     FORBIDDEN,
@@ -82,24 +90,125 @@ def _language_switch(action: str) -> str | None:
     return action[5:] if action.startswith("lang:") and action[5:] in LANGUAGES else None
 
 
+# --- what the routes declare in the OpenAPI document -------------------------------------
+
+#: The survey link's token, as the routes' path parameter declares it.
+Token = Annotated[
+    str, Path(description="the survey link's token (at least 128 random bits, base64url)")
+]
+_LANDLINE_NONCE = {
+    "name": LANDLINE_COOKIE,
+    "in": "cookie",
+    "required": False,
+    "description": "set by GET /feedback; the form's token signs it",
+    "schema": {"type": "string"},
+}
+_LINK_PAGES: dict[int | str, dict[str, Any]] = {
+    404: html_answer("No survey has this token"),
+    409: html_answer("This survey was already answered"),
+    410: html_answer("This survey is closed (expired, or the call may not be surveyed)"),
+    429: html_answer("Too many unknown tokens from this client; try again later"),
+}
+_FORM_REFUSALS: dict[int | str, dict[str, Any]] = {
+    413: html_answer("The form is too long; nothing recorded"),
+    422: html_answer("The form again, with what to correct"),
+}
+
+
+def _routes(pages: SurveyPages, definition: SurveyDefinition) -> list[dict[str, Any]]:
+    """Each route with what it declares (FastAPI's ``add_api_route`` arguments)."""
+    lang = {"parameters": [LANG_QUERY]}
+    return [
+        dict(
+            path="/s/{token}",
+            endpoint=pages.open_survey,
+            methods=["GET"],
+            summary="The survey form",
+            responses={200: html_answer("The survey form"), **_LINK_PAGES},
+            openapi_extra=lang,
+        ),
+        dict(
+            path="/s/{token}",
+            endpoint=pages.submit_survey,
+            methods=["POST"],
+            summary="Answer the survey (or switch the form's language)",
+            responses={
+                200: html_answer("The form again: in the other language, or to re-confirm"),
+                303: see_other("Recorded; see the thanks page"),
+                403: html_answer("The form's CSRF token is missing or wrong; nothing recorded"),
+                **_FORM_REFUSALS,
+                **_LINK_PAGES,
+            },
+            openapi_extra=form_body(form_schema(definition, landline=False)),
+        ),
+        dict(
+            path="/s/{token}/thanks",
+            endpoint=pages.survey_thanks,
+            methods=["GET"],
+            summary="Thanks, after answering",
+            responses={
+                200: html_answer("Thanks"),
+                303: see_other("Not answered yet: to the form"),
+                **_LINK_PAGES,
+            },
+            openapi_extra=lang,
+        ),
+        dict(
+            path="/feedback",
+            endpoint=pages.landline_page,
+            methods=["GET"],
+            summary="Feedback with a case number (no text received)",
+            responses={200: html_answer("The form, with its CSRF cookie")},
+            openapi_extra=lang,
+        ),
+        dict(
+            path="/feedback",
+            endpoint=pages.landline_submit,
+            methods=["POST"],
+            summary="Feedback with a case number",
+            responses={
+                200: html_answer("The form again, in the other language"),
+                303: see_other("Received (the same whether the case number matched or not)"),
+                403: html_answer("The form's CSRF token or cookie is missing or wrong"),
+                **_FORM_REFUSALS,
+                429: html_answer("Too many attempts from this client; try again later"),
+            },
+            openapi_extra={
+                "parameters": [_LANDLINE_NONCE],
+                **form_body(form_schema(definition, landline=True)),
+            },
+        ),
+        dict(
+            path="/feedback/thanks",
+            endpoint=pages.landline_thanks,
+            methods=["GET"],
+            summary="Thanks, after feedback",
+            responses={200: html_answer("Thanks")},
+            openapi_extra=lang,
+        ),
+        dict(
+            path=CSS_URL,
+            endpoint=pages.stylesheet,
+            methods=["GET"],
+            summary="The pages' one stylesheet",
+            response_class=Response,
+            responses={200: media_answer("CSS", "text/css")},
+        ),
+    ]
+
+
 def build_survey_router(
     application: Application,
     *,
     definition: SurveyDefinition | None = None,
     limits: SurveyLimits | None = None,
 ) -> APIRouter:
-    pages = SurveyPages(application, definition or load_definition(), limits)
+    definition = definition or load_definition()
+    pages = SurveyPages(application, definition, limits)
     router = APIRouter(tags=["survey"])
-    for path, method, endpoint in (
-        ("/s/{token}", "GET", pages.open_survey),
-        ("/s/{token}", "POST", pages.submit_survey),
-        ("/s/{token}/thanks", "GET", pages.survey_thanks),
-        ("/feedback", "GET", pages.landline_page),
-        ("/feedback", "POST", pages.landline_submit),
-        ("/feedback/thanks", "GET", pages.landline_thanks),
-    ):
-        router.add_api_route(path, endpoint, methods=[method], response_class=HTMLResponse)
-    router.add_api_route(CSS_URL, pages.stylesheet, methods=["GET"])
+    for route in _routes(pages, definition):
+        route.setdefault("response_class", HTMLResponse)
+        router.add_api_route(**route)
     return router
 
 
@@ -166,14 +275,14 @@ class SurveyPages:
         view.notice = notice
         return self.render.form(view, status, landline=False)
 
-    async def open_survey(self, token: str, request: Request) -> Response:
+    async def open_survey(self, token: Token, request: Request) -> Response:
         outcome = await run_in_threadpool(self.service.open, token, client_address(request))
         lang = self.language_of(request, outcome.language)
         if outcome.status is not LinkStatus.OPEN:
             return self.status_page(outcome.status, lang, request.url.path)
         return self.link_form(token, lang, {}, None, 200)
 
-    async def submit_survey(self, token: str, request: Request) -> Response:
+    async def submit_survey(self, token: Token, request: Request) -> Response:
         try:
             form = await read_form(request)
         except FormTooLarge:
@@ -204,7 +313,7 @@ class SurveyPages:
             return RedirectResponse(_with_lang(f"/s/{quote(token)}/thanks", lang), status_code=303)
         return self.status_page(result.status, lang, request.url.path)
 
-    async def survey_thanks(self, token: str, request: Request) -> Response:
+    async def survey_thanks(self, token: Token, request: Request) -> Response:
         outcome = await run_in_threadpool(self.service.check, token, client_address(request))
         lang = self.language_of(request, outcome.language)
         if outcome.status is LinkStatus.ANSWERED:

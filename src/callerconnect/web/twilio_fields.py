@@ -22,7 +22,7 @@ Anything else is a ``400`` that changes nothing. The same exact request sent aga
 Twilio retry, or a replay) keeps its ``MessageSid``, and both handlers are idempotent
 by it. The same checks keep a surprising value from reaching the database as something
 it cannot store (a ``ref`` with a NUL character that PostgreSQL refuses). The patterns
-are the ones ``GET /openapi.json`` declares (``web/openapi.py``).
+are the ones ``GET /openapi.json`` declares (:func:`form_schema`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 MESSAGE_SID = r"^(SM|MM)[0-9a-fA-F]{32}$"
 ACCOUNT_SID = r"^AC[0-9a-fA-F]{32}$"
@@ -71,6 +72,26 @@ SAME_VALUE = (
     ("SmsMessageSid", "MessageSid"),
     ("SmsStatus", "MessageStatus"),
 )
+
+
+def form_schema(required: tuple[str, ...], described: Mapping[str, str]) -> dict[str, Any]:
+    """The JSON Schema of a webhook's form for the OpenAPI document: the fields Twilio
+    always sends (``required``), the patterns :func:`form_problem` enforces, a sentence
+    for the fields worth one (``described``); Twilio's other fields are accepted and not
+    used. A field sent twice, or an older name (``SmsSid``) whose value differs from the
+    current one, is refused too (``400``): rules JSON Schema cannot state on a form."""
+    properties: dict[str, Any] = {
+        name: {"type": "string", "pattern": pattern} for name, pattern in FIELDS.items()
+    }
+    for name, description in described.items():
+        properties[name] = {**properties.get(name, {"type": "string"}), "description": description}
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": properties,
+        "propertyNames": {"pattern": "^" + FIELD_NAME.pattern + "$"},
+        "additionalProperties": {"type": "string"},
+    }
 
 
 def form_problem(

@@ -36,7 +36,14 @@ from callerconnect.bootstrap import Application
 from callerconnect.logs import log_event
 from callerconnect.service.receipts import Receipts
 from callerconnect.web.intake import error_response
-from callerconnect.web.twilio_fields import INBOUND_REQUIRED, STATUS_REQUIRED, form_problem
+from callerconnect.web.openapi import error_answer, form_body, media_answer
+from callerconnect.web.twilio_fields import (
+    INBOUND_REQUIRED,
+    REF_MAX,
+    STATUS_REQUIRED,
+    form_problem,
+    form_schema,
+)
 
 log = logging.getLogger("callerconnect.webhooks")
 
@@ -44,6 +51,42 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 SIGNATURE_HEADER = "X-Twilio-Signature"
 #: Twilio's form posts are small; anything bigger is not Twilio.
 MAX_BODY = 64 * 1024
+
+# --- what the routes declare in the OpenAPI document -------------------------------------
+
+_SIGNATURE = {
+    "name": SIGNATURE_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "HMAC-SHA1 of the public URL and the sorted form, keyed with the "
+    "auth token (Twilio's documented algorithm)",
+    "schema": {"type": "string"},
+}
+_REF = {
+    "name": "ref",
+    "in": "query",
+    "required": False,
+    "description": "the reference put in StatusCallback when the text was sent",
+    "schema": {"type": "string", "maxLength": REF_MAX, "pattern": "^[^\\u0000]*$"},
+}
+_REFUSALS: dict[int | str, dict[str, object]] = {
+    400: error_answer("Signed, but a field Twilio always sends is missing or wrong"),
+    403: error_answer("Missing or invalid X-Twilio-Signature; nothing changed"),
+    404: error_answer("Twilio is not configured on this deployment"),
+    413: error_answer("The request body is over this endpoint's limit; nothing was read"),
+}
+_STATUS_FORM = form_schema(
+    STATUS_REQUIRED,
+    {
+        "MessageSid": "the text's SID: SM or MM and 32 hex digits",
+        "MessageStatus": "queued, sending, sent, delivered, undelivered, failed...",
+        "ErrorCode": "Twilio's error code when the text failed",
+    },
+)
+_INBOUND_FORM = form_schema(
+    INBOUND_REQUIRED,
+    {"From": "the sender: E.164, a short code or an alphanumeric id", "Body": "the text"},
+)
 
 
 def build_webhooks_router(app: Application) -> APIRouter:
@@ -99,7 +142,14 @@ def build_webhooks_router(app: Application) -> APIRouter:
             return error_response(400, "bad_request", problem)
         return form
 
-    @router.post("/status", include_in_schema=True)
+    @router.post(
+        "/status",
+        summary="Status",
+        description="Twilio's status callback; statuses only move forward.",
+        response_class=Response,
+        responses={200: {"description": "Recorded (or already known)"}, **_REFUSALS},
+        openapi_extra={"parameters": [_SIGNATURE, _REF], **form_body(_STATUS_FORM)},
+    )
     async def status(request: Request) -> Response:
         form = await verified_form(request, STATUS_REQUIRED)
         if isinstance(form, Response):
@@ -112,7 +162,19 @@ def build_webhooks_router(app: Application) -> APIRouter:
         await run_in_threadpool(receipts.apply, report, reference=reference)
         return Response(status_code=200)
 
-    @router.post("/inbound")
+    @router.post(
+        "/inbound",
+        summary="Inbound",
+        description="A text a caller sent to the sender number.",
+        response_class=Response,
+        responses={
+            200: media_answer(
+                "Stored; replies go through the outbox, never in the TwiML", "application/xml"
+            ),
+            **_REFUSALS,
+        },
+        openapi_extra={"parameters": [_SIGNATURE], **form_body(_INBOUND_FORM)},
+    )
     async def inbound(request: Request) -> Response:
         form = await verified_form(request, INBOUND_REQUIRED)
         if isinstance(form, Response):

@@ -26,12 +26,18 @@ import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from callerconnect.adapters.cad.event_fields import (
+    COPIED,
+    EVENT_PATHS,
+    STORED_TEXT_FIELDS,
+    at_path,
+    event_schema,
+)
 from callerconnect.adapters.sms.phone import InvalidPhone, normalize_phone
 from callerconnect.domain.case_numbers import DEFAULT_CASE_NUMBER_PATTERN
 from callerconnect.domain.facts import CallFact, FactType
@@ -62,12 +68,7 @@ class EventRejected(ValueError):
 
 @cache
 def _validator() -> Draft202012Validator:
-    schema = json.loads(
-        resources.files("callerconnect.adapters.cad")
-        .joinpath("cad-event.schema.json")
-        .read_text(encoding="utf-8")
-    )
-    return Draft202012Validator(schema)
+    return Draft202012Validator(event_schema())
 
 
 def _describe(error: ValidationError) -> EventRejected:
@@ -264,21 +265,6 @@ def normalize_language(value: str | None) -> str | None:
     return head if head in ("en", "fr") else None
 
 
-#: The text fields that are stored in columns of their own (the payload as a whole is
-#: kept encrypted, as escaped JSON, whatever it holds; the caller's phone and language
-#: are stored normalized, or not at all).
-STORED_TEXT_FIELDS = (
-    "event_id",
-    "incident_id",
-    "case_number",
-    "district",
-    "merged_into",
-    "call_type.code",
-    "call_type.description",
-    "unit.id",
-    "disposition.code",
-    "disposition.description",
-)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -293,9 +279,7 @@ def _unstorable_field(payload: dict[str, Any]) -> str | None:
     (PostgreSQL's text cannot hold it) or half of a UTF-16 surrogate pair (JSON can
     escape one, ``"\\ud800"``, but it is not a character and UTF-8 cannot encode it)."""
     for path in STORED_TEXT_FIELDS:
-        value: Any = payload
-        for name in path.split("."):
-            value = value.get(name) if isinstance(value, dict) else None
+        value = at_path(payload, path)
         if isinstance(value, str) and not storable(value):
             return path
     return None
@@ -349,36 +333,23 @@ def parse_event(
     merged_into = _clean_id(payload, "merged_into")
     occurred_at = parse_occurred_at(payload["occurred_at"])
     case_number = _clean_case_number(payload, case_number_pattern)
-    caller = payload.get("caller") or {}
     phone: str | None = None
     phone_invalid = False
-    if caller.get("phone"):
+    if given := at_path(payload, EVENT_PATHS["phone"]):
         try:
-            phone = normalize_phone(caller["phone"])
+            phone = normalize_phone(given)
         except InvalidPhone:
             phone_invalid = True
-    call_type = payload.get("call_type") or {}
-    unit = payload.get("unit") or {}
-    disposition = payload.get("disposition") or {}
+    copied = {name: at_path(payload, EVENT_PATHS[name]) for name in COPIED}
     return CallFact(
         event_id=event_id,
         incident_id=incident_id,
         occurred_at=occurred_at,
         type=FactType(payload["type"]),
         case_number=case_number,
-        priority=payload.get("priority"),
-        call_type_code=call_type.get("code"),
-        call_type_description=call_type.get("description"),
-        district=payload.get("district"),
         phone=phone,
         phone_invalid=phone_invalid,
-        language=normalize_language(caller.get("language")),
-        sms_opt_out=caller.get("sms_opt_out"),
-        in_progress=payload.get("in_progress"),
-        risk_flag=payload.get("risk_flag"),
-        unit_id=unit.get("id"),
-        eta_minutes=unit.get("eta_minutes"),
-        disposition_code=disposition.get("code"),
-        disposition_description=disposition.get("description"),
+        language=normalize_language(at_path(payload, EVENT_PATHS["language"])),
         merged_into=merged_into,
+        **copied,
     )

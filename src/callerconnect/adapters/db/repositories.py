@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -28,33 +28,15 @@ from callerconnect.domain.calls import Call
 from callerconnect.domain.lifecycle import CancelPending, ScheduleText
 from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
 
-# Domain fields stored one-to-one in the calls table.
-_PLAIN_FIELDS = (
-    "case_number",
-    "priority",
-    "call_type_code",
-    "call_type_description",
-    "district",
-    "phone_invalid",
-    "language",
-    "caller_opted_out",
-    "in_progress",
-    "risk_flag",
-    "unit_id",
-    "eta_minutes",
-    "disposition_code",
-    "disposition_description",
-    "merged_into",
-    "first_fact_at",
-    "received_at",
-    "dispatched_at",
-    "arrived_at",
-    "cleared_at",
-    "cancelled_at",
-    "merged_at",
-    "eligible_at",
-    "reason",
-    "blocked_reason",
+# Domain fields stored one-to-one in the calls table: every field of ``Call`` that has a
+# column of the same name, derived from the two declarations (domain/calls.py,
+# tables.py) rather than listed a third time. The identity is set on its own; the text
+# kinds and the field versions have a representation of their own in the row.
+_STORED_APART = frozenset({"agency_id", "incident_id", "texts_scheduled", "field_times"})
+_PLAIN_FIELDS = tuple(
+    field.name
+    for field in fields(Call)
+    if field.name in CallRow.__table__.columns and field.name not in _STORED_APART
 )
 
 

@@ -106,6 +106,7 @@ from callerconnect.adapters.cad.eido.reader import (
     _text,
     _texts,
 )
+from callerconnect.adapters.cad.event_fields import bound
 from callerconnect.adapters.cad.native import (
     ID_RULE,
     clean_id,
@@ -113,15 +114,17 @@ from callerconnect.adapters.cad.native import (
 )
 from callerconnect.texts import accepted_case_number
 
-# Limits from cad-event.schema.json.
-_MAX_ID = 128
-_MAX_CODE = 32
-_MAX_CASE_NUMBER = 32
-_MAX_DESCRIPTION = 200
-_MAX_DISTRICT = 64
-_MAX_UNIT_ID = 32
-_MAX_ETA_MINUTES = 1440
-_MIN_PRIORITY, _MAX_PRIORITY = 1, 9
+# The native events made from a snapshot keep the bounds cad-event.schema.json declares.
+_MAX_ID = bound("incident_id", "maxLength")
+_MAX_CODE = bound("call_type.code", "maxLength")
+_MAX_CASE_NUMBER = bound("case_number", "maxLength")
+_MAX_DESCRIPTION = bound("call_type.description", "maxLength")
+_MAX_DISTRICT = bound("district", "maxLength")
+_MAX_DISPOSITION_CODE = bound("disposition.code", "maxLength")
+_MAX_DISPOSITION_DESCRIPTION = bound("disposition.description", "maxLength")
+_MAX_UNIT_ID = bound("unit.id", "maxLength")
+_MAX_ETA_MINUTES = bound("unit.eta_minutes", "maximum")
+_MIN_PRIORITY, _MAX_PRIORITY = bound("priority", "minimum"), bound("priority", "maximum")
 _PRIORITY = re.compile(r"^\d{1,2}$")
 _VISUAL_SEPARATORS = re.compile(r"[\s\-.()\[\]/]")
 _PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -443,7 +446,10 @@ def _disposition(doc: Mapping[str, Any], incident: Mapping[str, Any], path: str)
     key = "dispositionCommonRegistryCode"
     code = _storable(
         _limited(
-            _text(chosen, key, chosen_path), _join(chosen_path, key), _MAX_CODE, "disposition code"
+            _text(chosen, key, chosen_path),
+            _join(chosen_path, key),
+            _MAX_DISPOSITION_CODE,
+            "disposition code",
         )
     )
     if code:
@@ -453,5 +459,5 @@ def _disposition(doc: Mapping[str, Any], incident: Mapping[str, Any], path: str)
         or _text(chosen, "dispositionCategoryText", chosen_path)
     )
     if description:
-        disposition["description"] = description[:_MAX_DESCRIPTION]
+        disposition["description"] = description[:_MAX_DISPOSITION_DESCRIPTION]
     return disposition
