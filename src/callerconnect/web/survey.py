@@ -154,10 +154,13 @@ class SurveyPages:
         focus_switch: bool = False,
         notice: str | None = None,
     ) -> HTMLResponse:
+        action, csrf = f"/s/{quote(token)}", self.csrf.link_token(token)
+        if not values and validation is None and not focus_switch and notice is None:
+            return self.render.empty_form(lang, status, action=action, csrf=csrf, landline=False)
         view = self.render.form_view(
             lang=lang,
-            action=f"/s/{quote(token)}",
-            csrf=self.csrf.link_token(token),
+            action=action,
+            csrf=csrf,
             values=values,
             validation=validation,
             landline=False,
@@ -226,16 +229,23 @@ class SurveyPages:
         focus_switch: bool = False,
     ) -> HTMLResponse:
         nonce = self.csrf.landline_nonce(request.cookies.get(LANDLINE_COOKIE, ""))
-        view = self.render.form_view(
-            lang=lang,
-            action="/feedback",
-            csrf=self.csrf.landline_token(nonce),
-            values=values,
-            validation=validation,
-            landline=True,
-        )
-        view.focus_switch = focus_switch
-        response = self.render.form(view, status, landline=True)
+        csrf = self.csrf.landline_token(nonce)
+        response: HTMLResponse
+        if not values and validation is None and not focus_switch:
+            response = self.render.empty_form(
+                lang, status, action="/feedback", csrf=csrf, landline=True
+            )
+        else:
+            view = self.render.form_view(
+                lang=lang,
+                action="/feedback",
+                csrf=csrf,
+                values=values,
+                validation=validation,
+                landline=True,
+            )
+            view.focus_switch = focus_switch
+            response = self.render.form(view, status, landline=True)
         response.set_cookie(
             LANDLINE_COOKIE,
             nonce,
