@@ -286,7 +286,7 @@ def bench_intake(report: Report, kind: str, quick: bool) -> None:
             limit,
         )
         for name, mb in running.rss_mb().items():
-            report.add(f"RSS {kind} {name} after the surge", mb, "MB", "< 300 MB")
+            report.add(f"RSS {kind} {name} after the surge", mb, "MB", "< 200 MB")
 
 
 # --- texts ------------------------------------------------------------------------------
