@@ -425,7 +425,7 @@ def bench_survey(report: Report, kind: str, quick: bool) -> None:
             base_url=running.urls[0], headers={"Authorization": f"Bearer {KEY}"}
         ) as http:
             events = [received(f"SUR-{n}", phone(n)) for n in range(clients)]
-            http.post("/api/v1/cad/events", json={"events": events})
+            http.post("/api/v1/cad/events", json={"events": events}, timeout=120)
         tokens = invitations(url, clients)
         serve = running.processes[0][1].pid
         cpu_before = cpu_seconds(serve)
