@@ -70,6 +70,8 @@ def _format_value(value: Any) -> str:
 def log_event(
     logger: logging.Logger, action: str, level: int = logging.INFO, **fields: Any
 ) -> None:
+    if not logger.isEnabledFor(level):  # nothing formatted for a line nobody keeps
+        return
     parts = [f"action={action}"]
     parts.extend(f"{key}={_format_value(value)}" for key, value in fields.items())
     logger.log(level, " ".join(parts))

@@ -493,6 +493,29 @@ def test_token_guessing_is_rate_limited_per_client(
     assert clients and all("127.0.0.1" not in c for c in clients)  # no address stored
 
 
+def test_reopening_a_real_link_counts_no_guess_and_writes_nothing(
+    app: Application, live_server: LiveServer, new_invitation: Invite
+) -> None:
+    token = new_invitation()
+    open_form(live_server, token)  # the first opening is recorded
+    with app.db.transaction() as session:
+        opened = session.scalar(
+            select(SurveyInvitationRow.opened_at).where(
+                SurveyInvitationRow.token_hash == token_hash(token)
+            )
+        )
+
+    reopened = [
+        httpx.get(f"{live_server.url}/s/{token}").status_code
+        for _ in range(SurveyLimits().token_guesses.hits + 5)
+    ]
+
+    assert set(reopened) == {200}  # a respondent reloading the page is not a guesser
+    assert count(app, WebRateHitRow) == 0  # a page view of a real link writes no counter
+    with app.db.transaction() as session:
+        assert session.scalar(select(SurveyInvitationRow.opened_at)) == opened
+
+
 # --- the landline page ------------------------------------------------------------------
 
 

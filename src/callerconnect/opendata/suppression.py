@@ -41,9 +41,6 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-
 
 class _CellKey(Hashable, Protocol):
     def __lt__(self, other: Any, /) -> bool: ...
@@ -142,6 +139,12 @@ def _undetermined(hidden: list[Tally], scale: Scale) -> bool:
     ``t_c ≤ (positive_from − 1)·(n − p_c) + points·p_c``."""
     if len(hidden) < 2:
         return False
+    # Imported here, not with the module: numpy and scipy take some 65 MB in every
+    # process that loads this module (serve, worker and the demo do, through the
+    # configuration), and only publishing open data solves anything.
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
     size = len(hidden)
     below = scale.positive_from - 1
     # Variables: t_0..t_{k-1}, p_0..p_{k-1}.

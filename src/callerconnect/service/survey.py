@@ -5,11 +5,17 @@ save, commit. The web layer turns each outcome into a page; nothing here knows H
 
 Rate limits live in the database (``web_rate_hits``), not in process memory, so that
 every ``serve`` process behind a load balancer shares them and a restart does not reset
-them; the cost is one small upsert per survey page or landline attempt (given back at
-once for a real token). The count is made and read in that one statement, so the
-limits are exact under concurrency on both databases. Windows are fixed
+them. A guess (an unknown survey token) or a landline attempt costs one small upsert
+that counts and reads in one statement, so the limits are exact under concurrency on
+both databases. A real token costs no write: its look-up reads the client's count in
+the same statement and answers "too many attempts" exactly when a guess would (a
+limited client learns nothing, not even from a real token). Windows are fixed
 (``window_start`` = the clock floored to the window length), read from the injected
 clock, so tests step through them exactly.
+
+Opening a link is a read-only transaction (one statement, ``survey_store.link_state``);
+only its first opening writes ``opened_at``. On SQLite a read takes no write lock, so
+the survey pages do not queue behind each other or behind the intake.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from sqlalchemy.orm import Session
 from callerconnect.adapters.crypto import Vault, token_hash
 from callerconnect.adapters.db import survey_store as store
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.tables import CallRow, SurveyInvitationRow, SurveyResponseRow
+from callerconnect.adapters.db.survey_store import LinkState
+from callerconnect.adapters.db.tables import CallRow, SurveyResponseRow
 from callerconnect.clock import Clock
 from callerconnect.domain.redaction import redact
 from callerconnect.domain.survey import Answers, SurveyDefinition, parse_definition
@@ -130,21 +137,16 @@ class SurveyService:
     def open(self, token: str, client: str) -> LinkOutcome:
         """Look a link up for display; records when it was first opened."""
         now = self.clock.now()
-        with self.db.transaction() as session:
-            outcome, invitation = self._resolve(session, token, client, now)
-            if (
-                outcome.status is LinkStatus.OPEN
-                and invitation is not None
-                and store.mark_opened(session, invitation.id, now)
-            ):
-                log_event(log, "survey_opened", invitation_id=invitation.id)
-            return outcome
+        outcome, link = self._look_up(token, client, now)
+        if outcome.status is LinkStatus.OPEN and link is not None and not link.opened:
+            with self.db.transaction() as session:
+                if store.mark_opened(session, link.invitation_id, now):
+                    log_event(log, "survey_opened", invitation_id=link.invitation_id)
+        return outcome
 
     def check(self, token: str, client: str) -> LinkOutcome:
         """Like :meth:`open`, without recording an opening (form re-renders)."""
-        now = self.clock.now()
-        with self.db.transaction() as session:
-            return self._resolve(session, token, client, now)[0]
+        return self._look_up(token, client, self.clock.now())[0]
 
     def submit(self, token: str, answers: Answers, language: str, client: str) -> LinkOutcome:
         """Store a response once. Validate ``answers`` before calling (the domain's
@@ -153,56 +155,88 @@ class SurveyService:
             raise ValueError("a response needs at least one answer")
         now = self.clock.now()
         with self.db.transaction() as session:
-            outcome, invitation = self._resolve(session, token, client, now)
-            if outcome.status is not LinkStatus.OPEN or invitation is None:
+            outcome, link = self._resolve(session, token, client, now)
+            if outcome.status is not LinkStatus.OPEN or link is None:
                 return outcome
-            if not store.claim_invitation(session, invitation.id, now):
+            if not store.claim_invitation(session, link.invitation_id, now):
                 return LinkOutcome(LinkStatus.ANSWERED, outcome.language)
             recorded = store.add_response(
                 session,
                 self._response(
-                    session, invitation.call_id, invitation.id, Channel.LINK, language, answers
+                    session, link.call_id, link.invitation_id, Channel.LINK, language, answers
                 ),
                 answers.values,
             )
         if not recorded:  # the call was answered from the landline page meanwhile
             return LinkOutcome(LinkStatus.ANSWERED, outcome.language)
-        log_event(log, "survey_answered", invitation_id=invitation.id, channel=Channel.LINK)
+        log_event(log, "survey_answered", invitation_id=link.invitation_id, channel=Channel.LINK)
         return LinkOutcome(LinkStatus.RECORDED, outcome.language)
+
+    def _look_up(
+        self, token: str, client: str, now: datetime
+    ) -> tuple[LinkOutcome, LinkState | None]:
+        """:meth:`_resolve` for the pages that only show: a read-only transaction for a
+        real token; a write (the guess counted) only for an unknown one."""
+        client_hash = self._client_hash(client)
+        window = self.limits.token_guesses.window_start(now)
+        link = None
+        if _TOKEN.fullmatch(token):
+            with self.db.reading() as connection:
+                link = store.link_state(
+                    connection,
+                    token_hash(token),
+                    bucket=TOKEN_BUCKET,
+                    client_hash=client_hash,
+                    window_start=window,
+                )
+        if link is None:
+            with self.db.transaction() as session:
+                return self._guess(session, client_hash, window), None
+        return self._judge(link, now), link
 
     def _resolve(
         self, session: Session, token: str, client: str, now: datetime
-    ) -> tuple[LinkOutcome, SurveyInvitationRow | None]:
+    ) -> tuple[LinkOutcome, LinkState | None]:
+        """The link's outcome inside ``session``'s transaction (a submission's)."""
         client_hash = self._client_hash(client)
+        window = self.limits.token_guesses.window_start(now)
+        link = (
+            store.link_state(
+                session,
+                token_hash(token),
+                bucket=TOKEN_BUCKET,
+                client_hash=client_hash,
+                window_start=window,
+            )
+            if _TOKEN.fullmatch(token)
+            else None
+        )
+        if link is None:
+            return self._guess(session, client_hash, window), None
+        return self._judge(link, now), link
+
+    def _guess(self, session: Session, client_hash: str, window: datetime) -> LinkOutcome:
+        """An unknown token: counted (one statement that counts and answers, so
+        concurrent guesses each get their own count), then refused."""
         limit = self.limits.token_guesses
-        window = limit.window_start(now)
-        # Every look-up is counted before the token is looked at (one statement that
-        # counts and answers), and given back below when the token is real: concurrent
-        # guesses each get their own count, and a limited client learns nothing, not
-        # even from a real token.
         hits = store.record_hit(
             session, TOKEN_BUCKET, client_hash, window, forget_before=window - limit.window
         )
         if hits > limit.hits:
-            return LinkOutcome(LinkStatus.LIMITED), None
-        invitation = (
-            store.find_invitation(session, token_hash(token)) if _TOKEN.fullmatch(token) else None
-        )
-        if invitation is None:
-            log_event(log, "survey_token_unknown", level=logging.WARNING, hits=hits)
-            return LinkOutcome(LinkStatus.UNKNOWN), None
-        store.take_back_hit(session, TOKEN_BUCKET, client_hash, window)
-        language = invitation.language
-        call = session.get(CallRow, invitation.call_id)
-        if invitation.answered_at is not None or store.has_response(session, invitation.call_id):
-            return LinkOutcome(LinkStatus.ANSWERED, language), invitation
-        if (
-            now >= invitation.expires_at
-            or call is None
-            or not store.accepts_feedback(call, landline=False)
-        ):
-            return LinkOutcome(LinkStatus.CLOSED, language), invitation
-        return LinkOutcome(LinkStatus.OPEN, language), invitation
+            return LinkOutcome(LinkStatus.LIMITED)
+        log_event(log, "survey_token_unknown", level=logging.WARNING, hits=hits)
+        return LinkOutcome(LinkStatus.UNKNOWN)
+
+    def _judge(self, link: LinkState, now: datetime) -> LinkOutcome:
+        """What a known link leads to. A client over its limit of guesses gets the same
+        answer as for one more guess, so a real token is not told from a miss."""
+        if link.client_hits >= self.limits.token_guesses.hits:
+            return LinkOutcome(LinkStatus.LIMITED)
+        if link.answered:
+            return LinkOutcome(LinkStatus.ANSWERED, link.language)
+        if now >= link.expires_at or not link.accepts_feedback:
+            return LinkOutcome(LinkStatus.CLOSED, link.language)
+        return LinkOutcome(LinkStatus.OPEN, link.language)
 
     # --- landline page ---------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -36,8 +38,19 @@ from callerconnect.web.webhooks import build_webhooks_router
 log = logging.getLogger("callerconnect.web")
 
 
+def _without_opentelemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry hooks, off: nothing here sets OpenTelemetry up (the
+    application has its own /metrics and logs), yet the hooks look the global providers
+    up on every request, a sixth of a survey page's time in the event loop. Only newer
+    FastAPI versions have them."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_app(application: Application) -> FastAPI:
     api = FastAPI(
+        **_without_opentelemetry(),
         title="callerconnect",
         version=__version__,
         description="Texts people who call the police about less urgent matters.",

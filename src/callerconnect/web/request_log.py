@@ -44,12 +44,14 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, remember_status)
         finally:
-            log_event(
-                log,
-                "http_request",
-                logging.WARNING if status >= 500 else logging.INFO,
-                method=scope.get("method", "-"),
-                path=loggable_path(scope.get("path", "")),
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            level = logging.WARNING if status >= 500 else logging.INFO
+            if log.isEnabledFor(level):  # the path is masked only for a line that is kept
+                log_event(
+                    log,
+                    "http_request",
+                    level,
+                    method=scope.get("method", "-"),
+                    path=loggable_path(scope.get("path", "")),
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                )

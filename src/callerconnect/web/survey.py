@@ -28,11 +28,13 @@ keys in survey_csrf.py, the posted form in survey_forms.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -79,6 +81,16 @@ from callerconnect.web.survey_pages import (
     TOO_LARGE,
 )
 from callerconnect.web.survey_rendering import CASE_FIELD, CSS_URL, Renderer
+
+T = TypeVar("T")
+
+#: Threads that looking survey links up may use at once. The work is short and mostly
+#: Python (the GIL runs one thread at a time anyway), so a few threads keep the database
+#: busy; more only contend with the event loop for the GIL and, past the connection
+#: pool's five kept connections, open and close a connection per page. Pages beyond
+#: this wait in the event loop, which costs nothing. (Submissions and landline feedback,
+#: rarer, use the shared thread pool.)
+DATABASE_THREADS = 4
 
 
 def _with_lang(path: str, lang: str) -> str:
@@ -237,6 +249,11 @@ class SurveyPages:
         self.render = Renderer(application, definition)
         self.https = application.settings.public_base_url.startswith("https://")
         self.css = (resources.files("callerconnect.web") / "static" / "survey.css").read_bytes()
+        self.threads = CapacityLimiter(DATABASE_THREADS)
+
+    async def in_thread(self, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` (blocking database work) off the event loop."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self.threads)
 
     def language_of(
         self, request: Request, invitation: str | None, posted: str | None = None
@@ -263,10 +280,13 @@ class SurveyPages:
         focus_switch: bool = False,
         notice: str | None = None,
     ) -> HTMLResponse:
+        action, csrf = f"/s/{quote(token)}", self.csrf.link_token(token)
+        if not values and validation is None and not focus_switch and notice is None:
+            return self.render.empty_form(lang, status, action=action, csrf=csrf, landline=False)
         view = self.render.form_view(
             lang=lang,
-            action=f"/s/{quote(token)}",
-            csrf=self.csrf.link_token(token),
+            action=action,
+            csrf=csrf,
             values=values,
             validation=validation,
             landline=False,
@@ -276,7 +296,7 @@ class SurveyPages:
         return self.render.form(view, status, landline=False)
 
     async def open_survey(self, token: Token, request: Request) -> Response:
-        outcome = await run_in_threadpool(self.service.open, token, client_address(request))
+        outcome = await self.in_thread(self.service.open, token, client_address(request))
         lang = self.language_of(request, outcome.language)
         if outcome.status is not LinkStatus.OPEN:
             return self.status_page(outcome.status, lang, request.url.path)
@@ -288,7 +308,7 @@ class SurveyPages:
         except FormTooLarge:
             return self.render.page(TOO_LARGE, self.language_of(request, None), None)
         client = client_address(request)
-        outcome = await run_in_threadpool(self.service.check, token, client)
+        outcome = await self.in_thread(self.service.check, token, client)
         lang = self.language_of(request, outcome.language, form.get("lang"))
         if outcome.status is not LinkStatus.OPEN:
             return self.status_page(outcome.status, lang, request.url.path)
@@ -314,7 +334,7 @@ class SurveyPages:
         return self.status_page(result.status, lang, request.url.path)
 
     async def survey_thanks(self, token: Token, request: Request) -> Response:
-        outcome = await run_in_threadpool(self.service.check, token, client_address(request))
+        outcome = await self.in_thread(self.service.check, token, client_address(request))
         lang = self.language_of(request, outcome.language)
         if outcome.status is LinkStatus.ANSWERED:
             return self.render.page(THANKS, lang, _with_lang(request.url.path, OTHER[lang]))
@@ -335,16 +355,23 @@ class SurveyPages:
         focus_switch: bool = False,
     ) -> HTMLResponse:
         nonce = self.csrf.landline_nonce(request.cookies.get(LANDLINE_COOKIE, ""))
-        view = self.render.form_view(
-            lang=lang,
-            action="/feedback",
-            csrf=self.csrf.landline_token(nonce),
-            values=values,
-            validation=validation,
-            landline=True,
-        )
-        view.focus_switch = focus_switch
-        response = self.render.form(view, status, landline=True)
+        csrf = self.csrf.landline_token(nonce)
+        response: HTMLResponse
+        if not values and validation is None and not focus_switch:
+            response = self.render.empty_form(
+                lang, status, action="/feedback", csrf=csrf, landline=True
+            )
+        else:
+            view = self.render.form_view(
+                lang=lang,
+                action="/feedback",
+                csrf=csrf,
+                values=values,
+                validation=validation,
+                landline=True,
+            )
+            view.focus_switch = focus_switch
+            response = self.render.form(view, status, landline=True)
         response.set_cookie(
             LANDLINE_COOKIE,
             nonce,

@@ -1,14 +1,22 @@
 """Rendering the survey pages: Jinja2 templates in the page's language, the form with
-its answers and errors kept."""
+its answers and errors kept.
+
+The empty form (a link just opened, the landline page) is the page served most, and it
+is the same for every respondent in a language but for two values: the form's action
+(the link's own path) and its CSRF token. So it is rendered once per language and form,
+with a slot for each, and each request fills the slots in (escaped, as the template
+would). A form with answers, errors or a notice is always rendered in full."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from fastapi.responses import HTMLResponse
+from markupsafe import escape
 
 from callerconnect.bootstrap import Application
 from callerconnect.domain.survey import (
@@ -57,6 +65,11 @@ class Renderer:
         self.non_emergency = settings.non_emergency_number
         self.survey_days = _days(settings.policy.survey_expires)
         self.env = template_environment()
+        # Slots of the pre-rendered empty forms: letters and digits only, so escaping
+        # leaves them as they are, and random, so no text of a page can contain one.
+        self._action_slot = f"action-slot-{secrets.token_hex(16)}"
+        self._csrf_slot = f"csrf-slot-{secrets.token_hex(16)}"
+        self._empty_forms: dict[tuple[str, bool], str] = {}  # (lang, landline): 4 at most
 
     def gettext(self, lang: str) -> Callable[..., str]:
         return translator(pages_translator(lang))
@@ -78,25 +91,27 @@ class Renderer:
         switch_href: str | None = None,
         **context: object,
     ) -> HTMLResponse:
+        body = self._render(template, lang, switch_href=switch_href, **context)
+        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def _render(self, template: str, lang: str, **context: object) -> str:
         translate = self.gettext(lang)
         translations = pages_translator(lang)
 
         def plural(singular: str, plural_: str, n: int, **values: object) -> str:
             return translations.ngettext(singular, plural_, n) % {"n": n, **values}
 
-        body = self.env.get_template(f"survey/{template}.html").render(
+        return self.env.get_template(f"survey/{template}.html").render(
             lang=lang,
             other=OTHER[lang],
             other_name=LANGUAGE_NAMES[OTHER[lang]],
             agency=self.agency[lang],
             non_emergency=self.non_emergency,
             css=CSS_URL,
-            switch_href=switch_href,
             _=translate,
             ngettext=plural,
             **context,
         )
-        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     def page(self, page: Page, lang: str, switch_href: str | None) -> HTMLResponse:
         translate = self.gettext(lang)
@@ -218,6 +233,34 @@ class Renderer:
         }
 
     def form(self, view: FormView, status: int, *, landline: bool) -> HTMLResponse:
+        return HTMLResponse(
+            self._form_body(view, landline=landline),
+            status_code=status,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def empty_form(
+        self, lang: str, status: int, *, action: str, csrf: str, landline: bool
+    ) -> HTMLResponse:
+        """The form as first shown (no answers, errors or notice), the same page as
+        :meth:`form` renders, from the language's pre-rendered copy."""
+        page = self._empty_forms.get((lang, landline))
+        if page is None:
+            view = self.form_view(
+                lang=lang,
+                action=self._action_slot,
+                csrf=self._csrf_slot,
+                values={},
+                validation=None,
+                landline=landline,
+            )
+            page = self._empty_forms[(lang, landline)] = self._form_body(view, landline=landline)
+        body = page.replace(self._action_slot, escape(action)).replace(
+            self._csrf_slot, escape(csrf)
+        )
+        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def _form_body(self, view: FormView, *, landline: bool) -> str:
         translate = self.gettext(view.lang)
         d = self.definition
         title = (
@@ -225,10 +268,10 @@ class Renderer:
             if landline
             else self.text(d.title, view.lang)
         )
-        return self.html(
+        return self._render(
             "form",
             view.lang,
-            status,
+            switch_href=None,
             page_title=(translate("Error:") + " " + title) if view.errors else title,
             heading=title,
             intro=self.text(d.intro, view.lang),

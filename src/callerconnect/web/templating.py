@@ -18,6 +18,9 @@ def template_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship with the package and change only with it (a restart): no
+        # look at the file's modification time on every page.
+        auto_reload=False,
     )
 
 

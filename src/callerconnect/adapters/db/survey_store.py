@@ -9,15 +9,31 @@ Single use is enforced by the database, not by a read-then-write in Python:
   ``BEGIN IMMEDIATE`` runs them one after the other);
 - ``survey_responses.call_id`` is unique, so a call gets one response whatever the
   channel (survey link or landline page): :func:`add_response` reports the loser.
+
+Opening a link is the public page read most often (a respondent reloads it, a surge
+day's texts are opened at once), so :func:`link_state` answers everything the page
+needs in one read-only statement, built once: no write, and so on SQLite no write lock,
+unless the link is opened for the first time or the token is unknown.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, delete, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -33,15 +49,16 @@ from callerconnect.adapters.db.tables import (
 
 __all__ = [
     "FEEDBACK_REASONS",
+    "CallFacts",
+    "LinkState",
     "accepts_feedback",
     "add_response",
     "claim_invitation",
-    "find_invitation",
     "find_landline_call",
     "has_response",
+    "link_state",
     "mark_opened",
     "record_hit",
-    "take_back_hit",
 ]
 
 #: Eligibility reasons of a call that may be asked for feedback: the ones a survey text
@@ -55,7 +72,17 @@ FEEDBACK_REASONS = frozenset(
 _HARMLESS_BLOCK = "ineligible:opted_out"
 
 
-def accepts_feedback(call: CallRow, *, landline: bool) -> bool:
+class CallFacts(Protocol):
+    """What :func:`accepts_feedback` reads of a call (a ``CallRow`` or a selected row)."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def blocked_reason(self) -> str | None: ...
+
+
+def accepts_feedback(call: CallFacts, *, landline: bool) -> bool:
     """Whether a response about ``call`` may be stored.
 
     A call blocked for safety (excluded type, also after a reclassification; a risk flag;
@@ -71,9 +98,79 @@ def accepts_feedback(call: CallRow, *, landline: bool) -> bool:
     return call.reason in FEEDBACK_REASONS if landline else True
 
 
-def find_invitation(session: Session, token_hash: str) -> SurveyInvitationRow | None:
-    return session.scalar(
-        select(SurveyInvitationRow).where(SurveyInvitationRow.token_hash == token_hash)
+@dataclass(frozen=True)
+class LinkState:
+    """A survey link as its page sees it, read in one statement (:func:`link_state`)."""
+
+    invitation_id: int
+    call_id: int
+    language: str | None
+    expires_at: datetime
+    opened: bool
+    answered: bool  # the link was used, or the call has a response from either channel
+    accepts_feedback: bool  # the call exists and may still be asked (never for safety)
+    client_hits: int  # the client's counted guesses in the current window
+
+
+_LINK_STATE = (
+    select(
+        SurveyInvitationRow.id,
+        SurveyInvitationRow.call_id,
+        SurveyInvitationRow.language,
+        SurveyInvitationRow.expires_at,
+        SurveyInvitationRow.opened_at,
+        SurveyInvitationRow.answered_at,
+        CallRow.reason,
+        CallRow.blocked_reason,
+        exists()
+        .where(SurveyResponseRow.call_id == SurveyInvitationRow.call_id)
+        .label("has_response"),
+        select(WebRateHitRow.hits)
+        .where(
+            WebRateHitRow.bucket == bindparam("bucket"),
+            WebRateHitRow.client_hash == bindparam("client_hash"),
+            WebRateHitRow.window_start == bindparam("window_start"),
+        )
+        .scalar_subquery()
+        .label("client_hits"),
+    )
+    .select_from(SurveyInvitationRow)
+    .outerjoin(CallRow, CallRow.id == SurveyInvitationRow.call_id)
+    .where(SurveyInvitationRow.token_hash == bindparam("token_hash"))
+)
+
+
+def link_state(
+    connection: Connection | Session,
+    token_hash: str,
+    *,
+    bucket: str,
+    client_hash: str,
+    window_start: datetime,
+) -> LinkState | None:
+    """The link with this token hash, its call's standing and the client's count of
+    guesses in the window; None for an unknown token. Reads only."""
+    row = connection.execute(
+        _LINK_STATE,
+        {
+            "token_hash": token_hash,
+            "bucket": bucket,
+            "client_hash": client_hash,
+            "window_start": window_start,
+        },
+    ).one_or_none()
+    if row is None:
+        return None
+    return LinkState(
+        invitation_id=row.id,
+        call_id=row.call_id,
+        language=row.language,
+        expires_at=row.expires_at,
+        opened=row.opened_at is not None,
+        answered=row.answered_at is not None or bool(row.has_response),
+        # An invitation whose call is gone (it cannot be, by the foreign key) is closed.
+        accepts_feedback=row.reason is not None and accepts_feedback(row, landline=False),
+        client_hits=row.client_hits or 0,
     )
 
 
@@ -213,17 +310,3 @@ def record_hit(
         .returning(WebRateHitRow.hits)
     )
     return int(session.execute(statement).scalar_one())
-
-
-def take_back_hit(session: Session, bucket: str, client_hash: str, window_start: datetime) -> None:
-    """Undo :func:`record_hit` in the same transaction (the row is still locked by it):
-    the look-up it counted turned out not to be a guess."""
-    session.execute(
-        update(WebRateHitRow)
-        .where(
-            WebRateHitRow.bucket == bucket,
-            WebRateHitRow.client_hash == client_hash,
-            WebRateHitRow.window_start == window_start,
-        )
-        .values(hits=WebRateHitRow.hits - 1)
-    )
