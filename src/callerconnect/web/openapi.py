@@ -510,8 +510,21 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
         },
         ("/feedback", "get"): {
             "summary": "Feedback with a case number (no text received)",
+            "description": "With several agencies, the list of police services to choose "
+            "from (each one's form is /feedback/{agency}, or ?agency=).",
             "parameters": [lang],
-            "responses": {"200": _html("The form, with its CSRF cookie")},
+            "responses": {
+                "200": _html("The form, with its CSRF cookie (or the choice of agencies)"),
+                "404": _html("?agency= names no configured agency: the choice of agencies"),
+            },
+        },
+        ("/feedback/{agency}", "get"): {
+            "summary": "One agency's feedback form (several agencies)",
+            "parameters": [lang],
+            "responses": {
+                "200": _html("The form, with its CSRF cookie"),
+                "404": _html("No such agency: the choice of agencies"),
+            },
         },
         ("/feedback", "post"): {
             "summary": "Feedback with a case number",
@@ -531,9 +544,35 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
                     "description": "Received (the same whether the case number matched or not)",
                     "headers": see_other,
                 },
+                "400": _html("Several agencies and none named: the choice; nothing recorded"),
                 "403": _html("The form's CSRF token or cookie is missing or wrong"),
                 "413": _html("The form is too long; nothing recorded"),
                 "422": _html("The form again, with what to correct"),
+                "429": _html("Too many attempts from this client; try again later"),
+            },
+        },
+        ("/feedback/{agency}", "post"): {
+            "summary": "Feedback with a case number, for one agency",
+            "parameters": [
+                {
+                    "name": "cc_feedback_nonce",
+                    "in": "cookie",
+                    "required": False,
+                    "description": "set by GET /feedback; the form's token signs it",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "requestBody": landline_body,
+            "responses": {
+                "200": _html("The form again, in the other language"),
+                "303": {
+                    "description": "Received (the same whether the case number matched or not)",
+                    "headers": see_other,
+                },
+                "403": _html("The form's CSRF token or cookie is missing or wrong"),
+                "413": _html("The form is too long; nothing recorded"),
+                "422": _html("The form again, with what to correct"),
+                "404": _html("No such agency: the choice of agencies; nothing recorded"),
                 "429": _html("Too many attempts from this client; try again later"),
             },
         },
@@ -541,6 +580,11 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
             "summary": "Thanks, after feedback",
             "parameters": [lang],
             "responses": {"200": _html("Thanks")},
+        },
+        ("/feedback/{agency}/thanks", "get"): {
+            "summary": "Thanks, after feedback to one agency",
+            "parameters": [lang],
+            "responses": {"200": _html("Thanks"), "404": _html("No such agency")},
         },
         ("/static/survey.css", "get"): {
             "summary": "The pages' one stylesheet",
@@ -606,7 +650,20 @@ def _open_data_operations(lang: Json) -> dict[tuple[str, str], Json]:
                 "304": not_modified,
             },
         },
-        ("/open-data/{name}", "get"): {"responses": file_answers},
+        ("/open-data/{name}", "get"): {
+            "description": "A file of the (default) agency's latest publication; with "
+            "several agencies, an agency id gives that agency's page (HTML).",
+            "responses": {
+                **file_answers,
+                "200": {
+                    "description": "The file, or an agency's page",
+                    "content": {
+                        **{kind: {"schema": {}} for kind in file_types},
+                        "text/html": {"schema": {"type": "string"}},
+                    },
+                },
+            },
+        },
         ("/open-data/{agency}/{name}", "get"): {"responses": file_answers},
         ("/api/feed/dcat-us/1.1.json", "get"): {
             "responses": {
