@@ -342,6 +342,13 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
         "description": "the survey link's token (at least 128 random bits, base64url)",
         "schema": {"type": "string"},
     }
+    agency = {
+        "name": "agency",
+        "in": "path",
+        "required": True,
+        "description": "the agency's id (agency_id, or a key of [agencies])",
+        "schema": {"type": "string"},
+    }
     lang = {
         "name": "lang",
         "in": "query",
@@ -520,7 +527,7 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
         },
         ("/feedback/{agency}", "get"): {
             "summary": "One agency's feedback form (several agencies)",
-            "parameters": [lang],
+            "parameters": [agency, lang],
             "responses": {
                 "200": _html("The form, with its CSRF cookie"),
                 "404": _html("No such agency: the choice of agencies"),
@@ -554,13 +561,14 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
         ("/feedback/{agency}", "post"): {
             "summary": "Feedback with a case number, for one agency",
             "parameters": [
+                agency,
                 {
                     "name": "cc_feedback_nonce",
                     "in": "cookie",
                     "required": False,
                     "description": "set by GET /feedback; the form's token signs it",
                     "schema": {"type": "string"},
-                }
+                },
             ],
             "requestBody": landline_body,
             "responses": {
@@ -583,7 +591,7 @@ def _operations(definition: SurveyDefinition) -> dict[tuple[str, str], Json]:
         },
         ("/feedback/{agency}/thanks", "get"): {
             "summary": "Thanks, after feedback to one agency",
-            "parameters": [lang],
+            "parameters": [agency, lang],
             "responses": {"200": _html("Thanks"), "404": _html("No such agency")},
         },
         ("/static/survey.css", "get"): {
