@@ -20,12 +20,8 @@ from callerconnect.adapters.sms.base import InboundSms
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
-from callerconnect.service.inbound import flagged_texts
-from callerconnect.service.redacted_views import (
-    dead_letter_redacted,
-    flagged_texts_redacted,
-    redact_raw_payload,
-)
+from callerconnect.queries.queues import flagged_replies, flagged_replies_redacted
+from callerconnect.service.redacted_views import dead_letter_redacted, redact_raw_payload
 from tests.support.live_server import LiveServer
 from tests.support.survey import ANSWERS, csrf_of, invite, post_call
 
@@ -136,14 +132,14 @@ def test_flagged_reply_is_kept_as_sent_and_shown_redacted(app: Application) -> N
     body = "Someone is following me, it's my ex Marc Gagnon, he drives plate FXR 2231"
     app.inbound.handle(InboundSms("613-555-0142", app.settings.sms.sender, body, "SM-1"), "console")
 
-    assert [t.body for t in flagged_texts(app.db, app.vault)] == [body]  # stored unchanged
-    shown = flagged_texts_redacted(app.db, app.vault)
+    assert [t.body for t in flagged_replies(app.db, app.vault, None)] == [body]  # unchanged
+    shown = flagged_replies_redacted(app.db, app.vault, None)
     assert [t.body for t in shown] == [
         "Someone is following me, it's my ex [name], he drives plate [plate]"
     ]
     assert shown[0].phone_masked == "+1613***0142"
-    assert flagged_texts_redacted(app.db, app.vault, agency_id="default") == shown
-    assert flagged_texts_redacted(app.db, app.vault, agency_id="elsewhere") == []
+    assert flagged_replies_redacted(app.db, app.vault, "default") == shown
+    assert flagged_replies_redacted(app.db, app.vault, "elsewhere") == []
 
 
 def test_dead_letter_is_shown_with_its_phones_redacted_and_its_ids_readable(

@@ -28,8 +28,8 @@ from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application, build_application
 from callerconnect.clock import VirtualClock
 from callerconnect.config import ConfigError
+from callerconnect.queries.queues import flagged_replies
 from callerconnect.service.deadletters import show_letter
-from callerconnect.service.inbound import flagged_texts
 from callerconnect.service.keys import check_keys, rotate_keys
 from callerconnect.web.app import create_app
 from tests.conftest import TEST_SECRET, make_settings
@@ -163,7 +163,7 @@ def test_rotation_reencrypts_everything_and_the_old_key_can_go(
     with new.db.transaction() as session:
         phones = {new.vault.decrypt(p) for p in session.scalars(select(CallRow.phone_encrypted))}
     assert phones == {"+16135550142"}
-    assert [t.body for t in flagged_texts(new.db, new.vault)] == [INBOUND_TEXT]
+    assert [t.body for t in flagged_replies(new.db, new.vault, None)] == [INBOUND_TEXT]
     assert CALLER not in show_letter(new.db, new.vault, 1)
     assert '"bad-1"' in show_letter(new.db, new.vault, 1)
 

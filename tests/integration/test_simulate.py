@@ -59,6 +59,26 @@ def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
         assert "Traceback" not in run.stderr
 
 
+def test_a_future_start_is_refused_unless_the_feed_goes_to_a_file(tmp_path: Path) -> None:
+    future = "2999-01-01T00:00:00+00:00"
+    unreachable = "http://127.0.0.1:9/api/v1/cad/events"
+    cli = Cli(tmp_path)
+    posted, published, written = cli.together(
+        ["simulate", "--post", unreachable, "--key", "k", "--start", future],
+        ["simulate", "--nats", "nats://127.0.0.1:9", "--start", future],
+        ["simulate", "--out", "future.jsonl", "--calls-per-day", "20", "--start", future],
+    )
+    for refused in (posted, published):
+        # Refused before anything is sent (nothing listens on port 9 anyway).
+        assert refused.returncode == 2, refused.stderr
+        assert "--start" in refused.stderr and "future" in refused.stderr
+        assert "--out" in refused.stderr and "Traceback" not in refused.stderr
+        assert "events sent" not in refused.stdout
+    assert written.returncode == 0, written.stderr
+    first = json.loads((tmp_path / "future.jsonl").read_text().splitlines()[0])
+    assert first["occurred_at"].startswith("2999-01-01")
+
+
 def test_posting_to_the_intake_stores_every_event(app: Application, database_url: str) -> None:
     from callerconnect.web.app import create_app
 

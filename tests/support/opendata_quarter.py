@@ -1,4 +1,4 @@
-"""A quarter of calls (January to March 2026, Ottawa time) taken through the real intake,
+"""A quarter of calls (January to March 2026 by default, Ottawa time) taken through the real intake,
 dispatcher and survey service, every response carrying a comment full of what must never
 be published: the caller's phone number, the case number, the incident id, a name."""
 
@@ -13,6 +13,7 @@ from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.domain.survey import read_answers
+from callerconnect.service.intake import Intake
 from callerconnect.service.survey import SurveyService, load_definition
 from tests.support.survey import survey_tokens
 
@@ -40,15 +41,18 @@ def simulate_quarter(
     *,
     calls_per_month: int = 30,
     seed: int = 7,
+    agency: str | None = None,
+    year: int = 2026,
 ) -> Quarter:
+    """``agency``'s quarter (the default agency's when None) of ``year``; ``console`` is
+    the provider its texts go out through."""
     rng = random.Random(seed)
+    intake = app.intakes[agency] if agency else app.intake
     survey = SurveyService(
         app.db,
         app.vault,
         clock,
         load_definition(),
-        agency_id=app.settings.agency_id,
-        survey_expires=timedelta(days=7),
         client_key=b"opendata-quarter",
     )
     quarter = Quarter()
@@ -57,7 +61,7 @@ def simulate_quarter(
         for index in range(calls_per_month):
             number += 1
             day = 1 + index * 27 // calls_per_month
-            start = datetime(2026, month, day, 10 + index % 5, 7, tzinfo=OTTAWA)
+            start = datetime(year, month, day, 10 + index % 5, 7, tzinfo=OTTAWA)
             incident = f"INC-{month}{number:05d}"
             case_number = f"26-{number:06d}"
             phone = f"613-555-{1000 + number:04d}"
@@ -65,7 +69,7 @@ def simulate_quarter(
             quarter.case_numbers.append(case_number)
             quarter.incidents.append(incident)
             _event(
-                app,
+                intake,
                 clock,
                 incident,
                 "call.received",
@@ -80,7 +84,7 @@ def simulate_quarter(
             clock.set(start + timedelta(minutes=1))
             app.dispatcher.run_due()
             _event(
-                app,
+                intake,
                 clock,
                 incident,
                 "call.cleared",
@@ -105,13 +109,13 @@ def simulate_quarter(
             outcome = survey.submit(token, validation.answers, "en", "198.51.100.7")
             assert outcome.status == "recorded", outcome
             quarter.comments.append(comment)
-            key = f"2026-{month:02d}"
+            key = f"{year}-{month:02d}"
             quarter.responses[key] = quarter.responses.get(key, 0) + 1
     return quarter
 
 
 def _event(
-    app: Application,
+    intake: Intake,
     clock: VirtualClock,
     incident: str,
     type_: str,
@@ -127,5 +131,5 @@ def _event(
         "type": type_,
         **fields,
     }
-    result = app.intake.submit(payload, "test")
+    result = intake.submit(payload, "test")
     assert result.status == "accepted", result

@@ -33,7 +33,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -192,8 +192,6 @@ def build_week(
         app.vault,
         clock,
         load_definition(),
-        agency_id="default",
-        survey_expires=timedelta(days=7),
         client_key=b"week-of-calls",
     )
     week = Week(app, other, clock, console, survey)

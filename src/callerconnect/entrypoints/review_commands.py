@@ -83,7 +83,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_inbound(args: argparse.Namespace) -> int:
-    from callerconnect.service.inbound import flagged_texts, mark_reviewed
+    from callerconnect.queries.queues import flagged_replies
+    from callerconnect.service.inbound import mark_reviewed
 
     settings = command_settings(args)
     wanted = getattr(args, "agency", None)
@@ -100,8 +101,8 @@ def cmd_inbound(args: argparse.Namespace) -> int:
                     + " (unknown, not flagged, or already reviewed: see `inbound flagged --all`)"
                 )
             return 0
-        flagged = flagged_texts(
-            application.db, application.vault, include_reviewed=args.all, agency_id=agency_id
+        flagged = flagged_replies(
+            application.db, application.vault, agency_id, include_reviewed=args.all
         )
     if not flagged:
         print("no flagged texts")

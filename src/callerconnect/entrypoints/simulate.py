@@ -100,7 +100,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="TIME",
         help="when the feed starts, ISO 8601 with offset (default: now when paced, "
-        "else D days ago so the feed ends about now)",
+        "else D days ago so the feed ends about now); in the future only with --out",
     )
 
 
@@ -227,6 +227,16 @@ def run_simulate(args: argparse.Namespace) -> int:
     # Paced, the feed starts now; as fast as possible, it ends about now, so no event
     # is dated in the future.
     now = datetime.now(settings.tz)
+    if args.start is not None and args.start > now and not args.out:
+        # The intake refuses an event dated ahead of its receipt (intake.max_clock_skew):
+        # sent, a future feed would only fill the dead letters. A file is only bytes.
+        print(
+            f"error: --start {args.start.isoformat()} is in the future; the intake refuses "
+            "events dated ahead of their receipt. Give a --start at or before now, or "
+            "write the feed with --out FILE",
+            file=sys.stderr,
+        )
+        return 2
     start = args.start or (now if args.speed > 0 else now - timedelta(days=args.days))
     plan = FeedPlan(
         start=start,

@@ -3,7 +3,7 @@ report: replies flagged for a person, unknown call types, dead letters, failed t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import CallRow, DeadLetterRow, InboundMessageRow, OutboxRow
 from callerconnect.domain.messages import CALL_TEXT_KINDS
+from callerconnect.domain.redaction import redact
 from callerconnect.queries.figures import FAILED_STATUSES, call_conditions
 from callerconnect.queries.filters import Filters
 
@@ -64,10 +65,12 @@ class FailedText:
 
 
 def flagged_replies(
-    db: Database, vault: Vault, agency_id: str, *, include_reviewed: bool = False
+    db: Database, vault: Vault, agency_id: str | None, *, include_reviewed: bool = False
 ) -> list[FlaggedReply]:
-    """The agency's flagged replies, oldest first (the body decrypted, the number
-    masked as it was stored)."""
+    """The agency's flagged replies, oldest first (the body decrypted as the caller sent
+    it, the number masked as it was stored); every agency's for ``None`` (the operator's
+    ``inbound flagged`` without ``--agency``). Not reviewed yet only, unless
+    ``include_reviewed``."""
     message = InboundMessageRow
     query = select(
         message.id,
@@ -76,7 +79,9 @@ def flagged_replies(
         message.flag_terms,
         message.body_encrypted,
         message.reviewed_at,
-    ).where(message.agency_id == agency_id, message.flagged.is_(True))
+    ).where(message.flagged.is_(True))
+    if agency_id is not None:
+        query = query.where(message.agency_id == agency_id)
     if not include_reviewed:
         query = query.where(message.reviewed_at.is_(None))
     with db.reading() as connection:
@@ -91,6 +96,18 @@ def flagged_replies(
             reviewed_at=row.reviewed_at,
         )
         for row in rows
+    ]
+
+
+def flagged_replies_redacted(
+    db: Database, vault: Vault, agency_id: str | None, *, include_reviewed: bool = False
+) -> list[FlaggedReply]:
+    """:func:`flagged_replies` with each body redacted (``domain/redaction.py``): the
+    texts are kept as they arrived (a STOP must be read exactly), and shown to a person
+    reviewing them without the names, numbers, addresses and e-mails they carry."""
+    return [
+        replace(reply, body=redact(reply.body))
+        for reply in flagged_replies(db, vault, agency_id, include_reviewed=include_reviewed)
     ]
 
 

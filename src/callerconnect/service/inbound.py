@@ -287,40 +287,8 @@ class InboundHandler:
 
 
 # --- for a person: flagged texts ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FlaggedText:
-    id: int
-    received_at: datetime
-    phone_masked: str
-    terms: str
-    body: str
-    reviewed_at: datetime | None
-
-
-def flagged_texts(
-    db: Database, vault: Vault, *, include_reviewed: bool = False, agency_id: str | None = None
-) -> list[FlaggedText]:
-    """Flagged texts, every agency's or ``agency_id``'s."""
-    with db.transaction() as session:
-        query = select(InboundMessageRow).where(InboundMessageRow.flagged.is_(True))
-        if agency_id is not None:
-            query = query.where(InboundMessageRow.agency_id == agency_id)
-        if not include_reviewed:
-            query = query.where(InboundMessageRow.reviewed_at.is_(None))
-        rows = session.scalars(query.order_by(InboundMessageRow.received_at)).all()
-        return [
-            FlaggedText(
-                id=row.id,
-                received_at=row.received_at,
-                phone_masked=row.phone_masked,
-                terms=row.flag_terms or "",
-                body=vault.decrypt(row.body_encrypted),
-                reviewed_at=row.reviewed_at,
-            )
-            for row in rows
-        ]
+# Reading them is the read side's (queries/queues.py, ``flagged_replies``); marking them
+# read by a person is a write, and stays here.
 
 
 def mark_reviewed(

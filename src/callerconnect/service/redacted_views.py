@@ -3,36 +3,24 @@
 Survey comments are redacted when they are stored (``service/survey.py``); callers' texts
 and dead-lettered CAD payloads are kept as they arrived (encrypted), because an operator
 may need the original — a STOP must be read exactly, a payload replayed byte for byte.
-Supervisors reviewing them on the dashboard get them through these functions instead,
-with names, numbers, addresses and e-mails replaced (``domain/redaction.py``).
+Supervisors reviewing dead letters get them through these functions instead, with
+phones and e-mails replaced (``domain/redaction.py``). Callers' flagged texts are read
+on the read side, redacted there too (``queries/queues.py``, ``flagged_replies_redacted``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.tables import DeadLetterRow
-from callerconnect.domain.redaction import redact, redact_contacts, redact_payload
-from callerconnect.service.inbound import FlaggedText, flagged_texts
+from callerconnect.domain.redaction import redact_contacts, redact_payload
 
-__all__ = ["RedactedDeadLetter", "dead_letter_redacted", "flagged_texts_redacted"]
-
-
-def flagged_texts_redacted(
-    db: Database, vault: Vault, *, agency_id: str | None = None, include_reviewed: bool = False
-) -> list[FlaggedText]:
-    """The callers' texts flagged for a person, oldest first, each body redacted; only
-    ``agency_id``'s when given (a dashboard account sees its own agency only)."""
-    # The same texts the operator's command lists (service/inbound.py), bodies redacted.
-    return [
-        replace(text, body=redact(text.body))
-        for text in flagged_texts(db, vault, include_reviewed=include_reviewed, agency_id=agency_id)
-    ]
+__all__ = ["RedactedDeadLetter", "dead_letter_redacted"]
 
 
 @dataclass(frozen=True)

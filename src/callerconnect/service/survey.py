@@ -25,7 +25,7 @@ import hmac
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
@@ -42,6 +42,7 @@ from callerconnect.clock import Clock
 from callerconnect.domain.redaction import redact
 from callerconnect.domain.survey import Answers, SurveyDefinition, parse_definition
 from callerconnect.logs import log_event
+from callerconnect.service.agencies import Agency
 
 log = logging.getLogger("callerconnect.survey")
 
@@ -77,6 +78,8 @@ class LinkOutcome:
     status: LinkStatus
     language: str | None = None
     """The invitation's language (the caller's, from the CAD), when the link is known."""
+    agency_id: str | None = None
+    """The agency whose call the link is for, when the link is known: its page names it."""
 
 
 class LandlineStatus(StrEnum):
@@ -118,8 +121,6 @@ class SurveyService:
         clock: Clock,
         definition: SurveyDefinition,
         *,
-        agency_id: str,
-        survey_expires: timedelta,
         client_key: bytes,
         limits: SurveyLimits | None = None,
     ) -> None:
@@ -127,8 +128,6 @@ class SurveyService:
         self.vault = vault
         self.clock = clock
         self.definition = definition
-        self.agency_id = agency_id
-        self.survey_expires = survey_expires
         self.limits = limits or SurveyLimits()
         self._client_key = client_key
 
@@ -159,7 +158,7 @@ class SurveyService:
             if outcome.status is not LinkStatus.OPEN or link is None:
                 return outcome
             if not store.claim_invitation(session, link.invitation_id, now):
-                return LinkOutcome(LinkStatus.ANSWERED, outcome.language)
+                return replace(outcome, status=LinkStatus.ANSWERED)
             recorded = store.add_response(
                 session,
                 self._response(
@@ -168,9 +167,9 @@ class SurveyService:
                 answers.values,
             )
         if not recorded:  # the call was answered from the landline page meanwhile
-            return LinkOutcome(LinkStatus.ANSWERED, outcome.language)
+            return replace(outcome, status=LinkStatus.ANSWERED)
         log_event(log, "survey_answered", invitation_id=link.invitation_id, channel=Channel.LINK)
-        return LinkOutcome(LinkStatus.RECORDED, outcome.language)
+        return replace(outcome, status=LinkStatus.RECORDED)
 
     def _look_up(
         self, token: str, client: str, now: datetime
@@ -233,19 +232,25 @@ class SurveyService:
         if link.client_hits >= self.limits.token_guesses.hits:
             return LinkOutcome(LinkStatus.LIMITED)
         if link.answered:
-            return LinkOutcome(LinkStatus.ANSWERED, link.language)
+            return LinkOutcome(LinkStatus.ANSWERED, link.language, link.agency_id)
         if now >= link.expires_at or not link.accepts_feedback:
-            return LinkOutcome(LinkStatus.CLOSED, link.language)
-        return LinkOutcome(LinkStatus.OPEN, link.language)
+            return LinkOutcome(LinkStatus.CLOSED, link.language, link.agency_id)
+        return LinkOutcome(LinkStatus.OPEN, link.language, link.agency_id)
 
     # --- landline page ---------------------------------------------------------------
 
     def landline(
-        self, case_number: str, answers: Answers, language: str, client: str
+        self,
+        agency: Agency,
+        case_number: str,
+        answers: Answers,
+        language: str,
+        client: str,
     ) -> LandlineStatus:
-        """Record feedback for a recently cleared, surveyable call with this (normalized)
-        case number, if there is one without a response. The answer is the same either
-        way: this page must not reveal whether a case number exists."""
+        """Record feedback for a recently cleared, surveyable call of ``agency`` with this
+        (normalized) case number, if there is one without a response. The answer is the
+        same either way: this page must not reveal whether a case number exists. Case
+        numbers are an agency's own, so another agency's call is never found."""
         if answers.empty:
             raise ValueError("a response needs at least one answer")
         now = self.clock.now()
@@ -261,7 +266,7 @@ class SurveyService:
             if hits > limit.hits:
                 return LandlineStatus.LIMITED
             call = store.find_landline_call(
-                session, self.agency_id, case_number, now - self.survey_expires
+                session, agency.id, case_number, now - agency.policy.survey_expires
             )
             recorded = call is not None and store.add_response(
                 session,

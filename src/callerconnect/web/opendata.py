@@ -3,6 +3,8 @@
 - ``GET /open-data``: the public page (``?lang=fr``), from the latest publication: the
   headline figures as server-rendered SVG charts with a data table beside each, the
   trend by month, links to every file, the catalogs and the methodology. No script.
+  With several agencies (contract section 11) it shows each agency's own figures and
+  files under its name, and ``GET /open-data/<agency>`` is one agency's page.
 - ``GET /open-data/<file>`` (the default agency) and ``GET /open-data/<agency>/<file>``:
   the files of the latest publication.
 - ``GET /api/feed/dcat-us/1.1.json`` and ``GET /api/feed/dcat-ap/2.1.1.json``: the catalogs.
@@ -51,6 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
             "short voluntary survey afterwards. These are the results, by month, for "
             "anyone to view, download and reuse. No one can be identified from them."
         ),
+        "agencies": "Police services",
         "last": "Last published",
         "partial": "The latest month is not over: its figures stand as of that date.",
         "none": "Nothing has been published yet.",
@@ -86,6 +89,7 @@ TEXT: dict[str, dict[str, str]] = {
             "résultats, par mois, que chacun peut consulter, télécharger et réutiliser. "
             "Personne ne peut y être identifié."
         ),
+        "agencies": "Services de police",
         "last": "Dernière publication",
         "partial": "Le dernier mois n'est pas terminé : ses chiffres sont ceux de cette date.",
         "none": "Rien n'a encore été publié.",
@@ -142,6 +146,24 @@ class Chart:
     bars: list[Bar]
     width: int
     latest: str
+
+
+@dataclass(frozen=True)
+class AgencyFigures:
+    """One agency's part of the page: its latest publication's figures and files."""
+
+    id: str
+    anchor: str
+    """The prefix of the element ids in its part ("" with one agency), so that ids stay
+    unique and each agency's part can be linked to."""
+    name: str
+    publication: Any
+    published: str | None
+    headline: dict[str, Any] | None
+    charts: list[Chart]
+    folder: str
+    files: list[str]
+    methodology: str
 
 
 def format_value(value: Any, kind: str, lang: str) -> str:
@@ -204,10 +226,17 @@ Language = Annotated[
 ]
 _FILE_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The file, from the latest publication",
+        "description": "The file, from the latest publication; with several agencies, an "
+        "agency's id names its open-data page",
         "content": {
             kind: {"schema": {}}
-            for kind in ("text/csv", "application/json", "text/markdown", "application/geo+json")
+            for kind in (
+                "text/csv",
+                "application/json",
+                "text/markdown",
+                "application/geo+json",
+                "text/html",
+            )
         },
     },
     304: NOT_MODIFIED,
@@ -278,45 +307,62 @@ def build_opendata_router(application: Application) -> APIRouter:
     )
     async def page(request: Request, lang: Language = "en") -> Response:
         language = "fr" if lang == "fr" else "en"
-        return await run_in_threadpool(render_page, request, language)
+        return await run_in_threadpool(render_page, request, language, agencies)
 
-    def render_page(request: Request, lang: str) -> Response:
-        agency = settings.agency_id
+    def agency_figures(agency: str, lang: str) -> AgencyFigures:
+        """What the page shows of one agency, from its latest publication."""
+        own = settings.for_agency(agency)
         latest = latest_files(db, agency)
         monthly_file = latest_file(db, agency, "monthly.json") if latest else None
         rows: list[dict[str, Any]] = json.loads(monthly_file.content) if monthly_file else []
+        # One agency keeps the plain URLs (and ids) it always had; several, a folder each.
+        folder = "/open-data/" if len(agencies) == 1 else f"/open-data/{agency}/"
+        return AgencyFigures(
+            id=agency,
+            anchor="" if len(agencies) == 1 else f"{agency}-",
+            name=own.agency_name.fr if lang == "fr" else own.agency_name.en,
+            publication=latest[0] if latest else None,
+            published=(
+                latest[0].published_at.astimezone(own.tz).strftime("%Y-%m-%d %H:%M")
+                if latest
+                else None
+            ),
+            headline=rows[-1] if rows else None,
+            charts=[chart(column, kind, rows, lang) for column, kind in HEADLINES] if rows else [],
+            folder=folder,
+            files=[n for n in FILE_NAMES if latest and n in latest[1]],
+            methodology=f"{folder}methodology_{lang}.md",
+        )
+
+    def render_page(request: Request, lang: str, shown: Sequence[str]) -> Response:
+        """The page of ``shown``: every agency at ``/open-data``, or the one agency of
+        ``/open-data/<agency>``. With one agency in the deployment, its page as it was."""
         text = TEXT[lang]
-        headline = rows[-1] if rows else None
+        sections = [agency_figures(agency, lang) for agency in shown]
         html = (
             templates.get_template("opendata/page.html")
             .render(
                 lang=lang,
                 other="en" if lang == "fr" else "fr",
+                path=request.url.path,
                 t=text,
-                agency=settings.agency_name.fr if lang == "fr" else settings.agency_name.en,
+                # The header names the agency when the page is one agency's.
+                agency=sections[0].name if len(sections) == 1 else None,
+                sections=sections,
+                # Several agencies: the headings step down one level under each name.
+                level=2 if len(sections) == 1 else 3,
                 css=CSS_URL,
-                publication=latest[0] if latest else None,
-                published=(
-                    latest[0].published_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
-                    if latest
-                    else None
-                ),
-                headline=headline,
-                charts=[chart(column, kind, rows, lang) for column, kind in HEADLINES]
-                if rows
-                else [],
-                files=[n for n in FILE_NAMES if latest and n in latest[1]],
                 media_type=media_type,
-                methodology=f"/open-data/methodology_{lang}.md",
                 protection=text["protection"] % {"k": settings.opendata.min_responses},
                 catalogs=[DCAT_US, DCAT_AP],
                 licence_url=settings.opendata.license_url,
                 licence_title=settings.opendata.license_title,
+                published_any=any(s.publication for s in sections),
             )
             .encode("utf-8")
         )
-        modified = latest[0].published_at if latest else None
-        return cached(request, html, "text/html; charset=utf-8", modified)
+        published = [s.publication.published_at for s in sections if s.publication]
+        return cached(request, html, "text/html; charset=utf-8", max(published, default=None))
 
     def serve_file(request: Request, agency: str, name: str) -> Response:
         if agency not in agencies or name not in FILE_NAMES:
@@ -331,11 +377,14 @@ def build_opendata_router(application: Application) -> APIRouter:
 
     @router.get(
         "/open-data/{name}",
-        summary="A file of the latest open-data publication",
+        summary="A file of the latest open-data publication, or an agency's open-data page",
         response_class=Response,
         responses=_FILE_ANSWERS,
     )
-    async def open_data_file(request: Request, name: str) -> Response:
+    async def open_data_file(request: Request, name: str, lang: Language = "en") -> Response:
+        if len(agencies) > 1 and name in agencies:
+            language = "fr" if lang == "fr" else "en"
+            return await run_in_threadpool(render_page, request, language, (name,))
         return await run_in_threadpool(serve_file, request, settings.agency_id, name)
 
     @router.get(

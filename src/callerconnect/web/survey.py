@@ -11,6 +11,11 @@ Routes (all server-rendered HTML, no JavaScript, no third-party resource):
   to ``GET /s/{token}/thanks``.
 - ``GET /feedback``, ``POST /feedback``, ``GET /feedback/thanks``: the same questions
   for someone without a survey text (a landline), identified by their case number.
+  With several agencies (contract section 11) ``GET /feedback`` asks which police service
+  was called (a list of links), and each agency's form is ``/feedback/{agency}`` (also
+  reached as ``/feedback?agency={agency}``), posting there and thanking at
+  ``/feedback/{agency}/thanks``; a case number is looked up in that agency's calls only.
+  With one agency ``/feedback`` is its form, as it always was.
 - ``GET /static/survey.css``: the one stylesheet.
 
 Language: ``?lang=`` (or the posted ``lang`` field) first, then the invitation's language,
@@ -47,8 +52,10 @@ from callerconnect.domain.survey import (
     normalize_case_number,
     read_answers,
 )
+from callerconnect.service.agencies import Agency, UnknownAgency
 from callerconnect.service.survey import (
     LandlineStatus,
+    LinkOutcome,
     LinkStatus,
     SurveyLimits,
     SurveyService,
@@ -108,6 +115,8 @@ def _language_switch(action: str) -> str | None:
 Token = Annotated[
     str, Path(description="the survey link's token (at least 128 random bits, base64url)")
 ]
+#: The agency of a landline page, with several agencies configured.
+AgencyId = Annotated[str, Path(description="the agency's id (agency_id, or a key of [agencies])")]
 _LANDLINE_NONCE = {
     "name": LANDLINE_COOKIE,
     "in": "cookie",
@@ -130,6 +139,7 @@ _FORM_REFUSALS: dict[int | str, dict[str, Any]] = {
 def _routes(pages: SurveyPages, definition: SurveyDefinition) -> list[dict[str, Any]]:
     """Each route with what it declares (FastAPI's ``add_api_route`` arguments)."""
     lang = {"parameters": [LANG_QUERY]}
+    landline_form = form_body(form_schema(definition, landline=True))
     return [
         dict(
             path="/s/{token}",
@@ -170,7 +180,12 @@ def _routes(pages: SurveyPages, definition: SurveyDefinition) -> list[dict[str, 
             endpoint=pages.landline_page,
             methods=["GET"],
             summary="Feedback with a case number (no text received)",
-            responses={200: html_answer("The form, with its CSRF cookie")},
+            description="With several agencies, the list of police services to choose from "
+            "(each one's form is /feedback/{agency}, or ?agency=).",
+            responses={
+                200: html_answer("The form, with its CSRF cookie (or the choice of agencies)"),
+                404: html_answer("?agency= names no configured agency: the choice of agencies"),
+            },
             openapi_extra=lang,
         ),
         dict(
@@ -181,21 +196,55 @@ def _routes(pages: SurveyPages, definition: SurveyDefinition) -> list[dict[str, 
             responses={
                 200: html_answer("The form again, in the other language"),
                 303: see_other("Received (the same whether the case number matched or not)"),
+                400: html_answer("Several agencies and none named: the choice; nothing recorded"),
                 403: html_answer("The form's CSRF token or cookie is missing or wrong"),
+                404: html_answer("?agency= names no configured agency; nothing recorded"),
                 **_FORM_REFUSALS,
                 429: html_answer("Too many attempts from this client; try again later"),
             },
-            openapi_extra={
-                "parameters": [_LANDLINE_NONCE],
-                **form_body(form_schema(definition, landline=True)),
-            },
+            openapi_extra={"parameters": [_LANDLINE_NONCE], **landline_form},
         ),
+        # Before the agency's path, so that "thanks" is never taken for an agency id.
         dict(
             path="/feedback/thanks",
             endpoint=pages.landline_thanks,
             methods=["GET"],
             summary="Thanks, after feedback",
             responses={200: html_answer("Thanks")},
+            openapi_extra=lang,
+        ),
+        dict(
+            path="/feedback/{agency}",
+            endpoint=pages.agency_landline_page,
+            methods=["GET"],
+            summary="One agency's feedback form (several agencies)",
+            responses={
+                200: html_answer("The form, with its CSRF cookie"),
+                404: html_answer("No such agency: the choice of agencies"),
+            },
+            openapi_extra=lang,
+        ),
+        dict(
+            path="/feedback/{agency}",
+            endpoint=pages.agency_landline_submit,
+            methods=["POST"],
+            summary="Feedback with a case number, for one agency",
+            responses={
+                200: html_answer("The form again, in the other language"),
+                303: see_other("Received (the same whether the case number matched or not)"),
+                403: html_answer("The form's CSRF token or cookie is missing or wrong"),
+                404: html_answer("No such agency: the choice of agencies; nothing recorded"),
+                **_FORM_REFUSALS,
+                429: html_answer("Too many attempts from this client; try again later"),
+            },
+            openapi_extra={"parameters": [_LANDLINE_NONCE], **landline_form},
+        ),
+        dict(
+            path="/feedback/{agency}/thanks",
+            endpoint=pages.agency_landline_thanks,
+            methods=["GET"],
+            summary="Thanks, after feedback to one agency",
+            responses={200: html_answer("Thanks"), 404: html_answer("No such agency")},
             openapi_extra=lang,
         ),
         dict(
@@ -240,13 +289,14 @@ class SurveyPages:
             application.vault,
             application.clock,
             definition,
-            agency_id=application.settings.agency_id,
-            survey_expires=application.settings.policy.survey_expires,
             client_key=derive(keys[-1], b"callerconnect survey client v1"),
             limits=limits,
         )
         self.csrf = SurveyCsrf(keys)
-        self.render = Renderer(application, definition)
+        self.agencies = application.agencies
+        # Each agency's pages name it and quote its own number and survey lifetime.
+        self.renderers = {agency.id: Renderer(agency, definition) for agency in self.agencies}
+        self.render = self.renderers[self.agencies.default.id]
         self.https = application.settings.public_base_url.startswith("https://")
         self.css = (resources.files("callerconnect.web") / "static" / "survey.css").read_bytes()
         self.threads = CapacityLimiter(DATABASE_THREADS)
@@ -264,14 +314,20 @@ class SurveyPages:
             request.headers.get("accept-language"),
         )
 
-    def status_page(self, status: LinkStatus, lang: str, path: str) -> HTMLResponse:
-        return self.render.page(STATUS_PAGES[status], lang, _with_lang(path, OTHER[lang]))
+    def renderer(self, agency_id: str | None) -> Renderer:
+        """The pages of ``agency_id`` (the default agency's when not known)."""
+        return self.renderers.get(agency_id or "", self.render)
+
+    def status_page(self, outcome: LinkOutcome, lang: str, path: str) -> HTMLResponse:
+        page = STATUS_PAGES[outcome.status]
+        return self.renderer(outcome.agency_id).page(page, lang, _with_lang(path, OTHER[lang]))
 
     # --- the survey link ----------------------------------------------------------------
 
     def link_form(
         self,
         token: str,
+        outcome: LinkOutcome,
         lang: str,
         values: Mapping[str, str],
         validation: Validation | None,
@@ -280,10 +336,11 @@ class SurveyPages:
         focus_switch: bool = False,
         notice: str | None = None,
     ) -> HTMLResponse:
+        render = self.renderer(outcome.agency_id)
         action, csrf = f"/s/{quote(token)}", self.csrf.link_token(token)
         if not values and validation is None and not focus_switch and notice is None:
-            return self.render.empty_form(lang, status, action=action, csrf=csrf, landline=False)
-        view = self.render.form_view(
+            return render.empty_form(lang, status, action=action, csrf=csrf, landline=False)
+        view = render.form_view(
             lang=lang,
             action=action,
             csrf=csrf,
@@ -293,14 +350,14 @@ class SurveyPages:
         )
         view.focus_switch = focus_switch
         view.notice = notice
-        return self.render.form(view, status, landline=False)
+        return render.form(view, status, landline=False)
 
     async def open_survey(self, token: Token, request: Request) -> Response:
         outcome = await self.in_thread(self.service.open, token, client_address(request))
         lang = self.language_of(request, outcome.language)
         if outcome.status is not LinkStatus.OPEN:
-            return self.status_page(outcome.status, lang, request.url.path)
-        return self.link_form(token, lang, {}, None, 200)
+            return self.status_page(outcome, lang, request.url.path)
+        return self.link_form(token, outcome, lang, {}, None, 200)
 
     async def submit_survey(self, token: Token, request: Request) -> Response:
         try:
@@ -311,42 +368,78 @@ class SurveyPages:
         outcome = await self.in_thread(self.service.check, token, client)
         lang = self.language_of(request, outcome.language, form.get("lang"))
         if outcome.status is not LinkStatus.OPEN:
-            return self.status_page(outcome.status, lang, request.url.path)
+            return self.status_page(outcome, lang, request.url.path)
+        render = self.renderer(outcome.agency_id)
         csrf = self.csrf.check_link(form.get(CSRF_FIELD, ""), token)
         if csrf is LinkCsrf.EXPIRED:
-            notice = self.render.gettext(lang)(RESUBMIT_NOTICE)
-            return self.link_form(token, lang, form, None, 200, notice=notice)
+            notice = render.gettext(lang)(RESUBMIT_NOTICE)
+            return self.link_form(token, outcome, lang, form, None, 200, notice=notice)
         if csrf is not LinkCsrf.VALID:
-            return self.render.page(FORBIDDEN, lang, None)
+            return render.page(FORBIDDEN, lang, None)
         action = form.get("action", "submit")
         if switch := _language_switch(action):
-            return self.link_form(token, switch, form, None, 200, focus_switch=True)
+            return self.link_form(token, outcome, switch, form, None, 200, focus_switch=True)
         if action != "submit":  # not a button of ours: the form again, nothing recorded
-            return self.link_form(token, lang, form, None, 422)
+            return self.link_form(token, outcome, lang, form, None, 422)
         validation = read_answers(self.definition, form)
         if not validation.ok:
-            return self.link_form(token, lang, form, validation, 422)
+            return self.link_form(token, outcome, lang, form, validation, 422)
         result = await run_in_threadpool(
             self.service.submit, token, validation.answers, lang, client
         )
         if result.status is LinkStatus.RECORDED:
             return RedirectResponse(_with_lang(f"/s/{quote(token)}/thanks", lang), status_code=303)
-        return self.status_page(result.status, lang, request.url.path)
+        return self.status_page(result, lang, request.url.path)
 
     async def survey_thanks(self, token: Token, request: Request) -> Response:
         outcome = await self.in_thread(self.service.check, token, client_address(request))
         lang = self.language_of(request, outcome.language)
         if outcome.status is LinkStatus.ANSWERED:
-            return self.render.page(THANKS, lang, _with_lang(request.url.path, OTHER[lang]))
+            return self.renderer(outcome.agency_id).page(
+                THANKS, lang, _with_lang(request.url.path, OTHER[lang])
+            )
         if outcome.status is LinkStatus.OPEN:
             return RedirectResponse(_with_lang(f"/s/{quote(token)}", lang), status_code=303)
-        return self.status_page(outcome.status, lang, f"/s/{quote(token)}")
+        return self.status_page(outcome, lang, f"/s/{quote(token)}")
 
     # --- the landline page ---------------------------------------------------------------
+    #
+    # One agency: /feedback is its form. Several: /feedback asks which one was called and
+    # /feedback/{agency} is each one's form. The form posts back to its own path, so the
+    # agency never rides in a field that could be changed on the way.
+
+    @property
+    def several_agencies(self) -> bool:
+        return len(self.agencies) > 1
+
+    def landline_path(self, agency: Agency) -> str:
+        return f"/feedback/{agency.id}" if self.several_agencies else "/feedback"
+
+    def agency_named(self, agency_id: str | None) -> Agency | None:
+        if agency_id is None:
+            return None if self.several_agencies else self.agencies.default
+        try:
+            return self.agencies.get(agency_id)
+        except UnknownAgency:
+            return None
+
+    def agency_choice(self, lang: str, status: int) -> HTMLResponse:
+        choices = [
+            {
+                "href": _with_lang(f"/feedback/{agency.id}", lang),
+                "name": agency.name[lang],
+                "number": agency.non_emergency_number,
+            }
+            for agency in self.agencies
+        ]
+        return self.render.agency_choice(
+            lang, choices, status, _with_lang("/feedback", OTHER[lang])
+        )
 
     def landline_form(
         self,
         request: Request,
+        agency: Agency,
         lang: str,
         values: Mapping[str, str],
         validation: Validation | None,
@@ -354,24 +447,24 @@ class SurveyPages:
         *,
         focus_switch: bool = False,
     ) -> HTMLResponse:
+        render = self.renderers[agency.id]
         nonce = self.csrf.landline_nonce(request.cookies.get(LANDLINE_COOKIE, ""))
         csrf = self.csrf.landline_token(nonce)
+        action = self.landline_path(agency)
         response: HTMLResponse
         if not values and validation is None and not focus_switch:
-            response = self.render.empty_form(
-                lang, status, action="/feedback", csrf=csrf, landline=True
-            )
+            response = render.empty_form(lang, status, action=action, csrf=csrf, landline=True)
         else:
-            view = self.render.form_view(
+            view = render.form_view(
                 lang=lang,
-                action="/feedback",
+                action=action,
                 csrf=csrf,
                 values=values,
                 validation=validation,
                 landline=True,
             )
             view.focus_switch = focus_switch
-            response = self.render.form(view, status, landline=True)
+            response = render.form(view, status, landline=True)
         response.set_cookie(
             LANDLINE_COOKIE,
             nonce,
@@ -383,36 +476,75 @@ class SurveyPages:
         return response
 
     async def landline_page(self, request: Request) -> Response:
-        return self.landline_form(request, self.language_of(request, None), {}, None, 200)
+        named = request.query_params.get("agency")
+        return self.show_landline(request, named)
+
+    async def agency_landline_page(self, agency: AgencyId, request: Request) -> Response:
+        return self.show_landline(request, agency)
+
+    def show_landline(self, request: Request, agency_id: str | None) -> Response:
+        lang = self.language_of(request, None)
+        agency = self.agency_named(agency_id)
+        if agency is None:
+            # No agency named yet (200), or one that is not configured (404): the choice.
+            return self.agency_choice(lang, 200 if agency_id is None else 404)
+        return self.landline_form(request, agency, lang, {}, None, 200)
 
     async def landline_submit(self, request: Request) -> Response:
+        return await self.submit_landline(request, request.query_params.get("agency"))
+
+    async def agency_landline_submit(self, agency: AgencyId, request: Request) -> Response:
+        return await self.submit_landline(request, agency)
+
+    async def submit_landline(self, request: Request, agency_id: str | None) -> Response:
+        agency = self.agency_named(agency_id)
         try:
             form = await read_form(request)
         except FormTooLarge:
-            return self.render.page(TOO_LARGE, self.language_of(request, None), None)
+            render = self.renderers[agency.id] if agency else self.render
+            return render.page(TOO_LARGE, self.language_of(request, None), None)
         lang = self.language_of(request, None, form.get("lang"))
+        if agency is None:  # nothing is recorded without knowing whose case number it is
+            return self.agency_choice(lang, 404 if agency_id else 400)
+        render = self.renderers[agency.id]
         nonce = request.cookies.get(LANDLINE_COOKIE, "")
         if not self.csrf.landline_ok(form.get(CSRF_FIELD, ""), nonce):
-            return self.render.page(FORBIDDEN, lang, None)
+            return render.page(FORBIDDEN, lang, None)
         action = form.get("action", "submit")
         if switch := _language_switch(action):
-            return self.landline_form(request, switch, form, None, 200, focus_switch=True)
+            return self.landline_form(request, agency, switch, form, None, 200, focus_switch=True)
         if action != "submit":
-            return self.landline_form(request, lang, form, None, 422)
+            return self.landline_form(request, agency, lang, form, None, 422)
         validation = read_answers(self.definition, form)
         case_number = normalize_case_number(form.get(CASE_FIELD, ""))
         if not validation.ok or isinstance(case_number, ErrorCode):
-            return self.landline_form(request, lang, form, validation, 422)
+            return self.landline_form(request, agency, lang, form, validation, 422)
         status = await run_in_threadpool(
-            self.service.landline, case_number, validation.answers, lang, client_address(request)
+            self.service.landline,
+            agency,
+            case_number,
+            validation.answers,
+            lang,
+            client_address(request),
         )
         if status is LandlineStatus.LIMITED:
-            return self.render.page(LIMITED, lang, None)
-        return RedirectResponse(_with_lang("/feedback/thanks", lang), status_code=303)
+            return render.page(LIMITED, lang, None)
+        thanks = f"{self.landline_path(agency)}/thanks"
+        return RedirectResponse(_with_lang(thanks, lang), status_code=303)
 
     async def landline_thanks(self, request: Request) -> Response:
+        return self.show_thanks(request, self.agencies.default)
+
+    async def agency_landline_thanks(self, agency: AgencyId, request: Request) -> Response:
+        named = self.agency_named(agency)
+        if named is None:
+            return self.agency_choice(self.language_of(request, None), 404)
+        return self.show_thanks(request, named)
+
+    def show_thanks(self, request: Request, agency: Agency) -> Response:
         lang = self.language_of(request, None)
-        return self.render.page(LANDLINE_THANKS, lang, _with_lang("/feedback/thanks", OTHER[lang]))
+        path = request.url.path
+        return self.renderers[agency.id].page(LANDLINE_THANKS, lang, _with_lang(path, OTHER[lang]))
 
     async def stylesheet(self) -> Response:
         return Response(

@@ -18,7 +18,6 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from markupsafe import escape
 
-from callerconnect.bootstrap import Application
 from callerconnect.domain.survey import (
     FORM,
     ErrorCode,
@@ -29,6 +28,7 @@ from callerconnect.domain.survey import (
     normalize_comment,
 )
 from callerconnect.i18n.pages import pages_translator
+from callerconnect.service.agencies import Agency
 from callerconnect.web.survey_language import LANGUAGE_NAMES, OTHER
 from callerconnect.web.survey_pages import ERROR_MESSAGES, Page
 from callerconnect.web.templating import template_environment, translator
@@ -58,12 +58,13 @@ class FormView:
 
 
 class Renderer:
-    def __init__(self, application: Application, definition: SurveyDefinition) -> None:
-        settings = application.settings
+    """The pages of one agency: its name, its non-emergency number, its survey's life."""
+
+    def __init__(self, agency: Agency, definition: SurveyDefinition) -> None:
         self.definition = definition
-        self.agency = {"en": settings.agency_name.en, "fr": settings.agency_name.fr}
-        self.non_emergency = settings.non_emergency_number
-        self.survey_days = _days(settings.policy.survey_expires)
+        self.agency = {"en": agency.name["en"], "fr": agency.name["fr"]}
+        self.non_emergency = agency.non_emergency_number
+        self.survey_days = _days(agency.policy.survey_expires)
         self.env = template_environment()
         # Slots of the pre-rendered empty forms: letters and digits only, so escaping
         # leaves them as they are, and random, so no text of a page can contain one.
@@ -101,17 +102,19 @@ class Renderer:
         def plural(singular: str, plural_: str, n: int, **values: object) -> str:
             return translations.ngettext(singular, plural_, n) % {"n": n, **values}
 
-        return self.env.get_template(f"survey/{template}.html").render(
-            lang=lang,
-            other=OTHER[lang],
-            other_name=LANGUAGE_NAMES[OTHER[lang]],
-            agency=self.agency[lang],
-            non_emergency=self.non_emergency,
-            css=CSS_URL,
-            _=translate,
-            ngettext=plural,
-            **context,
-        )
+        values: dict[str, object] = {
+            "lang": lang,
+            "other": OTHER[lang],
+            "other_name": LANGUAGE_NAMES[OTHER[lang]],
+            "agency": self.agency[lang],
+            "non_emergency": self.non_emergency,
+            "css": CSS_URL,
+            "_": translate,
+            "ngettext": plural,
+        }
+        # A page of the whole deployment (the choice of agency) blanks the agency's own.
+        values.update(context)
+        return self.env.get_template(f"survey/{template}.html").render(**values)
 
     def page(self, page: Page, lang: str, switch_href: str | None) -> HTMLResponse:
         translate = self.gettext(lang)
@@ -279,4 +282,21 @@ class Renderer:
             view=view,
             landline=landline,
             survey_days=self.survey_days,
+        )
+
+    def agency_choice(
+        self, lang: str, choices: list[dict[str, str]], status: int, switch_href: str
+    ) -> HTMLResponse:
+        """The landline page of a deployment with several agencies: which one was called.
+        ``choices`` are each agency's ``href``, ``name`` (in ``lang``) and ``number``."""
+        title = self.gettext(lang)("Which police service did you call?")
+        return self.html(
+            "agencies",
+            lang,
+            status,
+            switch_href=switch_href,
+            page_title=title,
+            agency=None,
+            non_emergency=None,
+            choices=choices,
         )

@@ -104,6 +104,7 @@ class LinkState:
 
     invitation_id: int
     call_id: int
+    agency_id: str | None  # the call's agency: its page names it
     language: str | None
     expires_at: datetime
     opened: bool
@@ -120,6 +121,7 @@ _LINK_STATE = (
         SurveyInvitationRow.expires_at,
         SurveyInvitationRow.opened_at,
         SurveyInvitationRow.answered_at,
+        CallRow.agency_id,
         CallRow.reason,
         CallRow.blocked_reason,
         exists()
@@ -164,6 +166,7 @@ def link_state(
     return LinkState(
         invitation_id=row.id,
         call_id=row.call_id,
+        agency_id=row.agency_id,
         language=row.language,
         expires_at=row.expires_at,
         opened=row.opened_at is not None,
