@@ -39,24 +39,27 @@ from callerconnect.adapters.db.repositories import (
     stored_event,
     stored_events,
 )
-from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
+from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow
 from callerconnect.clock import Clock
-from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call
+from callerconnect.domain.calls import Call
 from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW, time_ahead
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
+    Action,
     CancelPending,
+    HoldIncident,
+    OptOutNumber,
+    ProtectNumber,
     RecordDecision,
     ScheduleText,
     decide,
     new_call,
 )
-from callerconnect.domain.policy import Policy, protects_the_number
+from callerconnect.domain.policy import Policy
 from callerconnect.logs import log_event
 from callerconnect.service.holds import (
     HELD_CHANGED_EVENT,
     HELD_CONFLICTING_EVENT_ID,
-    HELD_MERGED_PROTECTED,
     HELD_TIME_AHEAD,
     HELD_UNREADABLE,
     TIME_AHEAD_RULE,
@@ -283,8 +286,7 @@ class Intake:
                 self.agency_id, {v.fact.incident_id for v in fresh}, for_update=True
             )
             for item in fresh:
-                call = self._apply(session, item.fact, now, known)
-                self._carry_protection(session, call, item.fact.event_id, now, known=known)
+                self._apply(session, item.fact, now, known)
         return fresh, duplicates, rest
 
     def _event_row(
@@ -404,8 +406,7 @@ class Intake:
             stored = stored_event(session, self.agency_id, fact.event_id)
             if stored is None:
                 if add_event(session, self._event_row(fact, payload, source, now)):
-                    call = self._apply(session, fact, now)
-                    self._carry_protection(session, call, fact.event_id, now)
+                    self._apply(session, fact, now)
                 else:
                     stored = stored_event(session, self.agency_id, fact.event_id)
         if stored is not None:
@@ -486,8 +487,7 @@ class Intake:
             for attempt in range(self._RETRIES):
                 try:
                     with self.db.transaction() as session:
-                        call = self._apply(session, fact, now)
-                        self._carry_protection(session, call, fact.event_id, now)
+                        self._apply(session, fact, now)
                     break
                 # A concurrent first insert of the call, a lock timeout, a deadlock
                 # with another transaction on the same calls: try again.
@@ -503,54 +503,18 @@ class Intake:
                 source=source,
             )
 
-    def _carry_protection(
-        self,
-        session: Session,
-        call: Call,
-        event_id: str,
-        now: Any,
-        seen: frozenset[str] = frozenset(),
-        *,
-        known: dict[str, StoredCall | None] | None = None,
-    ) -> None:
-        """A call merged into another takes its dangers with it: if the merged call may
-        not be texted for a reason about the incident itself (an exclusion, a risk flag,
-        in progress, a hold), the call it was merged into is held too — whether the
-        danger was known before the merge or arrives after it — and so on along a chain
-        of merges."""
-        target = call.merged_into
-        if target is None or target == MERGED_TARGET_UNKNOWN or target in seen:
-            return
-        call_type = self.policy.call_type(call.call_type_code)
-        protected = (
-            call.risk_flag
-            or call.in_progress
-            or (call.blocked_reason or "").startswith(("excluded:", "held:"))
-            or (call_type is not None and not call_type.textable)
-        )
-        if not protected:
-            return
-        hold = CallFact(
-            event_id=event_id,  # the event that revealed it: the decision log says so
-            incident_id=target,
-            occurred_at=now,
-            type=FactType.UPDATED,
-            hold=HELD_MERGED_PROTECTED,
-        )
-        held = self._apply(session, hold, now, known)
-        log_event(
-            log, "incident_held", logging.WARNING, incident=target, reason=HELD_MERGED_PROTECTED
-        )
-        self._carry_protection(session, held, event_id, now, seen | {call.incident_id}, known=known)
-
     def _apply(
         self,
         session: Session,
         fact: CallFact,
         now: Any,
         known: dict[str, StoredCall | None] | None = None,
+        seen: frozenset[str] = frozenset(),
     ) -> Call:
-        """Fold one fact into its call. ``known`` holds the calls this transaction has
+        """Fold one fact into its call and carry out what ``decide`` returned: the
+        number's protection and opt-out, the call's texts and decisions, then the hold
+        of the call it was merged into (and so on along a chain of merges; ``seen``
+        stops a loop). ``known`` holds the calls this transaction has
         locked and folded so far (None: not yet existing), kept up to date here, so the
         events of a batch do not read their call again."""
         calls = CallRepository(session, self.vault)
@@ -569,17 +533,43 @@ class Intake:
         )
         if known is not None:
             known[fact.incident_id] = StoredCall(row, decision.call)
-        protection = protects_the_number(decision.call, self.policy)
-        window = self.policy.protect_number_for
-        if protection and row.phone_hash and window:
-            protect_phone(session, row.phone_hash, now + window, protection, now)
-        learned = fact.sms_opt_out or fact.phone is not None
-        if learned and decision.call.caller_opted_out and row.phone_hash is not None:
-            # The caller told the call-taker "no texts": that is about the person, not
-            # this incident, so the number is opted out as if they had texted STOP.
-            set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
+        for beyond in decision.beyond_the_call:
+            match beyond:
+                case ProtectNumber() if row.phone_hash:
+                    protect_phone(session, row.phone_hash, beyond.until, beyond.reason, now)
+                case OptOutNumber() if row.phone_hash is not None:
+                    set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
+        self._carry_out(session, row, fact, decision.actions, now)
+        for beyond in decision.beyond_the_call:
+            if isinstance(beyond, HoldIncident) and beyond.incident_id not in seen:
+                hold = CallFact(
+                    event_id=fact.event_id,  # the event that revealed it: the log says so
+                    incident_id=beyond.incident_id,
+                    occurred_at=now,
+                    type=FactType.UPDATED,
+                    hold=beyond.reason,
+                )
+                self._apply(session, hold, now, known, seen | {fact.incident_id})
+                log_event(
+                    log,
+                    "incident_held",
+                    logging.WARNING,
+                    incident=beyond.incident_id,
+                    reason=beyond.reason,
+                )
+        return decision.call
+
+    def _carry_out(
+        self,
+        session: Session,
+        row: CallRow,
+        fact: CallFact,
+        actions: Sequence[Action],
+        now: datetime,
+    ) -> None:
+        """The call's own actions: texts scheduled or cancelled, decisions recorded."""
         outbox = Outbox(session)
-        for action in decision.actions:
+        for action in actions:
             match action:
                 case ScheduleText():
                     if outbox.schedule(row, action, now) is not None:
@@ -611,4 +601,3 @@ class Intake:
                         event_at=fact.occurred_at,
                         kind=action.kind.value if action.kind else None,
                     )
-        return decision.call
