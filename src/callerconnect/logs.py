@@ -70,6 +70,8 @@ def _format_value(value: Any) -> str:
 def log_event(
     logger: logging.Logger, action: str, level: int = logging.INFO, **fields: Any
 ) -> None:
+    if not logger.isEnabledFor(level):
+        return  # a busy intake logs every event: not even formatted when not wanted
     parts = [f"action={action}"]
     parts.extend(f"{key}={_format_value(value)}" for key, value in fields.items())
     logger.log(level, " ".join(parts))

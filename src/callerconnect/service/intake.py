@@ -282,11 +282,17 @@ class Intake:
                     break
                 duplicates.append(item)
             add_events(session, [self._event_row(v.fact, v.payload, source, now) for v in fresh])
+            incidents = {v.fact.incident_id for v in fresh}
             known = CallRepository(session, self.vault).get_many(
-                self.agency_id, {v.fact.incident_id for v in fresh}, for_update=True
+                self.agency_id, incidents, for_update=True
             )
-            for item in fresh:
-                self._apply(session, item.fact, now, known)
+            outbox = Outbox(session)
+            outbox.preload(self.agency_id, incidents)
+            # Everything read is in memory now: the session writes the calls, texts and
+            # decisions of the whole chunk at the commit, each table in one statement.
+            with session.no_autoflush:
+                for item in fresh:
+                    self._apply(session, item.fact, now, known, outbox=outbox)
         return fresh, duplicates, rest
 
     def _event_row(
@@ -510,6 +516,8 @@ class Intake:
         now: Any,
         known: dict[str, StoredCall | None] | None = None,
         seen: frozenset[str] = frozenset(),
+        *,
+        outbox: Outbox | None = None,
     ) -> Call:
         """Fold one fact into its call and carry out what ``decide`` returned: the
         number's protection and opt-out, the call's texts and decisions, then the hold
@@ -538,8 +546,12 @@ class Intake:
                 case ProtectNumber() if row.phone_hash:
                     protect_phone(session, row.phone_hash, beyond.until, beyond.reason, now)
                 case OptOutNumber() if row.phone_hash is not None:
+                    # A batch does not flush as it goes; the opt-out an earlier event of
+                    # it added must be in the database for this one to find it.
+                    session.flush()
                     set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
-        self._carry_out(session, row, fact, decision.actions, now)
+        outbox = outbox or Outbox(session)
+        self._carry_out(session, outbox, row, fact, decision.actions, now)
         for beyond in decision.beyond_the_call:
             if isinstance(beyond, HoldIncident) and beyond.incident_id not in seen:
                 hold = CallFact(
@@ -549,7 +561,7 @@ class Intake:
                     type=FactType.UPDATED,
                     hold=beyond.reason,
                 )
-                self._apply(session, hold, now, known, seen | {fact.incident_id})
+                self._apply(session, hold, now, known, seen | {fact.incident_id}, outbox=outbox)
                 log_event(
                     log,
                     "incident_held",
@@ -562,13 +574,13 @@ class Intake:
     def _carry_out(
         self,
         session: Session,
+        outbox: Outbox,
         row: CallRow,
         fact: CallFact,
         actions: Sequence[Action],
         now: datetime,
     ) -> None:
         """The call's own actions: texts scheduled or cancelled, decisions recorded."""
-        outbox = Outbox(session)
         for action in actions:
             match action:
                 case ScheduleText():
@@ -582,7 +594,7 @@ class Intake:
                             suppressed=action.suppressed_reason or "",
                         )
                 case CancelPending():
-                    cancelled = outbox.cancel_pending(row.id, action, now)
+                    cancelled = outbox.cancel_pending(row, action, now)
                     if cancelled:
                         log_event(
                             log,
@@ -594,7 +606,7 @@ class Intake:
                 case RecordDecision():
                     record_decision(
                         session,
-                        row.id,
+                        row,
                         action.code,
                         decided_at=now,
                         event_id=fact.event_id,

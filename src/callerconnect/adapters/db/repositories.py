@@ -26,7 +26,7 @@ from callerconnect.adapters.db.tables import (
 )
 from callerconnect.domain.calls import Call
 from callerconnect.domain.lifecycle import CancelPending, ScheduleText
-from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
+from callerconnect.domain.messages import CALL_TEXT_KINDS, COUNTS_AS_SENT, TextKind, TextStatus
 
 # Domain fields stored one-to-one in the calls table.
 _PLAIN_FIELDS = (
@@ -192,6 +192,9 @@ class CallRepository:
         return None if row is None else StoredCall(row, self._to_domain(row))
 
     def save(self, call: Call, row: CallRow | None, now: datetime, category: str | None) -> CallRow:
+        """Write the call into its row (a new one added to the session). Not flushed:
+        what refers to a new row does so through the row itself, and the session writes
+        every call of a batch together (or when a query needs them)."""
         if row is None:
             row = CallRow(agency_id=call.agency_id, incident_id=call.incident_id, created_at=now)
             self.session.add(row)
@@ -213,7 +216,6 @@ class CallRepository:
             for name, at in call.field_times.items()
         }
         row.updated_at = now
-        self.session.flush()
         return row
 
     def _to_domain(self, row: CallRow) -> Call:
@@ -238,7 +240,7 @@ class CallRepository:
 
 def record_decision(
     session: Session,
-    call_id: int,
+    call: int | CallRow,
     code: str,
     *,
     decided_at: datetime,
@@ -246,9 +248,11 @@ def record_decision(
     event_at: datetime | None = None,
     kind: str | None = None,
 ) -> None:
+    # A row not yet flushed gets its id when the decision is written with it.
+    link: dict[str, Any] = {"call": call} if isinstance(call, CallRow) else {"call_id": call}
     session.add(
         DecisionRow(
-            call_id=call_id,
+            **link,
             code=code,
             decided_at=decided_at,
             event_id=event_id,
@@ -270,11 +274,36 @@ class Outbox:
         self.session = session
         #: Texts the last :meth:`claim_due` failed as ``failed:worker_lost``.
         self.lost: list[int] = []
+        # The call texts of the incidents :meth:`preload` read, by dedupe key, kept up
+        # to date by :meth:`schedule`: a batch reads them once, not once per action.
+        self._texts: dict[str, OutboxRow] = {}
+        self._loaded: set[tuple[str, str]] = set()
+
+    def preload(self, agency_id: str, incident_ids: Collection[str]) -> None:
+        """Read the call texts of these incidents in one query (their calls locked
+        already, so no other transaction adds one meanwhile)."""
+        wanted = {(agency_id, incident) for incident in incident_ids} - self._loaded
+        if not wanted:
+            return
+        keys = [
+            dedupe_key(agency, incident, kind)
+            for agency, incident in wanted
+            for kind in CALL_TEXT_KINDS
+        ]
+        for row in self.session.scalars(select(OutboxRow).where(OutboxRow.dedupe_key.in_(keys))):
+            self._texts[row.dedupe_key] = row
+        self._loaded |= wanted
+
+    def _text(self, call_row: CallRow, kind: TextKind) -> OutboxRow | None:
+        key = dedupe_key(call_row.agency_id, call_row.incident_id, kind)
+        if (call_row.agency_id, call_row.incident_id) in self._loaded:
+            return self._texts.get(key)
+        return self.session.scalar(select(OutboxRow).where(OutboxRow.dedupe_key == key))
 
     def schedule(self, call_row: CallRow, action: ScheduleText, now: datetime) -> OutboxRow | None:
         """Create the text once; a reschedule only moves a text that is still waiting."""
         key = dedupe_key(call_row.agency_id, call_row.incident_id, action.kind)
-        existing = self.session.scalar(select(OutboxRow).where(OutboxRow.dedupe_key == key))
+        existing = self._text(call_row, action.kind)
         if existing is not None:
             if action.reschedule and existing.status == TextStatus.SCHEDULED:
                 existing.not_before = action.not_before
@@ -285,7 +314,7 @@ class Outbox:
         row = OutboxRow(
             agency_id=call_row.agency_id,
             dedupe_key=key,
-            call_id=call_row.id,
+            call=call_row,  # its id once flushed, with the call's if that is new too
             kind=action.kind.value,
             sequence=0,
             status=status.value,
@@ -299,7 +328,8 @@ class Outbox:
             finished_at=now if action.suppressed_reason else None,
         )
         self.session.add(row)
-        self.session.flush()
+        if (call_row.agency_id, call_row.incident_id) in self._loaded:
+            self._texts[key] = row
         self._history(row, now)
         return row
 
@@ -345,16 +375,29 @@ class Outbox:
         self._history(row, now)
         return row
 
-    def cancel_pending(self, call_id: int, action: CancelPending, now: datetime) -> int:
-        rows = self.session.scalars(
-            select(OutboxRow).where(
-                OutboxRow.call_id == call_id,
-                OutboxRow.status == TextStatus.SCHEDULED.value,
-                OutboxRow.kind.in_([k.value for k in action.kinds]),
-            )
-        ).all()
+    def cancel_pending(self, call_row: CallRow, action: CancelPending, now: datetime) -> int:
+        if (call_row.agency_id, call_row.incident_id) in self._loaded:
+            rows: Sequence[OutboxRow] = [
+                row
+                for kind in sorted(action.kinds)
+                if (
+                    row := self._texts.get(
+                        dedupe_key(call_row.agency_id, call_row.incident_id, kind)
+                    )
+                )
+                is not None
+                and row.status == TextStatus.SCHEDULED.value
+            ]
+        else:
+            rows = self.session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.call_id == call_row.id,
+                    OutboxRow.status == TextStatus.SCHEDULED.value,
+                    OutboxRow.kind.in_([k.value for k in action.kinds]),
+                )
+            ).all()
         for row in rows:
-            self.transition(row, TextStatus.CANCELLED, now, reason=action.reason)
+            self._move(row, TextStatus.CANCELLED, now, reason=action.reason)
         return len(rows)
 
     def transition(
@@ -365,6 +408,14 @@ class Outbox:
         *,
         reason: str | None = None,
     ) -> None:
+        self._move(row, new, now, reason=reason)
+        self.session.flush()
+
+    def _move(
+        self, row: OutboxRow, new: TextStatus, now: datetime, *, reason: str | None = None
+    ) -> None:
+        """The status change and its history, left for the session to write (a batch of
+        the intake writes them all at its commit)."""
         current = TextStatus(row.status)
         if not current.can_become(new):
             raise IllegalTransition(current.value, new.value)
@@ -376,7 +427,6 @@ class Outbox:
             row.finished_at = now
         if new is TextStatus.SENT:
             row.sent_at = now
-        self.session.flush()
         self._history(row, now)
 
     def defer(self, row: OutboxRow, until: datetime, now: datetime, *, reason: str) -> None:
@@ -388,7 +438,7 @@ class Outbox:
 
     def _history(self, row: OutboxRow, now: datetime) -> None:
         self.session.add(
-            TextStatusChangeRow(outbox_id=row.id, status=row.status, reason=row.reason, at=now)
+            TextStatusChangeRow(outbox=row, status=row.status, reason=row.reason, at=now)
         )
 
     # --- claiming -------------------------------------------------------------------
