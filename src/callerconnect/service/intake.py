@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from callerconnect.adapters.db.repositories import (
     add_event,
     add_events,
     protect_phone,
+    protect_phones,
     record_decision,
     set_opt_out,
     stored_event,
@@ -85,6 +86,15 @@ class _Valid:
     index: int
     fact: CallFact
     payload: dict[str, Any]
+
+
+@dataclass
+class _Batch:
+    """What the events of one chunk share in its transaction: the texts of its
+    incidents, read once, and the numbers to protect, written once at the end."""
+
+    outbox: Outbox
+    protections: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -286,13 +296,14 @@ class Intake:
             known = CallRepository(session, self.vault).get_many(
                 self.agency_id, incidents, for_update=True
             )
-            outbox = Outbox(session)
-            outbox.preload(self.agency_id, incidents)
+            batch = _Batch(Outbox(session))
+            batch.outbox.preload(self.agency_id, incidents)
             # Everything read is in memory now: the session writes the calls, texts and
             # decisions of the whole chunk at the commit, each table in one statement.
             with session.no_autoflush:
                 for item in fresh:
-                    self._apply(session, item.fact, now, known, outbox=outbox)
+                    self._apply(session, item.fact, now, known, batch=batch)
+            protect_phones(session, batch.protections, now)
         return fresh, duplicates, rest
 
     def _event_row(
@@ -517,7 +528,7 @@ class Intake:
         known: dict[str, StoredCall | None] | None = None,
         seen: frozenset[str] = frozenset(),
         *,
-        outbox: Outbox | None = None,
+        batch: _Batch | None = None,
     ) -> Call:
         """Fold one fact into its call and carry out what ``decide`` returned: the
         number's protection and opt-out, the call's texts and decisions, then the hold
@@ -543,6 +554,10 @@ class Intake:
             known[fact.incident_id] = StoredCall(row, decision.call)
         for beyond in decision.beyond_the_call:
             match beyond:
+                case ProtectNumber() if row.phone_hash and batch is not None:
+                    # The first protection of the batch's moment stands (the same
+                    # ``until`` for all of them), as when they are written one by one.
+                    batch.protections.setdefault(row.phone_hash, (beyond.until, beyond.reason))
                 case ProtectNumber() if row.phone_hash:
                     protect_phone(session, row.phone_hash, beyond.until, beyond.reason, now)
                 case OptOutNumber() if row.phone_hash is not None:
@@ -550,7 +565,7 @@ class Intake:
                     # it added must be in the database for this one to find it.
                     session.flush()
                     set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
-        outbox = outbox or Outbox(session)
+        outbox = batch.outbox if batch is not None else Outbox(session)
         self._carry_out(session, outbox, row, fact, decision.actions, now)
         for beyond in decision.beyond_the_call:
             if isinstance(beyond, HoldIncident) and beyond.incident_id not in seen:
@@ -561,7 +576,7 @@ class Intake:
                     type=FactType.UPDATED,
                     hold=beyond.reason,
                 )
-                self._apply(session, hold, now, known, seen | {fact.incident_id}, outbox=outbox)
+                self._apply(session, hold, now, known, seen | {fact.incident_id}, batch=batch)
                 log_event(
                     log,
                     "incident_held",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -587,6 +587,34 @@ def protect_phone(
             assert row is not None
     if row.protected_until < until:
         row.protected_until, row.reason, row.changed_at = until, reason, now
+
+
+def protect_phones(
+    session: Session, wanted: Mapping[str, tuple[datetime, str]], now: datetime
+) -> None:
+    """:func:`protect_phone` for many phones (hash → until, reason) in two statements: one
+    locking read of those already protected, one insert of the others. A concurrent
+    first protection of one of them fails the transaction (IntegrityError), and the
+    caller folds its events one by one (service/intake.py)."""
+    if not wanted:
+        return
+    rows = session.scalars(
+        select(ProtectedPhoneRow)
+        .where(ProtectedPhoneRow.phone_hash.in_(sorted(wanted)))
+        .order_by(ProtectedPhoneRow.phone_hash)
+        .with_for_update()
+    )
+    found = set()
+    for row in rows:
+        found.add(row.phone_hash)
+        until, reason = wanted[row.phone_hash]
+        if row.protected_until < until:
+            row.protected_until, row.reason, row.changed_at = until, reason, now
+    session.add_all(
+        ProtectedPhoneRow(phone_hash=phone, protected_until=until, reason=reason, changed_at=now)
+        for phone, (until, reason) in sorted(wanted.items())
+        if phone not in found
+    )
 
 
 def is_protected(session: Session, phone_hash: str, now: datetime) -> bool:
