@@ -297,7 +297,11 @@ class Intake:
                 self.agency_id, incidents, for_update=True
             )
             batch = _Batch(Outbox(session))
-            batch.outbox.preload(self.agency_id, incidents)
+            batch.outbox.preload(
+                self.agency_id,
+                incidents,
+                without_call=[incident for incident, call in known.items() if call is None],
+            )
             # Everything read is in memory now: the session writes the calls, texts and
             # decisions of the whole chunk at the commit, each table in one statement.
             with session.no_autoflush:

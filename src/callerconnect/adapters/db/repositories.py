@@ -195,19 +195,27 @@ class CallRepository:
         """Write the call into its row (a new one added to the session). Not flushed:
         what refers to a new row does so through the row itself, and the session writes
         every call of a batch together (or when a query needs them)."""
+        new = row is None
         if row is None:
             row = CallRow(agency_id=call.agency_id, incident_id=call.incident_id, created_at=now)
             self.session.add(row)
+        # Only what changed is set: an event changes a field or two, and each set
+        # attribute costs the session's bookkeeping and a column in the UPDATE.
         for name in _PLAIN_FIELDS:
-            setattr(row, name, getattr(call, name))
-        row.call_category = category
+            value = getattr(call, name)
+            if new or getattr(row, name) != value:
+                setattr(row, name, value)
+        if new or row.call_category != category:
+            row.call_category = category
         if call.phone is not None:
             phone_hash = self.vault.phone_hash(call.phone)
             if row.phone_hash != phone_hash or row.phone_encrypted is None:
                 row.phone_encrypted = self.vault.encrypt(call.phone)
                 row.phone_hash = phone_hash
-        row.texts_scheduled = ",".join(sorted(call.texts_scheduled))
-        row.field_times = {
+        texts = ",".join(sorted(call.texts_scheduled))
+        if new or row.texts_scheduled != texts:
+            row.texts_scheduled = texts
+        versions = {
             name: [
                 at.isoformat(),
                 call.field_events.get(name, ""),
@@ -215,6 +223,8 @@ class CallRepository:
             ]
             for name, at in call.field_times.items()
         }
+        if new or row.field_times != versions:
+            row.field_times = versions
         row.updated_at = now
         return row
 
@@ -279,9 +289,13 @@ class Outbox:
         self._texts: dict[str, OutboxRow] = {}
         self._loaded: set[tuple[str, str]] = set()
 
-    def preload(self, agency_id: str, incident_ids: Collection[str]) -> None:
+    def preload(
+        self, agency_id: str, incident_ids: Collection[str], *, without_call: Collection[str] = ()
+    ) -> None:
         """Read the call texts of these incidents in one query (their calls locked
-        already, so no other transaction adds one meanwhile)."""
+        already, so no other transaction adds one meanwhile). Those ``without_call``
+        have none to read: a text is made with its call, and calls are never deleted."""
+        self._loaded |= {(agency_id, incident) for incident in without_call}
         wanted = {(agency_id, incident) for incident in incident_ids} - self._loaded
         if not wanted:
             return
