@@ -407,6 +407,8 @@ class Outbox:
                 and row.status == TextStatus.SCHEDULED.value
             ]
         else:
+            if call_row.id is None:  # a call new in this transaction: give it its id
+                self.session.flush()
             rows = self.session.scalars(
                 select(OutboxRow).where(
                     OutboxRow.call_id == call_row.id,
