@@ -154,6 +154,27 @@ def test_a_batch_costs_one_transaction_per_chunk_and_few_statements_per_event(
     assert sum(s.startswith("SELECT cad_events") for s in counts.sql) == 1  # ids stored
 
 
+def test_a_batch_reads_its_texts_once_and_writes_each_table_together(
+    app: Application,
+) -> None:
+    events = feed("W", 60)[:200]
+    with counting(app) as counts:
+        results = app.intake.submit_many(events, "test")
+    assert all(r.status in ("accepted", "duplicate") for r in results), results
+    # The existing texts of the chunk's calls: one read, never one per event or text.
+    assert sum(s.startswith("SELECT outbox") for s in counts.sql) <= 1, counts.sql
+    # Calls, texts, their history and decisions written together (multi-row inserts,
+    # executemany updates; a CAD opt-out or a merge hold writes what came before it),
+    # never a flush per event. SQLite, in process, has no round trip to save: the
+    # session writes its rows one statement each there.
+    assert counts.statements <= 2 * len(events), counts.statements
+    if app.db.is_postgresql:
+        assert counts.statements <= len(events), counts.statements
+        for table in ("calls", "outbox", "text_status_changes", "decisions"):
+            inserts = counts.sql.count(f"INSERT INTO {table}")
+            assert inserts <= len(events) // 20, (table, counts.sql)
+
+
 def test_a_single_event_costs_one_transaction_and_a_handful_of_statements(
     app: Application,
 ) -> None:

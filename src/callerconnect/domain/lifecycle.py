@@ -6,6 +6,11 @@ actions the service layer must carry out in the same transaction. Decisions are
 state-based, not event-based: after each fold we compute which texts the call now
 deserves, so facts may arrive in any order and still yield the same texts.
 
+Besides the call's own texts, a decision may reach past the call: to the caller's number
+(protect it from texts about other calls, opt it out) and to the call it was merged into
+(hold it). Those come as a second tuple, ``Decision.beyond_the_call``, so that what a
+fact does to its own call stays readable on its own.
+
 Moments come from event time (``occurred_at``), never from ``now``; ``now`` is used only
 to create a text that is already too late directly as ``suppressed:stale``.
 """
@@ -15,10 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from callerconnect.domain.calls import Call, fold, outranked
+from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call, fold, outranked
 from callerconnect.domain.facts import CallFact
 from callerconnect.domain.messages import CALL_TEXT_KINDS, TextKind
-from callerconnect.domain.policy import ELIGIBLE, Policy, eligibility, is_sticky
+from callerconnect.domain.policy import (
+    ELIGIBLE,
+    Policy,
+    eligibility,
+    is_sticky,
+    is_stopping_danger,
+    merge_carries_danger,
+    protects_the_number,
+)
 
 
 @dataclass(frozen=True)
@@ -56,10 +69,44 @@ class RecordDecision:
 Action = ScheduleText | CancelPending | RecordDecision
 
 
+#: The hold put on a call that another call, one that may not be texted for a reason
+#: about the incident itself, was merged into.
+HELD_MERGED_PROTECTED = "held:merged_protected_call"
+
+
+@dataclass(frozen=True)
+class ProtectNumber:
+    """Keep texts about any other call away from this call's number until ``until``
+    (a later protection extends an earlier one, never shortens it)."""
+
+    reason: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class OptOutNumber:
+    """The caller told the call-taker "no texts": the number is opted out for the agency,
+    as if they had texted STOP, not only this incident."""
+
+
+@dataclass(frozen=True)
+class HoldIncident:
+    """Hold another incident for good: the call it names took this one's danger with it
+    when they were merged."""
+
+    incident_id: str
+    reason: str
+
+
+BeyondTheCall = ProtectNumber | OptOutNumber | HoldIncident
+
+
 @dataclass(frozen=True)
 class Decision:
     call: Call
     actions: tuple[Action, ...]
+    #: What the fact does past its own call (number, merge target), in that order.
+    beyond_the_call: tuple[BeyondTheCall, ...] = ()
 
 
 def new_call(agency_id: str, incident_id: str) -> Call:
@@ -67,6 +114,33 @@ def new_call(agency_id: str, incident_id: str) -> Call:
 
 
 def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decision:
+    own = _decide_for_the_call(call, fact, policy, now)
+    return replace(own, beyond_the_call=_beyond_the_call(own.call, fact, policy, now))
+
+
+def _beyond_the_call(
+    call: Call, fact: CallFact, policy: Policy, now: datetime
+) -> tuple[BeyondTheCall, ...]:
+    """The number's protection (renewed by every fact of a call that protects it), the
+    CAD's opt-out when the fact told it or brought the number, and the hold of the
+    merge target when this call carries a danger about the incident into it."""
+    beyond: list[BeyondTheCall] = []
+    protection = protects_the_number(call, policy)
+    if protection is not None and policy.protect_number_for:
+        beyond.append(ProtectNumber(protection, now + policy.protect_number_for))
+    if (fact.sms_opt_out or fact.phone is not None) and call.caller_opted_out:
+        beyond.append(OptOutNumber())
+    target = call.merged_into
+    if (
+        target is not None
+        and target != MERGED_TARGET_UNKNOWN
+        and merge_carries_danger(call, policy)
+    ):
+        beyond.append(HoldIncident(target, HELD_MERGED_PROTECTED))
+    return tuple(beyond)
+
+
+def _decide_for_the_call(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decision:
     before = call
     after = fold(call, fact)
     reported = policy.call_type(fact.call_type_code)
@@ -80,9 +154,7 @@ def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decisio
         # benign value stamped later may be the genuine later change, its stamp behind
         # because of a clock's drift; nothing can tell. So it blocks for good.
         after = replace(after, blocked_reason=out_of_order)
-    if fact.hold is not None and not (after.blocked_reason or "").startswith(
-        ("excluded:", "held:")
-    ):
+    if fact.hold is not None and not is_stopping_danger(after.blocked_reason):
         # Fail closed (service/holds.py). A hold also replaces a milder lasting reason
         # (merged, cancelled, opted out): it says more, and what protects the number and
         # follows a merge reads it.

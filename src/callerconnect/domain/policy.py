@@ -256,6 +256,24 @@ _STICKY = frozenset(
 _PROTECTIVE_CATEGORIES = frozenset({"sexual_assault", "intimate_partner_violence", "abduction"})
 
 
+def is_stopping_danger(blocked_reason: str | None) -> bool:
+    """The call was blocked for a danger about the incident itself: an excluded
+    classification or a hold. Nothing milder replaces such a reason."""
+    return (blocked_reason or "").startswith(("excluded:", "held:"))
+
+
+def merge_carries_danger(call: Call, policy: Policy) -> bool:
+    """Merged into another call, this one holds that call: it may not be texted for a
+    reason about the incident itself (an exclusion, a risk flag, in progress, a hold)."""
+    call_type = policy.call_type(call.call_type_code)
+    return (
+        call.risk_flag
+        or call.in_progress
+        or is_stopping_danger(call.blocked_reason)
+        or (call_type is not None and not call_type.textable)
+    )
+
+
 def protects_the_number(call: Call, policy: Policy) -> str | None:
     """Why this call's number must get no other texts for a while, or None."""
     blocked = call.blocked_reason or ""

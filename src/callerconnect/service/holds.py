@@ -21,11 +21,13 @@ from typing import Any
 
 from callerconnect.adapters.cad.native import clean_id, storable
 from callerconnect.domain.facts import FactType
+
+# Decided by the lifecycle (a merge carries a danger), named here with the other holds.
+from callerconnect.domain.lifecycle import HELD_MERGED_PROTECTED as HELD_MERGED_PROTECTED
 from callerconnect.domain.policy import Policy
 
 HELD_UNREADABLE = "held:unreadable_event"
 HELD_CHANGED_EVENT = "held:changed_event"
-HELD_MERGED_PROTECTED = "held:merged_protected_call"
 # An event id first stored for another incident: the event is refused (by contract an id
 # names one event), so whatever it says about its own incident is not folded.
 HELD_CONFLICTING_EVENT_ID = "held:conflicting_event_id"

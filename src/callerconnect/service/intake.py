@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -34,29 +34,33 @@ from callerconnect.adapters.db.repositories import (
     add_event,
     add_events,
     protect_phone,
+    protect_phones,
     record_decision,
     set_opt_out,
     stored_event,
     stored_events,
 )
-from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
+from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow
 from callerconnect.clock import Clock
-from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call
+from callerconnect.domain.calls import Call
 from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW, time_ahead
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
+    Action,
     CancelPending,
+    HoldIncident,
+    OptOutNumber,
+    ProtectNumber,
     RecordDecision,
     ScheduleText,
     decide,
     new_call,
 )
-from callerconnect.domain.policy import Policy, protects_the_number
+from callerconnect.domain.policy import Policy
 from callerconnect.logs import log_event
 from callerconnect.service.holds import (
     HELD_CHANGED_EVENT,
     HELD_CONFLICTING_EVENT_ID,
-    HELD_MERGED_PROTECTED,
     HELD_TIME_AHEAD,
     HELD_UNREADABLE,
     TIME_AHEAD_RULE,
@@ -82,6 +86,15 @@ class _Valid:
     index: int
     fact: CallFact
     payload: dict[str, Any]
+
+
+@dataclass
+class _Batch:
+    """What the events of one chunk share in its transaction: the texts of its
+    incidents, read once, and the numbers to protect, written once at the end."""
+
+    outbox: Outbox
+    protections: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -279,12 +292,22 @@ class Intake:
                     break
                 duplicates.append(item)
             add_events(session, [self._event_row(v.fact, v.payload, source, now) for v in fresh])
+            incidents = {v.fact.incident_id for v in fresh}
             known = CallRepository(session, self.vault).get_many(
-                self.agency_id, {v.fact.incident_id for v in fresh}, for_update=True
+                self.agency_id, incidents, for_update=True
             )
-            for item in fresh:
-                call = self._apply(session, item.fact, now, known)
-                self._carry_protection(session, call, item.fact.event_id, now, known=known)
+            batch = _Batch(Outbox(session))
+            batch.outbox.preload(
+                self.agency_id,
+                incidents,
+                without_call=[incident for incident, call in known.items() if call is None],
+            )
+            # Everything read is in memory now: the session writes the calls, texts and
+            # decisions of the whole chunk at the commit, each table in one statement.
+            with session.no_autoflush:
+                for item in fresh:
+                    self._apply(session, item.fact, now, known, batch=batch)
+            protect_phones(session, batch.protections, now)
         return fresh, duplicates, rest
 
     def _event_row(
@@ -404,8 +427,7 @@ class Intake:
             stored = stored_event(session, self.agency_id, fact.event_id)
             if stored is None:
                 if add_event(session, self._event_row(fact, payload, source, now)):
-                    call = self._apply(session, fact, now)
-                    self._carry_protection(session, call, fact.event_id, now)
+                    self._apply(session, fact, now)
                 else:
                     stored = stored_event(session, self.agency_id, fact.event_id)
         if stored is not None:
@@ -486,8 +508,7 @@ class Intake:
             for attempt in range(self._RETRIES):
                 try:
                     with self.db.transaction() as session:
-                        call = self._apply(session, fact, now)
-                        self._carry_protection(session, call, fact.event_id, now)
+                        self._apply(session, fact, now)
                     break
                 # A concurrent first insert of the call, a lock timeout, a deadlock
                 # with another transaction on the same calls: try again.
@@ -503,54 +524,20 @@ class Intake:
                 source=source,
             )
 
-    def _carry_protection(
-        self,
-        session: Session,
-        call: Call,
-        event_id: str,
-        now: Any,
-        seen: frozenset[str] = frozenset(),
-        *,
-        known: dict[str, StoredCall | None] | None = None,
-    ) -> None:
-        """A call merged into another takes its dangers with it: if the merged call may
-        not be texted for a reason about the incident itself (an exclusion, a risk flag,
-        in progress, a hold), the call it was merged into is held too — whether the
-        danger was known before the merge or arrives after it — and so on along a chain
-        of merges."""
-        target = call.merged_into
-        if target is None or target == MERGED_TARGET_UNKNOWN or target in seen:
-            return
-        call_type = self.policy.call_type(call.call_type_code)
-        protected = (
-            call.risk_flag
-            or call.in_progress
-            or (call.blocked_reason or "").startswith(("excluded:", "held:"))
-            or (call_type is not None and not call_type.textable)
-        )
-        if not protected:
-            return
-        hold = CallFact(
-            event_id=event_id,  # the event that revealed it: the decision log says so
-            incident_id=target,
-            occurred_at=now,
-            type=FactType.UPDATED,
-            hold=HELD_MERGED_PROTECTED,
-        )
-        held = self._apply(session, hold, now, known)
-        log_event(
-            log, "incident_held", logging.WARNING, incident=target, reason=HELD_MERGED_PROTECTED
-        )
-        self._carry_protection(session, held, event_id, now, seen | {call.incident_id}, known=known)
-
     def _apply(
         self,
         session: Session,
         fact: CallFact,
         now: Any,
         known: dict[str, StoredCall | None] | None = None,
+        seen: frozenset[str] = frozenset(),
+        *,
+        batch: _Batch | None = None,
     ) -> Call:
-        """Fold one fact into its call. ``known`` holds the calls this transaction has
+        """Fold one fact into its call and carry out what ``decide`` returned: the
+        number's protection and opt-out, the call's texts and decisions, then the hold
+        of the call it was merged into (and so on along a chain of merges; ``seen``
+        stops a loop). ``known`` holds the calls this transaction has
         locked and folded so far (None: not yet existing), kept up to date here, so the
         events of a batch do not read their call again."""
         calls = CallRepository(session, self.vault)
@@ -569,17 +556,51 @@ class Intake:
         )
         if known is not None:
             known[fact.incident_id] = StoredCall(row, decision.call)
-        protection = protects_the_number(decision.call, self.policy)
-        window = self.policy.protect_number_for
-        if protection and row.phone_hash and window:
-            protect_phone(session, row.phone_hash, now + window, protection, now)
-        learned = fact.sms_opt_out or fact.phone is not None
-        if learned and decision.call.caller_opted_out and row.phone_hash is not None:
-            # The caller told the call-taker "no texts": that is about the person, not
-            # this incident, so the number is opted out as if they had texted STOP.
-            set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
-        outbox = Outbox(session)
-        for action in decision.actions:
+        for beyond in decision.beyond_the_call:
+            match beyond:
+                case ProtectNumber() if row.phone_hash and batch is not None:
+                    # The first protection of the batch's moment stands (the same
+                    # ``until`` for all of them), as when they are written one by one.
+                    batch.protections.setdefault(row.phone_hash, (beyond.until, beyond.reason))
+                case ProtectNumber() if row.phone_hash:
+                    protect_phone(session, row.phone_hash, beyond.until, beyond.reason, now)
+                case OptOutNumber() if row.phone_hash is not None:
+                    # A batch does not flush as it goes; the opt-out an earlier event of
+                    # it added must be in the database for this one to find it.
+                    session.flush()
+                    set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
+        outbox = batch.outbox if batch is not None else Outbox(session)
+        self._carry_out(session, outbox, row, fact, decision.actions, now)
+        for beyond in decision.beyond_the_call:
+            if isinstance(beyond, HoldIncident) and beyond.incident_id not in seen:
+                hold = CallFact(
+                    event_id=fact.event_id,  # the event that revealed it: the log says so
+                    incident_id=beyond.incident_id,
+                    occurred_at=now,
+                    type=FactType.UPDATED,
+                    hold=beyond.reason,
+                )
+                self._apply(session, hold, now, known, seen | {fact.incident_id}, batch=batch)
+                log_event(
+                    log,
+                    "incident_held",
+                    logging.WARNING,
+                    incident=beyond.incident_id,
+                    reason=beyond.reason,
+                )
+        return decision.call
+
+    def _carry_out(
+        self,
+        session: Session,
+        outbox: Outbox,
+        row: CallRow,
+        fact: CallFact,
+        actions: Sequence[Action],
+        now: datetime,
+    ) -> None:
+        """The call's own actions: texts scheduled or cancelled, decisions recorded."""
+        for action in actions:
             match action:
                 case ScheduleText():
                     if outbox.schedule(row, action, now) is not None:
@@ -592,7 +613,7 @@ class Intake:
                             suppressed=action.suppressed_reason or "",
                         )
                 case CancelPending():
-                    cancelled = outbox.cancel_pending(row.id, action, now)
+                    cancelled = outbox.cancel_pending(row, action, now)
                     if cancelled:
                         log_event(
                             log,
@@ -604,11 +625,10 @@ class Intake:
                 case RecordDecision():
                     record_decision(
                         session,
-                        row.id,
+                        row,
                         action.code,
                         decided_at=now,
                         event_id=fact.event_id,
                         event_at=fact.occurred_at,
                         kind=action.kind.value if action.kind else None,
                     )
-        return decision.call

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -26,7 +26,7 @@ from callerconnect.adapters.db.tables import (
 )
 from callerconnect.domain.calls import Call
 from callerconnect.domain.lifecycle import CancelPending, ScheduleText
-from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
+from callerconnect.domain.messages import CALL_TEXT_KINDS, COUNTS_AS_SENT, TextKind, TextStatus
 
 # Domain fields stored one-to-one in the calls table: every field of ``Call`` that has a
 # column of the same name, derived from the two declarations (domain/calls.py,
@@ -84,9 +84,12 @@ def stored_events(
     """The events already stored under any of these ids: one query for a whole batch."""
     if not event_ids:
         return {}
-    found = session.execute(
-        select(CadEventRow.event_id, CadEventRow.incident_id, CadEventRow.payload_encrypted).where(
-            CadEventRow.agency_id == agency_id, CadEventRow.event_id.in_(set(event_ids))
+    events = CadEventRow.__table__.c
+    # Core on the session's connection: plain columns need none of the ORM's work,
+    # which costs more than the query itself for a single event.
+    found = session.connection().execute(
+        select(events.event_id, events.incident_id, events.payload_encrypted).where(
+            events.agency_id == agency_id, events.event_id.in_(set(event_ids))
         )
     )
     return {event_id: StoredEvent(incident, payload) for event_id, incident, payload in found}
@@ -99,8 +102,9 @@ def add_events(session: Session, rows: Sequence[CadEventRow]) -> None:
     if rows:
         # Core, not the unit of work: no ids are needed back, so one executemany.
         columns = [column.key for column in CadEventRow.__table__.columns if column.key != "id"]
-        session.execute(
-            insert(CadEventRow), [{key: getattr(row, key) for key in columns} for row in rows]
+        session.connection().execute(
+            insert(CadEventRow),
+            [{key: getattr(row, key) for key in columns} for row in rows],
         )
 
 
@@ -174,19 +178,30 @@ class CallRepository:
         return None if row is None else StoredCall(row, self._to_domain(row))
 
     def save(self, call: Call, row: CallRow | None, now: datetime, category: str | None) -> CallRow:
+        """Write the call into its row (a new one added to the session). Not flushed:
+        what refers to a new row does so through the row itself, and the session writes
+        every call of a batch together (or when a query needs them)."""
+        new = row is None
         if row is None:
             row = CallRow(agency_id=call.agency_id, incident_id=call.incident_id, created_at=now)
             self.session.add(row)
+        # Only what changed is set: an event changes a field or two, and each set
+        # attribute costs the session's bookkeeping and a column in the UPDATE.
         for name in _PLAIN_FIELDS:
-            setattr(row, name, getattr(call, name))
-        row.call_category = category
+            value = getattr(call, name)
+            if new or getattr(row, name) != value:
+                setattr(row, name, value)
+        if new or row.call_category != category:
+            row.call_category = category
         if call.phone is not None:
             phone_hash = self.vault.phone_hash(call.phone)
             if row.phone_hash != phone_hash or row.phone_encrypted is None:
                 row.phone_encrypted = self.vault.encrypt(call.phone)
                 row.phone_hash = phone_hash
-        row.texts_scheduled = ",".join(sorted(call.texts_scheduled))
-        row.field_times = {
+        texts = ",".join(sorted(call.texts_scheduled))
+        if new or row.texts_scheduled != texts:
+            row.texts_scheduled = texts
+        versions = {
             name: [
                 at.isoformat(),
                 call.field_events.get(name, ""),
@@ -194,8 +209,9 @@ class CallRepository:
             ]
             for name, at in call.field_times.items()
         }
+        if new or row.field_times != versions:
+            row.field_times = versions
         row.updated_at = now
-        self.session.flush()
         return row
 
     def _to_domain(self, row: CallRow) -> Call:
@@ -220,7 +236,7 @@ class CallRepository:
 
 def record_decision(
     session: Session,
-    call_id: int,
+    call: int | CallRow,
     code: str,
     *,
     decided_at: datetime,
@@ -228,9 +244,11 @@ def record_decision(
     event_at: datetime | None = None,
     kind: str | None = None,
 ) -> None:
+    # A row not yet flushed gets its id when the decision is written with it.
+    link: dict[str, Any] = {"call": call} if isinstance(call, CallRow) else {"call_id": call}
     session.add(
         DecisionRow(
-            call_id=call_id,
+            **link,
             code=code,
             decided_at=decided_at,
             event_id=event_id,
@@ -252,11 +270,40 @@ class Outbox:
         self.session = session
         #: Texts the last :meth:`claim_due` failed as ``failed:worker_lost``.
         self.lost: list[int] = []
+        # The call texts of the incidents :meth:`preload` read, by dedupe key, kept up
+        # to date by :meth:`schedule`: a batch reads them once, not once per action.
+        self._texts: dict[str, OutboxRow] = {}
+        self._loaded: set[tuple[str, str]] = set()
+
+    def preload(
+        self, agency_id: str, incident_ids: Collection[str], *, without_call: Collection[str] = ()
+    ) -> None:
+        """Read the call texts of these incidents in one query (their calls locked
+        already, so no other transaction adds one meanwhile). Those ``without_call``
+        have none to read: a text is made with its call, and calls are never deleted."""
+        self._loaded |= {(agency_id, incident) for incident in without_call}
+        wanted = {(agency_id, incident) for incident in incident_ids} - self._loaded
+        if not wanted:
+            return
+        keys = [
+            dedupe_key(agency, incident, kind)
+            for agency, incident in wanted
+            for kind in CALL_TEXT_KINDS
+        ]
+        for row in self.session.scalars(select(OutboxRow).where(OutboxRow.dedupe_key.in_(keys))):
+            self._texts[row.dedupe_key] = row
+        self._loaded |= wanted
+
+    def _text(self, call_row: CallRow, kind: TextKind) -> OutboxRow | None:
+        key = dedupe_key(call_row.agency_id, call_row.incident_id, kind)
+        if (call_row.agency_id, call_row.incident_id) in self._loaded:
+            return self._texts.get(key)
+        return self.session.scalar(select(OutboxRow).where(OutboxRow.dedupe_key == key))
 
     def schedule(self, call_row: CallRow, action: ScheduleText, now: datetime) -> OutboxRow | None:
         """Create the text once; a reschedule only moves a text that is still waiting."""
         key = dedupe_key(call_row.agency_id, call_row.incident_id, action.kind)
-        existing = self.session.scalar(select(OutboxRow).where(OutboxRow.dedupe_key == key))
+        existing = self._text(call_row, action.kind)
         if existing is not None:
             if action.reschedule and existing.status == TextStatus.SCHEDULED:
                 existing.not_before = action.not_before
@@ -267,7 +314,7 @@ class Outbox:
         row = OutboxRow(
             agency_id=call_row.agency_id,
             dedupe_key=key,
-            call_id=call_row.id,
+            call=call_row,  # its id once flushed, with the call's if that is new too
             kind=action.kind.value,
             sequence=0,
             status=status.value,
@@ -281,7 +328,8 @@ class Outbox:
             finished_at=now if action.suppressed_reason else None,
         )
         self.session.add(row)
-        self.session.flush()
+        if (call_row.agency_id, call_row.incident_id) in self._loaded:
+            self._texts[key] = row
         self._history(row, now)
         return row
 
@@ -327,16 +375,31 @@ class Outbox:
         self._history(row, now)
         return row
 
-    def cancel_pending(self, call_id: int, action: CancelPending, now: datetime) -> int:
-        rows = self.session.scalars(
-            select(OutboxRow).where(
-                OutboxRow.call_id == call_id,
-                OutboxRow.status == TextStatus.SCHEDULED.value,
-                OutboxRow.kind.in_([k.value for k in action.kinds]),
-            )
-        ).all()
+    def cancel_pending(self, call_row: CallRow, action: CancelPending, now: datetime) -> int:
+        if (call_row.agency_id, call_row.incident_id) in self._loaded:
+            rows: Sequence[OutboxRow] = [
+                row
+                for kind in sorted(action.kinds)
+                if (
+                    row := self._texts.get(
+                        dedupe_key(call_row.agency_id, call_row.incident_id, kind)
+                    )
+                )
+                is not None
+                and row.status == TextStatus.SCHEDULED.value
+            ]
+        else:
+            if call_row.id is None:  # a call new in this transaction: give it its id
+                self.session.flush()
+            rows = self.session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.call_id == call_row.id,
+                    OutboxRow.status == TextStatus.SCHEDULED.value,
+                    OutboxRow.kind.in_([k.value for k in action.kinds]),
+                )
+            ).all()
         for row in rows:
-            self.transition(row, TextStatus.CANCELLED, now, reason=action.reason)
+            self._move(row, TextStatus.CANCELLED, now, reason=action.reason)
         return len(rows)
 
     def transition(
@@ -347,6 +410,14 @@ class Outbox:
         *,
         reason: str | None = None,
     ) -> None:
+        self._move(row, new, now, reason=reason)
+        self.session.flush()
+
+    def _move(
+        self, row: OutboxRow, new: TextStatus, now: datetime, *, reason: str | None = None
+    ) -> None:
+        """The status change and its history, left for the session to write (a batch of
+        the intake writes them all at its commit)."""
         current = TextStatus(row.status)
         if not current.can_become(new):
             raise IllegalTransition(current.value, new.value)
@@ -358,7 +429,6 @@ class Outbox:
             row.finished_at = now
         if new is TextStatus.SENT:
             row.sent_at = now
-        self.session.flush()
         self._history(row, now)
 
     def defer(self, row: OutboxRow, until: datetime, now: datetime, *, reason: str) -> None:
@@ -370,7 +440,7 @@ class Outbox:
 
     def _history(self, row: OutboxRow, now: datetime) -> None:
         self.session.add(
-            TextStatusChangeRow(outbox_id=row.id, status=row.status, reason=row.reason, at=now)
+            TextStatusChangeRow(outbox=row, status=row.status, reason=row.reason, at=now)
         )
 
     # --- claiming -------------------------------------------------------------------
@@ -519,6 +589,34 @@ def protect_phone(
             assert row is not None
     if row.protected_until < until:
         row.protected_until, row.reason, row.changed_at = until, reason, now
+
+
+def protect_phones(
+    session: Session, wanted: Mapping[str, tuple[datetime, str]], now: datetime
+) -> None:
+    """:func:`protect_phone` for many phones (hash → until, reason) in two statements: one
+    locking read of those already protected, one insert of the others. A concurrent
+    first protection of one of them fails the transaction (IntegrityError), and the
+    caller folds its events one by one (service/intake.py)."""
+    if not wanted:
+        return
+    rows = session.scalars(
+        select(ProtectedPhoneRow)
+        .where(ProtectedPhoneRow.phone_hash.in_(sorted(wanted)))
+        .order_by(ProtectedPhoneRow.phone_hash)
+        .with_for_update()
+    )
+    found = set()
+    for row in rows:
+        found.add(row.phone_hash)
+        until, reason = wanted[row.phone_hash]
+        if row.protected_until < until:
+            row.protected_until, row.reason, row.changed_at = until, reason, now
+    session.add_all(
+        ProtectedPhoneRow(phone_hash=phone, protected_until=until, reason=reason, changed_at=now)
+        for phone, (until, reason) in sorted(wanted.items())
+        if phone not in found
+    )
 
 
 def is_protected(session: Session, phone_hash: str, now: datetime) -> bool:

@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -166,6 +166,9 @@ class DecisionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    # Write-only link: a decision about a call inserted in the same flush gets its id
+    # there, so a batch of events needs no flush per new call (service/intake.py).
+    call: Mapped[CallRow] = relationship(lazy="raise")
     event_id: Mapped[str | None] = mapped_column(String(128))
     event_at: Mapped[datetime | None]
     decided_at: Mapped[datetime]
@@ -190,6 +193,7 @@ class OutboxRow(Base):
     agency_id: Mapped[str] = mapped_column(String(64))
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), index=True)
+    call: Mapped[CallRow | None] = relationship(lazy="raise")  # write-only, as above
     kind: Mapped[str] = mapped_column(String(32))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))
@@ -224,6 +228,7 @@ class TextStatusChangeRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    outbox: Mapped[OutboxRow] = relationship(lazy="raise")  # write-only, as above
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime]
