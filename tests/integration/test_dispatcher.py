@@ -39,6 +39,7 @@ from callerconnect.bootstrap import Application, build_application, build_provid
 from callerconnect.clock import SystemClock, VirtualClock
 from callerconnect.domain.messages import TextStatus
 from callerconnect.service.dispatcher import RATE_HEADROOM, Dispatcher
+from callerconnect.service.send_recheck import Recheck
 from tests.conftest import T0, make_settings
 from tests.support.dispatch import (
     TimedFakeTwilio,
@@ -657,14 +658,14 @@ def test_a_slow_check_does_not_bunch_sends_together(
     app = app_factory(database_url, CALLERCONNECT_SMS__MAX_PER_SECOND="10")
     for n in range(4):
         submit(app, received(f"I-{n}", T0, phone=f"613-555-01{n:02d}", case_number=f"26-1{n}"))
-    check = Dispatcher._recheck_and_render
+    check = Recheck.prepare
     slow = iter([timedelta(milliseconds=80)])
 
-    def first_check_slow(self: Dispatcher, outbox_id: int) -> Any:
+    def first_check_slow(self: Recheck, outbox_id: int) -> Any:
         clock.advance(next(slow, timedelta(0)))
         return check(self, outbox_id)
 
-    monkeypatch.setattr(Dispatcher, "_recheck_and_render", first_check_slow)
+    monkeypatch.setattr(Recheck, "prepare", first_check_slow)
     assert app.dispatcher.run_due() == 4
     sent_at = sorted(t.sent_at for t in texts(app) if t.sent_at is not None)
     assert sent_at[0] == T0 + timedelta(milliseconds=80)
