@@ -19,7 +19,7 @@ RATE_HEADROOM = 1.05
 MAX_SLOT_WAIT = timedelta(seconds=5)
 #: How long a provider may take to answer while the link is still kept full: a worker
 #: keeps ``max_per_second`` times this many sends in flight (Twilio answers in 0.1-0.5 s).
-ANSWER_ALLOWANCE = timedelta(seconds=1)
+ANSWER_ALLOWANCE = timedelta(seconds=0.5)
 #: Most sends one worker keeps in flight: each holds a database connection for the few
 #: milliseconds of its transactions, and the pool has 15 (adapters/db/engine.py).
 MAX_IN_FLIGHT = 12

@@ -72,7 +72,6 @@ class Dispatcher:
         self.db = db
         self.vault = vault
         self.clock = clock
-        self.agencies = agencies
         self.options = options
         self.pacing = SendPacing(db, clock, options)
         self.recheck = Recheck(
@@ -90,6 +89,16 @@ class Dispatcher:
         # away): given back at the next pass rather than left to wait out the lease.
         self._unfinished: set[int] = set()
         self._unfinished_lock = threading.Lock()
+
+    @property
+    def agencies(self) -> Agencies:
+        return self.recheck.agencies
+
+    @agencies.setter
+    def agencies(self, agencies: Agencies) -> None:
+        """Swapping the agencies (a provider in tests) reaches the re-check, which picks
+        each text's agency and so its provider."""
+        self.recheck.agencies = agencies
 
     # --- loops -------------------------------------------------------------------------
 
@@ -152,10 +161,11 @@ class Dispatcher:
         with ThreadPoolExecutor(in_flight, thread_name_prefix="callerconnect-send") as pool:
             while True:
                 stopping = abort.is_set() or (stop is not None and stop.is_set())
-                # Claimed texts wait in the pool at most one round of sends, so the next
-                # send never waits for a claim and no lease runs short in the queue.
-                room = 2 * in_flight - len(pending)
-                if not stopping and room >= in_flight:
+                # A few claimed texts wait in the pool, so the next send never waits for
+                # a claim; only a few, so a confirmation that falls due meanwhile is not
+                # queued behind a long claim of survey invitations (claims go by rank).
+                room = in_flight + in_flight // 2 - len(pending)
+                if not stopping and room >= max(1, in_flight // 2):
                     claimed = self._claim(min(room, self.options.claim_size))
                     with self._unfinished_lock:
                         self._unfinished.update(claimed)
