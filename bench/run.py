@@ -448,7 +448,9 @@ def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
         ) as http:
             events = [received(f"CAP-{n}", phone(n)) for n in range(backlog)]
             for start in range(0, backlog, 500):
-                http.post("/api/v1/cad/events", json={"events": events[start : start + 500]})
+                http.post(
+                    "/api/v1/cad/events", json={"events": events[start : start + 500]}, timeout=120
+                )
         running.start("worker")
         running.start("worker")
         deadline = time.monotonic() + backlog / rate * 2 + 30
@@ -574,10 +576,10 @@ def main(argv: list[str] | None = None) -> int:
             BENCHES[name](report, kind, args.quick)
     elapsed = time.perf_counter() - began
     print()
-    print(f"{'figure':<58} {'value':>12} {'unit':<12} {'target':<12} limit / note")
+    print(f"{'figure':<72} {'value':>12} {'unit':<12} {'target':<12} limit / note")
     for f in report.figures:
         print(
-            f"{f.name:<58} {f.value:>12,.2f} {f.unit:<12} {f.target:<12} {f.limit}"
+            f"{f.name:<72} {f.value:>12,.2f} {f.unit:<12} {f.target:<12} {f.limit}"
             + (f" ({f.note})" if f.note else "")
         )
     print(
