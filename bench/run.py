@@ -139,6 +139,20 @@ class Node:
         process = subprocess.Popen([*CLI, role, *args], env=self.env, stdout=log, stderr=log)
         self.processes.append((role, process))
 
+    def wait_for_workers(self, timeout: float = 120) -> None:
+        """Until every worker printed its start-up line (a loaded machine takes seconds to
+        start one): a text's wait measured from then on is not a process's start-up."""
+        deadline = time.monotonic() + timeout
+        logs = [
+            self.folder / f"{role}-{n}.log"
+            for n, (role, _) in enumerate(self.processes)
+            if role == "worker"
+        ]
+        while not all("worker started" in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"worker did not start: see {self.folder}")
+            time.sleep(0.2)
+
     def serve(self, count: int) -> None:
         for _ in range(count):
             port = free_port()
@@ -389,7 +403,8 @@ def _confirmation_latency(report: Report, kind: str, quick: bool, *, backlog: bo
         run.serve(1)
         run.start("worker")
         run.start("worker")
-        time.sleep(3)  # the workers' start-up is not part of a text's wait
+        run.wait_for_workers()  # a process's start-up is not part of a text's wait
+        time.sleep(1)
         answered: dict[str, float] = {}
         with httpx.Client(base_url=run.urls[0], headers={"Authorization": f"Bearer {KEY}"}) as http:
             for start in range(0, queued, 250):
