@@ -751,7 +751,7 @@ def test_a_worker_keeps_several_sends_in_flight_and_the_rate_cap_still_holds(
                     ),
                 )
             in_flight = app.dispatcher.options.sends_in_flight
-            assert in_flight == 5  # ten a second for half a second's answer
+            assert in_flight == 3  # ten a second for 0.3 s of answer
             assert app.dispatcher.run_due(in_flight=in_flight) == count
             sent = [t for t in texts(app) if t.kind == "confirmation"]
             assert_histories_valid(app)

@@ -17,9 +17,11 @@ RATE_HEADROOM = 1.05
 #: slot further away (a long Retry-After, a rate row set ahead by a wrong clock) is not
 #: slept through: the text goes back to the queue until then, the worker moves on.
 MAX_SLOT_WAIT = timedelta(seconds=5)
-#: How long a provider may take to answer while the link is still kept full: a worker
-#: keeps ``max_per_second`` times this many sends in flight (Twilio answers in 0.1-0.5 s).
-ANSWER_ALLOWANCE = timedelta(seconds=0.5)
+#: How long a provider may take to answer while one worker still keeps the link full: it
+#: keeps ``max_per_second`` times this many sends in flight (Twilio answers in ~0.15 s).
+#: No more: each send in flight holds a rate slot ahead, and a confirmation that falls
+#: due during a backlog of survey invitations waits behind every slot already taken.
+ANSWER_ALLOWANCE = timedelta(seconds=0.3)
 #: Most sends one worker keeps in flight: each holds a database connection for the few
 #: milliseconds of its transactions, and the pool has 15 (adapters/db/engine.py).
 MAX_IN_FLIGHT = 12

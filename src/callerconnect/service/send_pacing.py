@@ -25,8 +25,9 @@ log = logging.getLogger("callerconnect.dispatcher")
 
 #: The name of the shared rate-limit row for outgoing texts.
 SMS_RATE = "sms"
-#: How long before its rate slot a text is re-checked (a re-check takes milliseconds).
-CHECK_AHEAD = timedelta(milliseconds=50)
+#: How long before its rate slot a text is re-checked. A re-check takes milliseconds, more
+#: on a busy machine, and one that runs past its slot costs the slot: the margin is wide.
+CHECK_AHEAD = timedelta(milliseconds=150)
 #: How many later rate slots a text may take when its re-check ran past its own slot.
 _LATE_SLOT_RETRIES = 2
 #: A text sent back to the queue by a far slot is looked at again after this at most.
