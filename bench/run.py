@@ -177,6 +177,20 @@ class Node:
             sizes[f"{role}-{number}"] = kb / 1024
         return sizes
 
+    def cpu_seconds(self, role: str) -> float:
+        """CPU time (user + system) used so far by the processes of ``role``."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for name, process in self.processes:
+            if name != role:
+                continue
+            try:
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def stop(self) -> None:
         for _, process in self.processes:
             process.send_signal(signal.SIGTERM)
@@ -471,6 +485,7 @@ def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
         deadline = time.monotonic() + backlog / rate * 2 + 30
         while len(fake.arrivals) < backlog and time.monotonic() < deadline:
             time.sleep(0.2)
+        worker_cpu = running.cpu_seconds("worker")
     moments = [a.at for a in fake.arrivals]
     if len(moments) < 2:
         print("  no texts sent")
@@ -480,6 +495,16 @@ def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
     limit = f"sms.max_per_second = {rate}"
     note = f"{len(moments)} texts, 2 workers"
     report.add(f"SMS cap used {kind}", used, "of the cap", ">= 0.95", limit, note)
+    per_text = worker_cpu / len(moments)
+    report.add(
+        f"worker CPU per text {kind}",
+        per_text * 1000,
+        "ms",
+        f"<= {1000 / rate:.0f} ms",
+        f"one core sends at most {1 / per_text:.0f} texts/s",
+        f"{worker_cpu:.1f} CPU s for {len(moments)} texts incl. start-up; load "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+    )
     report.add(
         f"SMS busiest 1-s window {kind}",
         most_in_window(moments),
