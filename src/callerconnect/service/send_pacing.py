@@ -10,6 +10,7 @@ the text goes back to the queue until then.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -25,9 +26,14 @@ log = logging.getLogger("callerconnect.dispatcher")
 
 #: The name of the shared rate-limit row for outgoing texts.
 SMS_RATE = "sms"
-#: How long before its rate slot a text is re-checked. A re-check takes milliseconds, more
-#: on a busy machine, and one that runs past its slot costs the slot: the margin is wide.
-CHECK_AHEAD = timedelta(milliseconds=150)
+#: How long before its rate slot a text is re-checked, at least: a re-check takes
+#: milliseconds on a quiet machine. On a busy one the margin follows the slowest recent
+#: re-check (up to :data:`MAX_CHECK_AHEAD`), since one that runs past its slot costs the
+#: slot, and the cap goes unused.
+CHECK_AHEAD = timedelta(milliseconds=50)
+MAX_CHECK_AHEAD = timedelta(seconds=1)
+#: How many recent re-check durations the margin looks at.
+_RECENT_CHECKS = 20
 #: How many later rate slots a text may take when its re-check ran past its own slot.
 _LATE_SLOT_RETRIES = 2
 #: A text sent back to the queue by a far slot is looked at again after this at most.
@@ -41,6 +47,15 @@ class SendPacing:
         self.db = db
         self.clock = clock
         self.options = options
+        # Appended by every sending thread (a deque's append is atomic).
+        self._check_durations: deque[timedelta] = deque(maxlen=_RECENT_CHECKS)
+
+    @property
+    def check_ahead(self) -> timedelta:
+        """How long before its slot the next re-check starts: half as long again as the
+        slowest of the recent ones, within :data:`CHECK_AHEAD` and :data:`MAX_CHECK_AHEAD`."""
+        slowest = max(list(self._check_durations), default=timedelta(0))
+        return min(MAX_CHECK_AHEAD, max(CHECK_AHEAD, slowest * 1.5))
 
     def checked_in_slot(
         self, outbox_id: int, recheck: Callable[[int], Prepared | None]
@@ -48,7 +63,7 @@ class SendPacing:
         """Take a rate slot, re-check just before it, and wait for it: the text as it may
         go out now, or None.
 
-        The re-check starts :data:`CHECK_AHEAD` before the slot, so it is the last thing
+        The re-check starts :attr:`check_ahead` before the slot, so it is the last thing
         before the provider call (a long wait for a slot cannot make it stale) and its
         own duration does not shift the send. A re-check that still ran past the slot by
         more than half an interval (a cold start, a busy machine) sends late only if no
@@ -62,8 +77,12 @@ class SendPacing:
             if slot - self.clock.now() > self.options.slot_horizon:
                 self.wait_in_queue(outbox_id, slot)  # the slot was not taken
                 return None
-            self.sleep_until(slot - CHECK_AHEAD)
+            # Timed from when it was meant to start: a thread that wakes late on a busy
+            # machine uses up the margin as surely as a slow re-check.
+            meant = max(slot - self.check_ahead, self.clock.now())
+            self.sleep_until(meant)
             prepared = recheck(outbox_id)
+            self._check_durations.append(self.clock.now() - meant)
             if prepared is None:
                 return None  # not sent: its slot simply goes unused
             now = self.clock.now()
