@@ -12,8 +12,8 @@ database on 127.0.0.1:5432, dropped afterwards):
   the raw rate of the same database measured in the same run: single-row commits, and
   rows inserted in one batched transaction;
 * the time from the 202 of a ``call.received`` to the provider's acceptance of its
-  confirmation (p50/p99), one worker, a Twilio-compatible fake answering in 150 ms, at
-  ten times Ottawa's peak hour;
+  confirmation (p50/p99), two workers, a Twilio-compatible fake answering in 150 ms, at
+  ten times Ottawa's peak hour and while a backlog of survey invitations drains;
 * the dispatcher's use of ``sms.max_per_second`` by two workers: the share of the cap
   used on a backlog and the busiest one-second window, beside the cap;
 * the survey page's p50/p99 with 50 concurrent clients, and the CPU the ``serve``
@@ -140,6 +140,20 @@ class Node:
         process = subprocess.Popen([*CLI, role, *args], env=self.env, stdout=log, stderr=log)
         self.processes.append((role, process))
 
+    def wait_for_workers(self, timeout: float = 120) -> None:
+        """Until every worker printed its start-up line (a loaded machine takes seconds to
+        start one): a text's wait measured from then on is not a process's start-up."""
+        deadline = time.monotonic() + timeout
+        logs = [
+            self.folder / f"{role}-{n}.log"
+            for n, (role, _) in enumerate(self.processes)
+            if role == "worker"
+        ]
+        while not all("worker started" in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"worker did not start: see {self.folder}")
+            time.sleep(0.2)
+
     def serve(self, count: int) -> None:
         for _ in range(count):
             port = free_port()
@@ -163,6 +177,20 @@ class Node:
             kb = next(int(line.split()[1]) for line in status.splitlines() if "VmRSS" in line)
             sizes[f"{role}-{number}"] = kb / 1024
         return sizes
+
+    def cpu_seconds(self, role: str) -> float:
+        """CPU time (user + system) used so far by the processes of ``role``."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for name, process in self.processes:
+            if name != role:
+                continue
+            try:
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
 
     def stop(self) -> None:
         for _, process in self.processes:
@@ -335,21 +363,70 @@ def phone(number: int) -> str:
     return f"+1613555{number:04d}"
 
 
+def survey_only(number: int) -> list[dict[str, Any]]:
+    """A call received without a case number and cleared at once: its only text is the
+    survey invitation, which ranks behind every confirmation."""
+    incident = f"BACKLOG-{number}"
+    now = datetime.now(UTC).isoformat()
+    return [
+        {
+            "event_id": f"{incident}-r",
+            "incident_id": incident,
+            "occurred_at": now,
+            "type": "call.received",
+            "priority": 4,
+            "call_type": {"code": "THEFT"},
+            "caller": {"phone": phone(5000 + number), "language": "en"},
+        },
+        {
+            "event_id": f"{incident}-c",
+            "incident_id": incident,
+            "occurred_at": now,
+            "type": "call.cleared",
+            "disposition": {"code": "RPT"},
+        },
+    ]
+
+
 def bench_confirmation_latency(report: Report, kind: str, quick: bool) -> None:
+    _confirmation_latency(report, kind, quick, backlog=False)
+    _confirmation_latency(report, kind, quick, backlog=True)
+
+
+def _confirmation_latency(report: Report, kind: str, quick: bool, *, backlog: bool) -> None:
+    """From the 202 of a ``call.received`` with its case number to the provider's
+    acceptance of its confirmation, two workers at ``sms.max_per_second`` = 20. Quiet:
+    calls at ten times Ottawa's peak hour. Backlog: calls every half second (far above
+    that) while the workers drain 30 seconds' worth of survey invitations."""
+    rate = 20
     per_hour = 10 * OTTAWA_PEAK_HOUR_CALLS
-    calls = 10 if quick else 20
-    gap = 3600 / per_hour
-    env = {"CALLERCONNECT_WORKER__POLL_INTERVAL": "1s"}
+    if backlog:
+        queued = rate * (5 if quick else 30)
+        calls, gap = (10, 0.3) if quick else (40, 0.5)
+    else:
+        queued = 0
+        calls, gap = (10, 3600 / per_hour / 10) if quick else (20, 3600 / per_hour)
+    env = {
+        "CALLERCONNECT_WORKER__POLL_INTERVAL": "1s",
+        "CALLERCONNECT_POLICY__SURVEY_AFTER_CLEAR": "1s",
+    }
     with (
         database(kind) as url,
         SlowTwilio() as fake,
-        node(url, **twilio_env(fake, 1), **env) as run,
+        node(url, **twilio_env(fake, rate), **env) as run,
     ):
         run.serve(1)
         run.start("worker")
-        time.sleep(3)  # the worker's start-up is not part of a text's wait
+        run.start("worker")
+        run.wait_for_workers()  # a process's start-up is not part of a text's wait
+        time.sleep(1)
         answered: dict[str, float] = {}
         with httpx.Client(base_url=run.urls[0], headers={"Authorization": f"Bearer {KEY}"}) as http:
+            for start in range(0, queued, 250):
+                events = [e for n in range(start, min(queued, start + 250)) for e in survey_only(n)]
+                http.post("/api/v1/cad/events", json={"events": events}, timeout=60)
+            if queued:
+                time.sleep(2)  # the invitations are due: the backlog is draining
             for number in range(calls):
                 began = time.monotonic()
                 answer = http.post(
@@ -357,21 +434,34 @@ def bench_confirmation_latency(report: Report, kind: str, quick: bool) -> None:
                 )
                 if answer.status_code == 202:
                     answered[phone(number)] = time.monotonic()
-                time.sleep(max(0.0, gap / (10 if quick else 1) - (time.monotonic() - began)))
+                time.sleep(max(0.0, gap - (time.monotonic() - began)))
         deadline = time.monotonic() + 30
-        while len(fake.accepted) < len(answered) and time.monotonic() < deadline:
+        while len(fake.accepted) < len(answered) + queued and time.monotonic() < deadline:
             time.sleep(0.2)
+        drained = sum(1 for p in fake.accepted if p not in answered)
     waits = sorted(fake.accepted[p] - at for p, at in answered.items() if p in fake.accepted)
     if len(waits) < 2:
         print(f"  only {len(waits)} confirmations accepted")
         return
-    cuts = statistics.quantiles(waits, n=100)
-    note = f"{len(waits)} of {len(answered)} calls, one every {gap:.0f} s"
-    if quick:
-        note += " (quick: ten times faster)"
-    limit = f"provider answers in {TWILIO_LATENCY * 1000:.0f} ms; worker polls every 1 s"
-    report.add(f"202 to confirmation accepted {kind}, p50", cuts[49], "s", "< 60 s", limit, note)
-    report.add(f"202 to confirmation accepted {kind}, p99", cuts[98], "s", "< 60 s", limit, note)
+    cuts = statistics.quantiles(waits, n=100, method="inclusive")
+    if backlog:
+        what = "while a backlog drains"
+        note = (
+            f"{len(waits)} of {len(answered)} calls, one every {gap:.1f} s, beside "
+            f"{drained} of {queued} survey invitations"
+        )
+    else:
+        what = "at 10x Ottawa's peak"
+        note = f"{len(waits)} of {len(answered)} calls, one every {gap:.0f} s"
+        if quick:
+            note += " (quick: ten times faster)"
+    limit = (
+        f"provider answers in {TWILIO_LATENCY * 1000:.0f} ms; workers poll every 1 s; cap {rate}/s"
+    )
+    for name, cut in (("p50", cuts[49]), ("p99", cuts[98])):
+        report.add(
+            f"202 to confirmation accepted {kind} {what}, {name}", cut, "s", "< 2 s", limit, note
+        )
 
 
 def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
@@ -388,12 +478,15 @@ def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
         ) as http:
             events = [received(f"CAP-{n}", phone(n)) for n in range(backlog)]
             for start in range(0, backlog, 500):
-                http.post("/api/v1/cad/events", json={"events": events[start : start + 500]})
+                http.post(
+                    "/api/v1/cad/events", json={"events": events[start : start + 500]}, timeout=120
+                )
         running.start("worker")
         running.start("worker")
         deadline = time.monotonic() + backlog / rate * 2 + 30
         while len(fake.arrivals) < backlog and time.monotonic() < deadline:
             time.sleep(0.2)
+        worker_cpu = running.cpu_seconds("worker")
     moments = [a.at for a in fake.arrivals]
     if len(moments) < 2:
         print("  no texts sent")
@@ -403,6 +496,16 @@ def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
     limit = f"sms.max_per_second = {rate}"
     note = f"{len(moments)} texts, 2 workers"
     report.add(f"SMS cap used {kind}", used, "of the cap", ">= 0.95", limit, note)
+    per_text = worker_cpu / len(moments)
+    report.add(
+        f"worker CPU per text {kind}",
+        per_text * 1000,
+        "ms",
+        f"<= {1000 / rate:.0f} ms",
+        f"one core sends at most {1 / per_text:.0f} texts/s",
+        f"{worker_cpu:.1f} CPU s for {len(moments)} texts incl. start-up; load "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+    )
     report.add(
         f"SMS busiest 1-s window {kind}",
         most_in_window(moments),
@@ -557,10 +660,10 @@ def main(argv: list[str] | None = None) -> int:
             BENCHES[name](report, kind, args.quick)
     elapsed = time.perf_counter() - began
     print()
-    print(f"{'figure':<58} {'value':>12} {'unit':<12} {'target':<12} limit / note")
+    print(f"{'figure':<72} {'value':>12} {'unit':<12} {'target':<12} limit / note")
     for f in report.figures:
         print(
-            f"{f.name:<58} {f.value:>12,.2f} {f.unit:<12} {f.target:<12} {f.limit}"
+            f"{f.name:<72} {f.value:>12,.2f} {f.unit:<12} {f.target:<12} {f.limit}"
             + (f" ({f.note})" if f.note else "")
         )
     print(

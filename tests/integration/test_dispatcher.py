@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from callerconnect.bootstrap import Application, build_application, build_provid
 from callerconnect.clock import SystemClock, VirtualClock
 from callerconnect.domain.messages import TextStatus
 from callerconnect.service.dispatcher import RATE_HEADROOM, Dispatcher
+from callerconnect.service.send_recheck import Recheck
 from tests.conftest import T0, make_settings
 from tests.support.dispatch import (
     TimedFakeTwilio,
@@ -657,14 +659,14 @@ def test_a_slow_check_does_not_bunch_sends_together(
     app = app_factory(database_url, CALLERCONNECT_SMS__MAX_PER_SECOND="10")
     for n in range(4):
         submit(app, received(f"I-{n}", T0, phone=f"613-555-01{n:02d}", case_number=f"26-1{n}"))
-    check = Dispatcher._recheck_and_render
+    check = Recheck.prepare
     slow = iter([timedelta(milliseconds=80)])
 
-    def first_check_slow(self: Dispatcher, outbox_id: int) -> Any:
+    def first_check_slow(self: Recheck, outbox_id: int) -> Any:
         clock.advance(next(slow, timedelta(0)))
         return check(self, outbox_id)
 
-    monkeypatch.setattr(Dispatcher, "_recheck_and_render", first_check_slow)
+    monkeypatch.setattr(Recheck, "prepare", first_check_slow)
     assert app.dispatcher.run_due() == 4
     sent_at = sorted(t.sent_at for t in texts(app) if t.sent_at is not None)
     assert sent_at[0] == T0 + timedelta(milliseconds=80)
@@ -702,6 +704,71 @@ def test_rate_limit_holds_on_the_real_clock(
     assert min(arrival_gaps) >= interval / 4, arrival_gaps
     assert arrivals[-1] - arrivals[0] >= (count - 1) * interval - interval / 2, arrival_gaps
     assert most_in_window(arrivals, 1.0) <= rate + 1, arrival_gaps
+
+
+class _SlowTwilio(TimedFakeTwilio):
+    """Answers each text after ``latency`` seconds; counts the requests open at once."""
+
+    def __init__(self, latency: float) -> None:
+        super().__init__()
+        self.latency = latency
+        self.open_now = 0
+        self.most_open = 0
+        self._open_lock = threading.Lock()
+
+    def _respond_to(self, method: str, path: str, handler: Any, form: dict[str, str]) -> Any:
+        with self._open_lock:
+            self.open_now += 1
+            self.most_open = max(self.most_open, self.open_now)
+        try:
+            time.sleep(self.latency)
+            return super()._respond_to(method, path, handler, form)
+        finally:
+            with self._open_lock:
+                self.open_now -= 1
+
+
+def test_a_worker_keeps_several_sends_in_flight_and_the_rate_cap_still_holds(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A provider answering in 300 ms would cap a worker sending one text at a time near
+    three texts a second; several in flight, each still starts at its own rate slot."""
+    rate, count = 10.0, 15
+    with _SlowTwilio(latency=0.3) as fake:
+        env = {**twilio_env(fake), "CALLERCONNECT_SMS__MAX_PER_SECOND": str(rate)}
+        settings = make_settings(database_url, **env)
+        clock = SystemClock()
+        app = build_application(settings, clock=clock, provider=build_provider(settings))
+        try:
+            for n in range(count):
+                submit(
+                    app,
+                    received(
+                        f"I-{n}",
+                        clock.now(),
+                        phone=f"613-555-01{n:02d}",
+                        case_number=f"26-2{n:02d}",
+                    ),
+                )
+            in_flight = app.dispatcher.options.sends_in_flight
+            assert in_flight == 3  # ten a second for 0.3 s of answer
+            assert app.dispatcher.run_due(in_flight=in_flight) == count
+            sent = [t for t in texts(app) if t.kind == "confirmation"]
+            assert_histories_valid(app)
+        finally:
+            app.close()
+        arrivals = [a.at for a in fake.arrivals]
+        with capsys.disabled():
+            print(
+                f"\n[rate {rate}/s, {count} texts, 300 ms answers] at most {fake.most_open} "
+                f"open at once; most in 1 s {most_in_window(arrivals)}; "
+                f"span {arrivals[-1] - arrivals[0]:.2f}s"
+            )
+        assert sorted(m.to for m in fake.messages) == sorted({m.to for m in fake.messages})
+        assert len(fake.messages) == count == len(arrivals)
+        assert [(t.status, t.attempts) for t in sent] == [("sent", 1)] * count
+        assert fake.most_open >= 2  # one at a time would never overlap
+        assert most_in_window(arrivals, 1.0) <= rate + 1
 
 
 # --- leases: crash recovery and slow sends --------------------------------------------

@@ -26,7 +26,8 @@ from callerconnect.bootstrap import Application, build_application
 from callerconnect.clock import SystemClock, VirtualClock
 from callerconnect.domain.messages import TextStatus
 from callerconnect.service import dispatcher as dispatcher_module
-from callerconnect.service.dispatcher import SMS_RATE, Dispatcher
+from callerconnect.service.dispatcher import SMS_RATE
+from callerconnect.service.send_pacing import SendPacing
 from tests.conftest import T0, make_settings
 from tests.support.dispatch import (
     assert_histories_valid,
@@ -302,15 +303,15 @@ def test_texts_a_failed_pass_left_claimed_are_given_back_at_the_next_pass(
     for n in range(1, 4):
         submit(app, received(f"I-{n}", T0, phone=f"613-555-010{n}", case_number=f"26-0000{n}"))
     calls = {"n": 0}
-    real = Dispatcher._reserve_slot
+    real = SendPacing.reserve
 
-    def second_fails(self: Dispatcher) -> Any:
+    def second_fails(self: SendPacing) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:
             raise _database_gone()
         return real(self)
 
-    monkeypatch.setattr(Dispatcher, "_reserve_slot", second_fails)
+    monkeypatch.setattr(SendPacing, "reserve", second_fails)
     with pytest.raises(OperationalError):
         app.dispatcher.run_due()
     assert refs(console) == ["default:I-1:confirmation:0"]

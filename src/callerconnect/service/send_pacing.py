@@ -1,0 +1,130 @@
+"""Pacing: the rate slots that keep every worker together within ``sms.max_per_second``.
+
+Each send takes the next slot of one shared rate-limit row (a row lock, so slots are one
+:attr:`~callerconnect.service.dispatch_options.DispatchOptions.send_interval` apart
+across all processes and all their sending threads), is re-checked just before it, and
+starts at it. A slot too far ahead (the provider asked us to pause) is not waited for:
+the text goes back to the queue until then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from callerconnect.adapters.db.engine import Database
+from callerconnect.adapters.db.repositories import Outbox, reserve_send_slot, take_late_send
+from callerconnect.adapters.db.tables import OutboxRow
+from callerconnect.clock import Clock
+from callerconnect.logs import log_event
+from callerconnect.service.dispatch_options import DispatchOptions
+from callerconnect.service.send_recheck import Prepared, holds
+
+log = logging.getLogger("callerconnect.dispatcher")
+
+#: The name of the shared rate-limit row for outgoing texts.
+SMS_RATE = "sms"
+#: How long before its rate slot a text is re-checked, at least: a re-check takes
+#: milliseconds on a quiet machine. On a busy one the margin follows the slowest recent
+#: re-check (up to :data:`MAX_CHECK_AHEAD`), since one that runs past its slot costs the
+#: slot, and the cap goes unused.
+CHECK_AHEAD = timedelta(milliseconds=50)
+MAX_CHECK_AHEAD = timedelta(seconds=1)
+#: How many recent re-check durations the margin looks at.
+_RECENT_CHECKS = 20
+#: How many later rate slots a text may take when its re-check ran past its own slot.
+_LATE_SLOT_RETRIES = 2
+#: A text sent back to the queue by a far slot is looked at again after this at most.
+PAUSE_RECHECK = timedelta(seconds=60)
+
+
+class SendPacing:
+    """The rate slots of one worker (any number of its sending threads may use it)."""
+
+    def __init__(self, db: Database, clock: Clock, options: DispatchOptions) -> None:
+        self.db = db
+        self.clock = clock
+        self.options = options
+        # Appended by every sending thread (a deque's append is atomic).
+        self._check_durations: deque[timedelta] = deque(maxlen=_RECENT_CHECKS)
+
+    @property
+    def check_ahead(self) -> timedelta:
+        """How long before its slot the next re-check starts: half as long again as the
+        slowest of the recent ones, within :data:`CHECK_AHEAD` and :data:`MAX_CHECK_AHEAD`."""
+        slowest = max(list(self._check_durations), default=timedelta(0))
+        return min(MAX_CHECK_AHEAD, max(CHECK_AHEAD, slowest * 1.5))
+
+    def checked_in_slot(
+        self, outbox_id: int, recheck: Callable[[int], Prepared | None]
+    ) -> Prepared | None:
+        """Take a rate slot, re-check just before it, and wait for it: the text as it may
+        go out now, or None.
+
+        The re-check starts :attr:`check_ahead` before the slot, so it is the last thing
+        before the provider call (a long wait for a slot cannot make it stale) and its
+        own duration does not shift the send. A re-check that still ran past the slot by
+        more than half an interval (a cold start, a busy machine) sends late only if no
+        other sender holds the next slot (the slots then move on behind it); otherwise it
+        takes a later slot and checks again rather than go out bunched up with the next
+        sender. Across worker processes that keeps any second within ``max_per_second``
+        (+1 at its edge)."""
+        interval = self.options.send_interval
+        for retry in range(_LATE_SLOT_RETRIES + 1):
+            slot = self.reserve()
+            if slot - self.clock.now() > self.options.slot_horizon:
+                self.wait_in_queue(outbox_id, slot)  # the slot was not taken
+                return None
+            # Timed from when it was meant to start: a thread that wakes late on a busy
+            # machine uses up the margin as surely as a slow re-check.
+            meant = max(slot - self.check_ahead, self.clock.now())
+            self.sleep_until(meant)
+            prepared = recheck(outbox_id)
+            self._check_durations.append(self.clock.now() - meant)
+            if prepared is None:
+                return None  # not sent: its slot simply goes unused
+            now = self.clock.now()
+            if now - slot <= interval / 2 or retry == _LATE_SLOT_RETRIES:
+                self.sleep_until(slot)
+                return prepared
+            with self.db.transaction() as session:
+                if take_late_send(session, SMS_RATE, slot, interval, now):
+                    return prepared
+            log_event(
+                log,
+                "sms_slot_missed",
+                level=logging.DEBUG,
+                outbox_id=outbox_id,
+                late_ms=int((now - slot).total_seconds() * 1000),
+            )
+        raise AssertionError("unreachable")
+
+    def reserve(self) -> datetime:
+        """The next slot, taken unless it is beyond the horizon (then only returned)."""
+        with self.db.transaction() as session:
+            return reserve_send_slot(
+                session,
+                SMS_RATE,
+                self.options.send_interval,
+                self.clock.now(),
+                horizon=self.options.slot_horizon,
+            )
+
+    def wait_in_queue(self, outbox_id: int, slot: datetime) -> None:
+        """Back to ``scheduled`` until ``slot`` (at most :data:`PAUSE_RECHECK` away): a
+        worker does not sleep for minutes holding texts whose lease runs out."""
+        now = self.clock.now()
+        until = min(slot, now + PAUSE_RECHECK)
+        with self.db.transaction() as session:
+            row = session.get(OutboxRow, outbox_id, with_for_update=True)
+            if row is None or not holds(row, self.options.owner):
+                return
+            Outbox(session).defer(row, max(row.not_before, until), now, reason="retry:paused")
+        log_event(log, "sms_paused", outbox_id=outbox_id, until=until.isoformat())
+
+    def sleep_until(self, moment: datetime) -> None:
+        wait = (moment - self.clock.now()).total_seconds()
+        if wait > 0:
+            self.clock.sleep(wait)
