@@ -1,5 +1,7 @@
 """Shared fixtures: real databases (SQLite and the machine's PostgreSQL), a wired
-application, and a real HTTP server for it.
+application, and the web application answering HTTP in process (``live_server``) or on a
+real socket (``live_socket_server``). docs/testing.md says which to take and where the
+suite's time goes.
 
 PostgreSQL: each test session creates its own database on the server and drops it at
 the end, so runs never see each other's rows. Without a reachable server those tests
@@ -168,6 +170,13 @@ def _fresh_sqlite(template: Path, directory: Path) -> str:
     path = directory / "callerconnect.db"
     shutil.copyfile(template, path)
     return f"sqlite:///{path}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the bounded long runs: the 100,000 histories, the fuzzing)
+    go first, in their order, then the rest in theirs: under ``-n 2`` a long test that
+    starts last leaves the other process idle until it ends."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
