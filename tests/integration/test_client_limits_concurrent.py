@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from callerconnect.service.survey import SurveyLimits
-from tests.support.live_socket_server import LiveServer
+from tests.support.live_server import LiveServer
 from tests.support.survey import ANSWERS, csrf_of
 
 BURST = 40
