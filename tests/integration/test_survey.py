@@ -637,6 +637,7 @@ def test_landline_page_validates_and_keeps_what_was_entered(
     assert landline_responses(app) == []
 
 
+@pytest.mark.database_blind  # re-renders the form; stores and reads nothing
 def test_landline_language_switch_keeps_the_case_number_and_answers(
     landline: Landline,
 ) -> None:
