@@ -1,5 +1,7 @@
 """Shared fixtures: real databases (SQLite and the machine's PostgreSQL), a wired
-application, and a real HTTP server for it.
+application, and the web application answering HTTP in process (``live_server``) or on a
+real socket (``live_socket_server``). docs/testing.md says which to take and where the
+suite's time goes.
 
 PostgreSQL: each test session creates its own database on the server and drops it at
 the end, so runs never see each other's rows. Without a reachable server those tests
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +28,7 @@ from callerconnect.bootstrap import Application, build_application
 from callerconnect.clock import VirtualClock
 from callerconnect.config import Settings, load_settings
 from callerconnect.service.schema import ensure_schema
+from tests.support.in_process import InProcessServer
 from tests.support.live_server import LiveServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -36,6 +41,49 @@ T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)  # 09:00 in Ottawa
 #: How far ahead of the virtual clock a test's CAD events may be stamped (see
 #: app_factory): without limit, so that any time the schema allows is accepted there.
 STORY_TIME_TOLERANCE = timedelta.max
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """argon2id at its smallest cost for dashboard passwords: the same algorithm and code
+    path, without each application spending ~0.5 s of a shared core on the production
+    work factor (every ``create_app`` hashes a dummy password at start-up). Only tests
+    change this, by replacing the class the service looks up; a test marked
+    ``production_password_hashing`` keeps argon2-cffi's defaults."""
+    if request.node.get_closest_marker("production_password_hashing") is not None:
+        yield
+        return
+    from argon2 import PasswordHasher
+
+    from callerconnect.service import accounts
+
+    def cheapest() -> PasswordHasher:
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "PasswordHasher", cheapest)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migration_scripts_read_once() -> Iterator[None]:
+    """Alembic reads and compiles every migration script each time it is asked for the
+    head (``build_application`` and the readiness probe ask in every test). The scripts do
+    not change during a run, so each test process reads them once."""
+    from alembic.script import ScriptDirectory
+
+    read = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
+    maps: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def from_config(cls: type[ScriptDirectory], config: Any) -> ScriptDirectory:
+        script: ScriptDirectory = read(cls, config)
+        key = (script.dir, tuple(script.version_locations))
+        script.revision_map = maps.setdefault(key, script.revision_map)
+        return script
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ScriptDirectory, "from_config", classmethod(from_config))
+        yield
 
 
 def _admin_engine() -> Any:
@@ -76,34 +124,86 @@ def pg_database_url() -> Iterator[str]:
 
 
 def _truncate_all(url: str) -> None:
+    """Empty every table and restart every identity, as a fresh migration leaves them.
+
+    Only the tables the last test dirtied are truncated (a TRUNCATE costs a new file per
+    table on the server, whether the table held rows or not): those that hold a row, or
+    whose identity sequence was drawn from (an insert rolled back still draws). The others
+    are already in the state a TRUNCATE ... RESTART IDENTITY would leave.
+    """
     db = Database.from_url(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    names = [t.name for t in Base.metadata.sorted_tables]
+    holds_rows = " UNION ALL ".join(
+        f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in names
+    )
+    drew_a_sequence = (
+        "SELECT DISTINCT owner.relname FROM pg_sequences used "
+        "JOIN pg_class seq ON seq.relname = used.sequencename AND seq.relkind = 'S' "
+        "JOIN pg_namespace ns ON ns.oid = seq.relnamespace AND ns.nspname = used.schemaname "
+        "JOIN pg_depend dep ON dep.objid = seq.oid AND dep.deptype IN ('a', 'i') "
+        "JOIN pg_class owner ON owner.oid = dep.refobjid "
+        "WHERE used.last_value IS NOT NULL AND used.schemaname = current_schema()"
+    )
     with db.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        dirty = {row[0] for row in connection.execute(text(holds_rows))}
+        dirty |= {row[0] for row in connection.execute(text(drew_a_sequence))}
+        dirty &= set(names)
+        if dirty:
+            tables = ", ".join(f'"{name}"' for name in names if name in dirty)
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     db.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """Each test that uses it runs twice: on SQLite and on PostgreSQL."""
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to head once per test process; tests get copies."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "callerconnect.db"
+    db = Database.from_url(f"sqlite:///{path}")
+    ensure_schema(db)
+    db.dispose()  # the last connection closing checkpoints the WAL into the file
+    return path
+
+
+def _fresh_sqlite(template: Path, directory: Path) -> str:
+    """A migrated SQLite database of the test's own: a copy of the template's bytes,
+    which is what running the migrations again would write."""
+    path = directory / "callerconnect.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the bounded long runs: the 100,000 histories, the fuzzing)
+    go first, in their order, then the rest in theirs: under ``-n 2`` a long test that
+    starts last leaves the other process idle until it ends."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``database_url`` runs each test on SQLite and on PostgreSQL, except a test marked
+    ``database_blind`` (it never reaches the database): once, on SQLite."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    databases: list[Any] = ["sqlite"]
+    if metafunc.definition.get_closest_marker("database_blind") is None:
+        databases.append(pytest.param("postgresql", marks=pytest.mark.postgres))
+    metafunc.parametrize("database_url", databases, indirect=True)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> str:
+    """Each test that uses it runs twice: on SQLite and on PostgreSQL (see
+    pytest_generate_tests)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/callerconnect.db"
-        db = Database.from_url(url)
-        ensure_schema(db)
-        db.dispose()
-        return url
+        return _fresh_sqlite(sqlite_template, tmp_path)
     url: str = request.getfixturevalue("pg_database_url")
     _truncate_all(url)
     return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Any) -> str:
-    url = f"sqlite:///{tmp_path}/callerconnect.db"
-    db = Database.from_url(url)
-    ensure_schema(db)
-    db.dispose()
-    return url
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    return _fresh_sqlite(sqlite_template, tmp_path)
 
 
 @pytest.fixture
@@ -171,7 +271,19 @@ def app(app_factory: Callable[..., Application], database_url: str) -> Applicati
 
 
 @pytest.fixture
-def live_server(app: Application) -> Iterator[LiveServer]:
+def live_server(app: Application) -> Iterator[InProcessServer]:
+    """The real web application, answering httpx requests to ``live_server.url`` in
+    process (tests/support/in_process.py): the whole application and its middleware,
+    without uvicorn's socket. A test about the socket itself (chunked bodies, hang-ups,
+    slow clients, uvicorn's parsing) takes ``live_socket_server`` instead."""
+    from callerconnect.web.app import create_app
+
+    with InProcessServer(create_app(app)) as server:
+        yield server
+
+
+@pytest.fixture
+def live_socket_server(app: Application) -> Iterator[LiveServer]:
     """The real web application on a real socket (uvicorn on 127.0.0.1)."""
     from callerconnect.web.app import create_app
 

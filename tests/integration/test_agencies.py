@@ -27,7 +27,7 @@ from callerconnect.entrypoints import cli
 from callerconnect.web.app import create_app
 from tests.conftest import STORY_TIME_TOLERANCE, T0, TEST_INTAKE_KEY, TEST_SECRET
 from tests.support.dispatch import received
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 
 NORTH_KEY = "north-intake-key-0123456789abcdef"
 NORTH_SENDER = "+12045550100"
@@ -83,7 +83,7 @@ def post(client: str, key: str, *events: dict[str, Any]) -> None:
 @pytest.fixture
 def client(two: Application) -> Iterator[str]:
     """The base URL of the real web application serving both agencies."""
-    with LiveServer(create_app(two)) as server:
+    with InProcessServer(create_app(two)) as server:
         yield server.url
 
 
@@ -283,7 +283,7 @@ def test_a_survey_answer_is_filed_under_the_agency_that_sent_the_link(
     for intake in app.intakes.values():
         intake.max_clock_skew = STORY_TIME_TOLERANCE  # whole stories told at once
     try:
-        with LiveServer(create_app(app)) as server:
+        with InProcessServer(create_app(app)) as server:
             post_call(server.url, {"Authorization": f"Bearer {NORTH_KEY}"}, incident="I-1")
             send_survey_texts(app, clock)
             assert survey_tokens(providers["default"]) == []
@@ -323,7 +323,7 @@ def test_twilio_webhooks_accept_each_agency_s_account_and_route_by_the_number_te
         )
 
     try:
-        with LiveServer(create_app(app)) as server:
+        with InProcessServer(create_app(app)) as server:
             north = inbound_form("STOP", "+16135550142", to=NORTH_SENDER)
             assert post_signed("north-auth-token", north).status_code == 200
             ottawa = inbound_form("HELP", "+16135550142", to=DEFAULT_SENDER)

@@ -24,7 +24,7 @@ from callerconnect.service.survey import load_definition
 from callerconnect.web.app import create_app
 from tests.conftest import T0, TEST_INTAKE_KEY
 from tests.integration.test_agencies import NORTH_KEY, Providers, two_agency_environ
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.support.opendata_quarter import simulate_quarter
 from tests.support.survey import ANSWERS, csrf_of, post_call, send_survey_texts, survey_tokens
 
@@ -56,7 +56,7 @@ def two(database_url: str, clock: VirtualClock, providers: Providers) -> Iterato
 
 @pytest.fixture
 def site(two: Application) -> Iterator[httpx.Client]:
-    with LiveServer(create_app(two)) as server, httpx.Client(base_url=server.url) as http:
+    with InProcessServer(create_app(two)) as server, httpx.Client(base_url=server.url) as http:
         yield http
 
 
@@ -213,7 +213,7 @@ def open_data(sqlite_url: str, clock: VirtualClock, providers: Providers) -> Ite
         for agency, now in (("default", APRIL), ("north", APRIL.replace(year=2027))):
             own = app.settings.for_agency(agency)
             store(app.db, make_publication(app.db, own, definition, now))
-        with LiveServer(create_app(app)) as server, httpx.Client(base_url=server.url) as http:
+        with InProcessServer(create_app(app)) as server, httpx.Client(base_url=server.url) as http:
             yield http
     finally:
         app.close()

@@ -58,6 +58,8 @@ from tests.support.live_server import LiveServer
 from tests.support.survey import csrf_of, invite
 from tests.support.twilio_webhooks import twilio_signature
 
+pytestmark = pytest.mark.slow  # bounded by CALLERCONNECT_TEST_FUZZ_EXAMPLES
+
 EXAMPLES = int(os.environ.get("CALLERCONNECT_TEST_FUZZ_EXAMPLES", "50"))
 PUBLIC = "https://callerconnect.example.org"
 TWILIO_TOKEN = "fuzz-twilio-auth-token-0123456789abcdef"

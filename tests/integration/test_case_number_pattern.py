@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from callerconnect.adapters.db.tables import CallRow, DeadLetterRow, OutboxRow
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 
 PROBE = "1 CALL 18885550199 NOW"
 
@@ -32,12 +32,12 @@ def event(event_id: str, incident: str, **fields: object) -> dict[str, object]:
     }
 
 
-def post(server: LiveServer, auth: dict[str, str], body: object) -> httpx.Response:
+def post(server: InProcessServer, auth: dict[str, str], body: object) -> httpx.Response:
     return httpx.post(f"{server.url}/api/v1/cad/events", json=body, headers=auth, timeout=10)
 
 
 def test_a_case_number_outside_the_pattern_is_refused_kept_and_never_confirmed(
-    app: Application, live_server: LiveServer, auth: dict[str, str], console: ConsoleProvider
+    app: Application, live_server: InProcessServer, auth: dict[str, str], console: ConsoleProvider
 ) -> None:
     response = post(live_server, auth, event("e-1", "I-1", case_number=PROBE))
     app.dispatcher.run_due()
@@ -57,7 +57,7 @@ def test_a_case_number_outside_the_pattern_is_refused_kept_and_never_confirmed(
 
 
 def test_a_batch_refuses_only_the_event_with_the_bad_case_number(
-    app: Application, live_server: LiveServer, auth: dict[str, str], console: ConsoleProvider
+    app: Application, live_server: InProcessServer, auth: dict[str, str], console: ConsoleProvider
 ) -> None:
     batch = {
         "events": [
@@ -77,7 +77,7 @@ def test_a_batch_refuses_only_the_event_with_the_bad_case_number(
 
 
 def test_a_refused_event_that_carried_a_risk_flag_holds_its_incident(
-    app: Application, live_server: LiveServer, auth: dict[str, str], console: ConsoleProvider
+    app: Application, live_server: InProcessServer, auth: dict[str, str], console: ConsoleProvider
 ) -> None:
     assert post(live_server, auth, event("e-1", "I-1")).status_code == 202
     later = event(
@@ -100,7 +100,7 @@ def test_a_refused_event_that_carried_a_risk_flag_holds_its_incident(
 def test_texts_recheck_the_case_number_against_the_pattern_before_rendering(
     app_factory: Callable[..., Application],
     database_url: str,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
     console: ConsoleProvider,
 ) -> None:
@@ -128,7 +128,7 @@ def test_texts_recheck_the_case_number_against_the_pattern_before_rendering(
 )
 def test_ordinary_agency_case_numbers_are_still_confirmed(
     app: Application,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
     console: ConsoleProvider,
     case_number: str,

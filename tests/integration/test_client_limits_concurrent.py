@@ -41,10 +41,10 @@ def _at_once(requests: list[Callable[[], int]]) -> Counter[int]:
 
 
 def test_concurrent_landline_posts_get_exactly_the_limit_through(
-    live_server: LiveServer,
+    live_socket_server: LiveServer,
 ) -> None:
     limit = SurveyLimits().landline_attempts.hits
-    clients = [httpx.Client(base_url=live_server.url, timeout=60) for _ in range(BURST)]
+    clients = [httpx.Client(base_url=live_socket_server.url, timeout=60) for _ in range(BURST)]
     try:
         forms = []
         for n, client in enumerate(clients):
@@ -72,12 +72,12 @@ def test_concurrent_landline_posts_get_exactly_the_limit_through(
 
 
 def test_concurrent_token_guesses_get_exactly_the_limit_through(
-    live_server: LiveServer,
+    live_socket_server: LiveServer,
 ) -> None:
     limit = SurveyLimits().token_guesses.hits
 
     def guess(n: int) -> Callable[[], int]:
-        return lambda: httpx.get(f"{live_server.url}/s/{n:022d}", timeout=60).status_code
+        return lambda: httpx.get(f"{live_socket_server.url}/s/{n:022d}", timeout=60).status_code
 
     codes = _at_once([guess(n) for n in range(BURST)])
 

@@ -22,7 +22,7 @@ from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.queries.queues import flagged_replies, flagged_replies_redacted
 from callerconnect.service.redacted_views import dead_letter_redacted, redact_raw_payload
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.support.survey import ANSWERS, csrf_of, invite, post_call
 
 COMMENT = (
@@ -70,7 +70,7 @@ def test_survey_comment_is_stored_redacted_and_its_clear_text_nowhere(
     app: Application,
     clock: VirtualClock,
     console: ConsoleProvider,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
 ) -> None:
     token = invite(app, clock, console, live_server.url, auth, incident="I-1")
@@ -92,7 +92,7 @@ def test_comment_without_personal_data_is_stored_as_written(
     app: Application,
     clock: VirtualClock,
     console: ConsoleProvider,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
 ) -> None:
     token = invite(app, clock, console, live_server.url, auth, incident="I-2")
@@ -107,7 +107,7 @@ def test_comment_without_personal_data_is_stored_as_written(
 
 
 def test_landline_feedback_comment_is_stored_redacted(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     post_call(live_server.url, auth, incident="I-L1", case_number="26-00500", phone=None)
     with httpx.Client(base_url=live_server.url) as browser:
@@ -143,7 +143,7 @@ def test_flagged_reply_is_kept_as_sent_and_shown_redacted(app: Application) -> N
 
 
 def test_dead_letter_is_shown_with_its_phones_redacted_and_its_ids_readable(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     refused = httpx.post(
         f"{live_server.url}/api/v1/cad/events",

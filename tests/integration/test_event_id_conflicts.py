@@ -30,7 +30,7 @@ from callerconnect.service.deadletters import list_letters
 from callerconnect.web.app import create_app
 from tests.conftest import T0
 from tests.support.dispatch import event, received, texts
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.unit.domain_strategies import EXAMPLES, PHASES
 
 EIDO = Path(__file__).resolve().parents[1] / "fixtures" / "eido"
@@ -40,7 +40,7 @@ PHONE_B = "613-555-0142"
 @pytest.fixture
 def client(app: Application, auth: dict[str, str]) -> Iterator[httpx.Client]:
     with (
-        LiveServer(create_app(app)) as server,
+        InProcessServer(create_app(app)) as server,
         httpx.Client(base_url=server.url, headers=auth) as http,
     ):
         yield http

@@ -27,7 +27,7 @@ from callerconnect.config import ConfigError
 from callerconnect.web.app import create_app
 from tests.conftest import T0, make_settings
 from tests.support.dispatch import event, received, texts
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 
 EIDO = Path(__file__).resolve().parents[1] / "fixtures" / "eido"
 
@@ -39,9 +39,9 @@ def strict(app_factory: Callable[..., Application], database_url: str) -> Applic
 
 @pytest.fixture
 def client(strict: Application, auth: dict[str, str]) -> Iterator[httpx.Client]:
-    """The real web application on a socket, with the intake key."""
+    """The real web application (in process), with the intake key."""
     with (
-        LiveServer(create_app(strict)) as server,
+        InProcessServer(create_app(strict)) as server,
         httpx.Client(base_url=server.url, headers=auth) as http,
     ):
         yield http

@@ -29,7 +29,7 @@ from callerconnect.service.retention import purge_phones
 from callerconnect.web.app import create_app
 from tests.conftest import T0
 from tests.support.dispatch import event, received, texts
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 
 EIDO = Path(__file__).resolve().parents[1] / "fixtures" / "eido"
 PHONE = "613-555-0142"
@@ -198,7 +198,7 @@ def test_an_eido_snapshot_refused_whole_holds_the_incident_it_names(
     first = json.loads(snapshots[0].read_text())
     unreadable = json.loads(snapshots[1].read_text())
     unreadable["lastUpdateTimeStamp"] = "2026-11-28 14:00"  # not RFC 3339: refused whole
-    with LiveServer(create_app(app)) as server:
+    with InProcessServer(create_app(app)) as server:
         url = f"{server.url}/api/v1/cad/eido"
         assert httpx.post(url, json=first, headers=auth).status_code == 202
         assert httpx.post(url, json=unreadable, headers=auth).status_code == 422
@@ -287,7 +287,7 @@ def test_an_eido_snapshot_with_the_same_time_and_another_type_holds_the_incident
     second = json.loads(json.dumps(first))
     second["incidentComponent"]["incidentTypeInternalCode"] = "SEXASSLT"
     second["incidentComponent"]["incidentTypeInternalText"] = "Sexual assault"
-    with LiveServer(create_app(app)) as server:
+    with InProcessServer(create_app(app)) as server:
         url = f"{server.url}/api/v1/cad/eido"
         assert httpx.post(url, json=first, headers=auth).status_code == 202
         again = httpx.post(url, json=second, headers=auth)

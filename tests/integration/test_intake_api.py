@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
 from callerconnect.bootstrap import Application
 from callerconnect.web.app import create_app
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
 
@@ -46,7 +46,7 @@ def count(app: Application, table: type) -> int:
 
 
 def test_single_event_is_accepted_and_schedules_a_confirmation(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=event(), headers=auth)
     assert response.status_code == 202
@@ -57,7 +57,7 @@ def test_single_event_is_accepted_and_schedules_a_confirmation(
 
 
 def test_batch_answers_in_request_order_with_duplicates(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     batch = examples("delayed-out-of-order.jsonl")
     response = httpx.post(
@@ -77,7 +77,7 @@ def test_batch_answers_in_request_order_with_duplicates(
 
 
 def test_repeat_of_a_whole_request_changes_nothing(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     batch = {"events": examples("eligible-theft-en.jsonl")}
     url = f"{live_server.url}/api/v1/cad/events"
@@ -92,7 +92,7 @@ def test_repeat_of_a_whole_request_changes_nothing(
 
 
 def test_missing_or_wrong_key_is_401_and_stores_nothing(
-    app: Application, live_server: LiveServer
+    app: Application, live_server: InProcessServer
 ) -> None:
     url = f"{live_server.url}/api/v1/cad/events"
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
@@ -104,7 +104,7 @@ def test_missing_or_wrong_key_is_401_and_stores_nothing(
 
 
 def test_malformed_json_is_400_and_kept_as_a_dead_letter(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     response = httpx.post(
         f"{live_server.url}/api/v1/cad/events",
@@ -117,7 +117,7 @@ def test_malformed_json_is_400_and_kept_as_a_dead_letter(
 
 
 def test_schema_violation_is_422_naming_field_and_rule(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     url = f"{live_server.url}/api/v1/cad/events"
     cases = [
@@ -143,7 +143,7 @@ def test_schema_violation_is_422_naming_field_and_rule(
 
 
 def test_error_messages_never_contain_the_phone_number(
-    live_server: LiveServer, auth: dict[str, str]
+    live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     body = event(caller={"phone": 6135550142})
     response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=body, headers=auth)
@@ -152,7 +152,7 @@ def test_error_messages_never_contain_the_phone_number(
 
 
 def test_batch_with_one_bad_event_accepts_the_others(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     batch = {"events": [event(), event(event_id="e-2", priority="high"), event(event_id="e-3")]}
     response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=batch, headers=auth)
@@ -163,7 +163,7 @@ def test_batch_with_one_bad_event_accepts_the_others(
 
 
 def test_batch_over_the_limit_is_refused_whole(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     batch = {"events": [event(event_id=f"e-{n}") for n in range(1001)]}
     response = httpx.post(f"{live_server.url}/api/v1/cad/events", json=batch, headers=auth)
@@ -172,14 +172,14 @@ def test_batch_over_the_limit_is_refused_whole(
     assert count(app, CadEventRow) == 0
 
 
-def test_healthz_reports_the_database(live_server: LiveServer) -> None:
+def test_healthz_reports_the_database(live_server: InProcessServer) -> None:
     response = httpx.get(f"{live_server.url}/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
 
 
 def test_stored_payloads_do_not_hold_the_phone_in_clear(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     httpx.post(f"{live_server.url}/api/v1/cad/events", json=event(), headers=auth)
     httpx.post(f"{live_server.url}/api/v1/cad/events", json=event(priority=99), headers=auth)
@@ -197,7 +197,7 @@ def test_every_event_and_dead_letter_names_the_key_that_posted_it(
     letter records the channel and the key's public id (never the key)."""
     cad_a, cad_b = "cad-a-key-0123456789abcdef", "cad-b-key-0123456789abcdef"
     app = app_factory(database_url, CALLERCONNECT_INTAKE__API_KEYS=json.dumps([cad_a, cad_b]))
-    with LiveServer(create_app(app)) as server:
+    with InProcessServer(create_app(app)) as server:
         for key, incident in ((cad_a, "I-A"), (cad_b, "I-B")):
             headers = {"Authorization": f"Bearer {key}"}
             accepted = httpx.post(
@@ -241,7 +241,7 @@ PHONE_FORMS = ["613-555-0142", 6135550142, "+1 (613) 555-0142", "６１３-５�
 
 @pytest.mark.parametrize("path", _schema_fields(), ids=".".join)
 def test_a_phone_number_in_any_field_never_comes_back_in_an_error_or_a_dead_letter(
-    app: Application, live_server: LiveServer, auth: dict[str, str], path: tuple[str, ...]
+    app: Application, live_server: InProcessServer, auth: dict[str, str], path: tuple[str, ...]
 ) -> None:
     """A CAD that puts the caller's number in the wrong field, or in the right one in a
     wrong shape, gets an error naming the field and rule — never the number, which would
@@ -271,7 +271,7 @@ def _holds_the_phone(text: str) -> bool:
 
 
 def test_an_eido_priority_holding_a_phone_number_is_refused_without_echoing_it(
-    live_server: LiveServer, auth: dict[str, str]
+    live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     document = json.loads((EXAMPLES.parent / "eido" / "theft-2001-1-received.json").read_text())
     document["incidentComponent"]["incidentPriorityInternalText"] = "613-555-0142"
@@ -307,7 +307,7 @@ def _scheduled_texts(app: Application) -> list[str]:
 
 
 def test_an_eido_reclassification_given_only_in_words_stops_the_texts(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     url = f"{live_server.url}/api/v1/cad/eido"
     first = httpx.post(url, json=_eido("theft-2001-1-received"), headers=auth)
@@ -331,7 +331,7 @@ def test_an_eido_reclassification_given_only_in_words_stops_the_texts(
 
 
 def test_a_risk_flag_sent_with_a_padded_incident_id_reaches_the_call(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     url = f"{live_server.url}/api/v1/cad/events"
     assert httpx.post(url, json=event(incident_id="ID"), headers=auth).status_code == 202
@@ -366,7 +366,7 @@ def test_a_risk_flag_sent_with_a_padded_incident_id_reaches_the_call(
 )
 def test_red_team_inputs_are_422_naming_the_field_and_rule(
     app: Application,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
     fields: dict[str, object],
     field: str,
@@ -385,7 +385,7 @@ def test_red_team_inputs_are_422_naming_the_field_and_rule(
 
 
 def test_a_case_number_with_an_en_dash_is_stored_with_a_hyphen(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     response = httpx.post(
         f"{live_server.url}/api/v1/cad/events", json=event(case_number="26–10011"), headers=auth
@@ -398,7 +398,7 @@ def test_a_case_number_with_an_en_dash_is_stored_with_a_hyphen(
 
 @pytest.mark.parametrize("bad", ["\x00", "\x01", "\u200b"])
 def test_an_eido_incident_id_with_control_characters_is_422_not_a_partial_202(
-    app: Application, live_server: LiveServer, auth: dict[str, str], bad: str
+    app: Application, live_server: InProcessServer, auth: dict[str, str], bad: str
 ) -> None:
     document = _eido("theft-2001-1-received")
     incident = document["incidentComponent"]

@@ -35,7 +35,7 @@ from callerconnect.web.app import create_app
 from tests.conftest import TEST_SECRET, make_settings
 from tests.integration.test_cli import Cli
 from tests.support.dispatch import received, submit
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.support.survey import ANSWERS, csrf_of, invite
 
 NEW_SECRET = "rotated-" + secrets.token_urlsafe(32)
@@ -73,7 +73,7 @@ def populate(
     with phones, their CAD events, a dead letter, an answered survey with a comment, a
     STOP and a flagged text from callers. Returns a survey page's form token, signed
     before the rotation and sent after it."""
-    with LiveServer(create_app(app)) as server:
+    with InProcessServer(create_app(app)) as server:
         token = invite(app, clock, console, server.url, auth, incident="I-ANSWERED")
         form = httpx.get(f"{server.url}/s/{token}", timeout=10)
         response = httpx.post(
@@ -150,7 +150,7 @@ def test_rotation_reencrypts_everything_and_the_old_key_can_go(
         CALLERCONNECT_OLD_SECRET_KEYS=f'["{TEST_SECRET}"]',
     )
     token, csrf = pending_form.split("|")
-    with LiveServer(create_app(both)) as server:
+    with InProcessServer(create_app(both)) as server:
         sent = httpx.post(
             f"{server.url}/s/{token}", data={**ANSWERS, "csrf_token": csrf}, timeout=10
         )

@@ -17,7 +17,7 @@ from callerconnect.clock import VirtualClock
 from callerconnect.service.publishing import make_publication, store
 from callerconnect.service.survey import load_definition
 from callerconnect.web.app import create_app
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.support.opendata_quarter import simulate_quarter
 from tests.unit.test_opendata_catalog import dcat_us_validator, shacl
 
@@ -39,7 +39,7 @@ def client(
     app = app_factory(sqlite_url, CALLERCONNECT_PUBLIC_BASE_URL="https://police.example.ca")
     simulate_quarter(app, clock, console, calls_per_month=6)
     store(app.db, make_publication(app.db, app.settings, load_definition(), APRIL))
-    with LiveServer(create_app(app)) as server, httpx.Client(base_url=server.url) as http:
+    with InProcessServer(create_app(app)) as server, httpx.Client(base_url=server.url) as http:
         yield http
 
 
@@ -48,7 +48,7 @@ def empty_client(
     app_factory: Callable[..., Application], sqlite_url: str
 ) -> Iterator[httpx.Client]:
     with (
-        LiveServer(create_app(app_factory(sqlite_url))) as server,
+        InProcessServer(create_app(app_factory(sqlite_url))) as server,
         httpx.Client(base_url=server.url) as http,
     ):
         yield http

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from callerconnect.bootstrap import Application
 from callerconnect.logs import configure_logging, log_event
 from tests.conftest import T0
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 
 PHONE = "613-555-0142"
 
@@ -37,7 +37,7 @@ def event(event_id: str, incident: str, **fields: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def client(live_server: LiveServer) -> Iterator[httpx.Client]:
+def client(live_server: InProcessServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server.url) as http:
         yield http
 

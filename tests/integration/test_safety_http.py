@@ -27,7 +27,7 @@ from callerconnect.service.agencies import Agencies
 from callerconnect.service.schema import ensure_schema
 from callerconnect.web.app import create_app
 from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET, make_settings
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.unit.domain_strategies import Script
 from tests.unit.random_scripts import script_for
 
@@ -101,7 +101,7 @@ class RealSystem:
         ensure_schema(self.app.db)
         self.facts: list[CallFact] = []
 
-    def post(self, server: LiveServer, fact: CallFact) -> None:
+    def post(self, server: InProcessServer, fact: CallFact) -> None:
         response = httpx.post(
             f"{server.url}/api/v1/cad/events",
             json=_payload(fact),
@@ -125,7 +125,7 @@ class RealSystem:
         self.clock.set(until)
 
     def run(self, script: Script) -> list[tuple[str, str, datetime]]:
-        with LiveServer(create_app(self.app)) as server:
+        with InProcessServer(create_app(self.app)) as server:
             for op in script.ops:
                 match op:
                     case ("fact", CallFact() as fact):

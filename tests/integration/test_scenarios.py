@@ -17,7 +17,7 @@ from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.service.simulation import FeedEvent, replay
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -121,7 +121,7 @@ def test_eido_snapshots_over_http_give_the_same_texts_as_native_events(
     app: Application,
     clock: VirtualClock,
     console: ConsoleProvider,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
 ) -> None:
     snapshots = sorted((FIXTURES / "eido").glob("theft-2001-*.json"))
@@ -150,7 +150,7 @@ def test_eido_snapshots_over_http_give_the_same_texts_as_native_events(
 
 
 def test_bad_eido_is_422_naming_the_field(
-    app: Application, live_server: LiveServer, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, auth: dict[str, str]
 ) -> None:
     response = httpx.post(
         f"{live_server.url}/api/v1/cad/eido",

@@ -22,7 +22,7 @@ from callerconnect.entrypoints.simulate import bundled_call_types, post_batches
 from callerconnect.service.cad_feed import FeedPlan, generate
 from tests.conftest import TEST_INTAKE_KEY
 from tests.integration.test_cli import Cli
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.support.nats_feed import PrivateFeed, private_feed
 
 START = "2026-03-06T00:00:00-05:00"
@@ -84,7 +84,7 @@ def test_posting_to_the_intake_stores_every_event(app: Application, database_url
 
     plan = FeedPlan(_start(), calls_per_day=60, seed=11)
     events = list(generate(plan, bundled_call_types()))
-    with LiveServer(create_app(app)) as server:
+    with InProcessServer(create_app(app)) as server:
         sent = post_batches(events, f"{server.url}/api/v1/cad/events", TEST_INTAKE_KEY, 0)
     assert sent == len(events)
     db = Database.from_url(database_url)

@@ -30,7 +30,7 @@ from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.service.survey import SurveyLimits
-from tests.support.live_server import LiveServer
+from tests.support.in_process import InProcessServer
 from tests.support.survey import ANSWERS, csrf_of, invite, post_call, post_event
 
 Invite = Callable[..., str]
@@ -41,7 +41,7 @@ def new_invitation(
     app: Application,
     clock: VirtualClock,
     console: ConsoleProvider,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
 ) -> Invite:
     numbers = iter(range(1, 1000))
@@ -60,14 +60,14 @@ def count(app: Application, table: type) -> int:
         return session.scalar(select(func.count()).select_from(table)) or 0
 
 
-def open_form(server: LiveServer, token: str, **params: str) -> httpx.Response:
+def open_form(server: InProcessServer, token: str, **params: str) -> httpx.Response:
     response = httpx.get(f"{server.url}/s/{token}", params=params)
     assert response.status_code == 200, response.text
     return response
 
 
 def submit(
-    server: LiveServer, token: str, fields: dict[str, str], *, csrf: str | None = None
+    server: InProcessServer, token: str, fields: dict[str, str], *, csrf: str | None = None
 ) -> httpx.Response:
     if csrf is None:
         csrf = csrf_of(open_form(server, token).text)
@@ -103,7 +103,7 @@ def textarea(page: str, name: str) -> str:
 
 
 def test_link_from_the_text_opens_the_survey_in_the_callers_language(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     english = open_form(live_server, new_invitation(language="en")).text
     french = open_form(live_server, new_invitation(language="fr")).text
@@ -117,7 +117,7 @@ def test_link_from_the_text_opens_the_survey_in_the_callers_language(
 
 
 def test_invitation_without_a_language_follows_the_browser_then_english(
-    live_server: LiveServer, new_invitation: Invite
+    live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation(language=None)
 
@@ -136,7 +136,7 @@ def test_invitation_without_a_language_follows_the_browser_then_english(
 
 
 def test_first_opening_is_recorded_once(
-    app: Application, clock: VirtualClock, live_server: LiveServer, new_invitation: Invite
+    app: Application, clock: VirtualClock, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
     first = clock.now()
@@ -154,7 +154,7 @@ def test_first_opening_is_recorded_once(
 
 
 def test_form_has_the_privacy_notice_and_the_comment_note_in_its_language(
-    live_server: LiveServer, new_invitation: Invite
+    live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     english = open_form(live_server, new_invitation(language="en")).text
     french = open_form(live_server, new_invitation(language="fr")).text
@@ -171,7 +171,7 @@ def test_form_has_the_privacy_notice_and_the_comment_note_in_its_language(
 
 
 def test_submission_is_stored_against_the_call_with_version_and_language(
-    app: Application, clock: VirtualClock, live_server: LiveServer, new_invitation: Invite
+    app: Application, clock: VirtualClock, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation(language="fr")
     form = open_form(live_server, token).text
@@ -212,7 +212,7 @@ def test_submission_is_stored_against_the_call_with_version_and_language(
 
 
 def test_second_submission_is_409_and_changes_nothing(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
     csrf = csrf_of(open_form(live_server, token).text)
@@ -230,7 +230,7 @@ def test_second_submission_is_409_and_changes_nothing(
 
 
 def test_expired_link_is_410_and_records_nothing(
-    app: Application, clock: VirtualClock, live_server: LiveServer, new_invitation: Invite
+    app: Application, clock: VirtualClock, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
     csrf = csrf_of(open_form(live_server, token).text)
@@ -254,7 +254,7 @@ def test_expired_link_is_410_and_records_nothing(
         "not-a-token-" + "x" * 80,
     ],
 )
-def test_unknown_token_is_a_friendly_404(live_server: LiveServer, token: str) -> None:
+def test_unknown_token_is_a_friendly_404(live_server: InProcessServer, token: str) -> None:
     opened = httpx.get(f"{live_server.url}/s/{token}")
     posted = httpx.post(f"{live_server.url}/s/{token}", data={"overall": "5"})
 
@@ -265,7 +265,7 @@ def test_unknown_token_is_a_friendly_404(live_server: LiveServer, token: str) ->
         assert 'href="/feedback"' in response.text
 
 
-def test_unknown_token_page_in_french(live_server: LiveServer) -> None:
+def test_unknown_token_page_in_french(live_server: InProcessServer) -> None:
     response = httpx.get(f"{live_server.url}/s/AAAAAAAAAAAAAAAAAAAAAA", params={"lang": "fr"})
 
     assert response.status_code == 404
@@ -275,7 +275,7 @@ def test_unknown_token_page_in_french(live_server: LiveServer) -> None:
 
 @pytest.mark.parametrize("csrf", [None, "", "forged", "other-survey"])
 def test_post_without_a_valid_csrf_token_is_refused(
-    app: Application, live_server: LiveServer, new_invitation: Invite, csrf: str | None
+    app: Application, live_server: InProcessServer, new_invitation: Invite, csrf: str | None
 ) -> None:
     token = new_invitation()
     other = new_invitation()
@@ -293,7 +293,7 @@ def test_post_without_a_valid_csrf_token_is_refused(
 
 
 def test_language_switch_keeps_the_answers_already_entered(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation(language="en")
     csrf = csrf_of(open_form(live_server, token).text)
@@ -322,7 +322,7 @@ def test_language_switch_keeps_the_answers_already_entered(
 
 
 def test_at_least_one_answer_is_required(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
 
@@ -338,7 +338,7 @@ def test_at_least_one_answer_is_required(
 
 
 def test_comment_longer_than_1000_characters_is_refused_with_its_length(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
 
@@ -360,7 +360,7 @@ def test_comment_longer_than_1000_characters_is_refused_with_its_length(
     [{"overall": "6"}, {"overall": "0"}, {"call_taker": "no_officer"}, {"respect": "4.5"}],
 )
 def test_values_outside_the_scale_are_refused(
-    app: Application, live_server: LiveServer, new_invitation: Invite, fields: dict[str, str]
+    app: Application, live_server: InProcessServer, new_invitation: Invite, fields: dict[str, str]
 ) -> None:
     token = new_invitation()
 
@@ -372,7 +372,7 @@ def test_values_outside_the_scale_are_refused(
 
 
 def test_oversized_form_is_refused(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
 
@@ -382,7 +382,7 @@ def test_oversized_form_is_refused(
     assert count(app, SurveyResponseRow) == 0
 
 
-def submit_at_once(server: LiveServer, token: str, csrf: str, scores: list[str]) -> list[int]:
+def submit_at_once(server: InProcessServer, token: str, csrf: str, scores: list[str]) -> list[int]:
     """Post one submission per score, all released at the same moment."""
     barrier = threading.Barrier(len(scores))
     statuses: list[int] = []
@@ -400,7 +400,7 @@ def submit_at_once(server: LiveServer, token: str, csrf: str, scores: list[str])
 
 
 def test_concurrent_submissions_record_exactly_one_response(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     for _ in range(3):
         token = new_invitation()
@@ -414,7 +414,7 @@ def test_concurrent_submissions_record_exactly_one_response(
 
 
 def test_call_reclassified_to_an_excluded_type_closes_its_link(
-    app: Application, live_server: LiveServer, new_invitation: Invite, auth: dict[str, str]
+    app: Application, live_server: InProcessServer, new_invitation: Invite, auth: dict[str, str]
 ) -> None:
     token = new_invitation(incident="I-RECLASS")
     csrf = csrf_of(open_form(live_server, token).text)
@@ -437,7 +437,7 @@ def test_call_reclassified_to_an_excluded_type_closes_its_link(
 
 
 def test_strict_security_headers_on_every_response(
-    live_server: LiveServer, new_invitation: Invite, auth: dict[str, str]
+    live_server: InProcessServer, new_invitation: Invite, auth: dict[str, str]
 ) -> None:
     token = new_invitation()
     responses = [
@@ -471,7 +471,7 @@ def test_strict_security_headers_on_every_response(
 
 
 def test_token_guessing_is_rate_limited_per_client(
-    app: Application, clock: VirtualClock, live_server: LiveServer, new_invitation: Invite
+    app: Application, clock: VirtualClock, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
     limit = SurveyLimits().token_guesses
@@ -522,7 +522,7 @@ def test_reopening_a_real_link_counts_no_guess_and_writes_nothing(
 class Landline:
     """A browser-like client of the landline page (keeps its cookie)."""
 
-    def __init__(self, server: LiveServer) -> None:
+    def __init__(self, server: InProcessServer) -> None:
         self.server = server
         self.client = httpx.Client(base_url=server.url)
 
@@ -548,7 +548,7 @@ class Landline:
 
 
 @pytest.fixture
-def landline(live_server: LiveServer) -> Any:
+def landline(live_server: InProcessServer) -> Any:
     client = Landline(live_server)
     yield client
     client.close()
@@ -565,7 +565,7 @@ def landline_responses(app: Application) -> list[tuple[str, str]]:
 
 
 def test_landline_feedback_is_recorded_for_a_recent_call_without_a_text(
-    app: Application, live_server: LiveServer, auth: dict[str, str], landline: Landline
+    app: Application, live_server: InProcessServer, auth: dict[str, str], landline: Landline
 ) -> None:
     post_call(live_server.url, auth, incident="I-L1", case_number="26-00500", phone=None)
 
@@ -577,7 +577,7 @@ def test_landline_feedback_is_recorded_for_a_recent_call_without_a_text(
 
 
 def test_landline_page_gives_the_same_answer_for_an_excluded_call_and_a_made_up_number(
-    app: Application, live_server: LiveServer, auth: dict[str, str], landline: Landline
+    app: Application, live_server: InProcessServer, auth: dict[str, str], landline: Landline
 ) -> None:
     post_call(
         live_server.url,
@@ -603,7 +603,7 @@ def test_landline_page_gives_the_same_answer_for_an_excluded_call_and_a_made_up_
 def test_landline_feedback_is_refused_for_a_call_not_cleared_recently(
     app: Application,
     clock: VirtualClock,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     auth: dict[str, str],
     landline: Landline,
 ) -> None:
@@ -623,7 +623,7 @@ def test_landline_feedback_is_refused_for_a_call_not_cleared_recently(
 
 def test_one_response_per_call_whatever_the_channel(
     app: Application,
-    live_server: LiveServer,
+    live_server: InProcessServer,
     new_invitation: Invite,
     landline: Landline,
 ) -> None:
@@ -642,7 +642,7 @@ def test_one_response_per_call_whatever_the_channel(
 
 
 def test_landline_page_validates_and_keeps_what_was_entered(
-    app: Application, live_server: LiveServer, landline: Landline
+    app: Application, live_server: InProcessServer, landline: Landline
 ) -> None:
     missing = landline.send("", overall="4")
     no_answer = landline.send("26-00001", **{key: " " for key in ANSWERS})
@@ -660,6 +660,7 @@ def test_landline_page_validates_and_keeps_what_was_entered(
     assert landline_responses(app) == []
 
 
+@pytest.mark.database_blind  # re-renders the form; stores and reads nothing
 def test_landline_language_switch_keeps_the_case_number_and_answers(
     landline: Landline,
 ) -> None:
@@ -684,7 +685,7 @@ def test_landline_language_switch_keeps_the_case_number_and_answers(
 
 
 def test_landline_post_without_its_cookie_or_token_is_refused(
-    app: Application, live_server: LiveServer, auth: dict[str, str], landline: Landline
+    app: Application, live_server: InProcessServer, auth: dict[str, str], landline: Landline
 ) -> None:
     post_call(live_server.url, auth, incident="I-C", case_number="26-00900", phone=None)
     csrf = csrf_of(landline.open().text)
@@ -701,7 +702,7 @@ def test_landline_post_without_its_cookie_or_token_is_refused(
 
 
 def test_landline_attempts_are_rate_limited_per_client(
-    app: Application, live_server: LiveServer, auth: dict[str, str], landline: Landline
+    app: Application, live_server: InProcessServer, auth: dict[str, str], landline: Landline
 ) -> None:
     post_call(live_server.url, auth, incident="I-R", case_number="26-00950", phone=None)
     limit = SurveyLimits().landline_attempts.hits

@@ -53,6 +53,7 @@ def accounts(url: str) -> Accounts:
     )
 
 
+@pytest.mark.production_password_hashing  # logs in to what the CLI processes hashed
 def test_add_list_passwd_disable(run: Any, sqlite_url: str) -> None:
     added = run("add", "Ana@Example.org", "--role", "analyst", stdin="a long first password\n")
     assert added.returncode == 0, added.stderr

@@ -41,6 +41,7 @@ from callerconnect.web.app import create_app
 from tests.conftest import T0, TEST_SECRET, make_settings
 from tests.support.dispatch import TimedFakeTwilio, history, received, submit, text, twilio_env
 from tests.support.fake_twilio import DEFAULT_AUTH_TOKEN, Fault
+from tests.support.in_process import InProcessServer
 from tests.support.live_server import LiveServer
 from tests.support.twilio_webhooks import inbound_form as twilio_inbound_form
 from tests.support.twilio_webhooks import status_form as twilio_status_form
@@ -80,9 +81,9 @@ def app(make_app: Callable[..., Application]) -> Application:
 
 
 @pytest.fixture
-def server(app: Application) -> Iterator[LiveServer]:
-    with LiveServer(create_app(app)) as live:
-        yield live
+def server(app: Application) -> Iterator[InProcessServer]:
+    with InProcessServer(create_app(app)) as in_process:
+        yield in_process
 
 
 def post(

@@ -21,6 +21,7 @@ SHARDS = 4
 BASE_SEED = int(os.environ.get("CALLERCONNECT_SAFETY_SEED", "20261128"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_safety_invariants_hold_over_many_incident_histories(shard: int) -> None:
     sent = 0
