@@ -494,7 +494,7 @@ def test_token_guessing_is_rate_limited_per_client(
 
 
 def test_reopening_a_real_link_counts_no_guess_and_writes_nothing(
-    app: Application, live_server: LiveServer, new_invitation: Invite
+    app: Application, live_server: InProcessServer, new_invitation: Invite
 ) -> None:
     token = new_invitation()
     open_form(live_server, token)  # the first opening is recorded
