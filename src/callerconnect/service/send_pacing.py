@@ -19,7 +19,7 @@ from callerconnect.adapters.db.repositories import Outbox, reserve_send_slot, ta
 from callerconnect.adapters.db.tables import OutboxRow
 from callerconnect.clock import Clock
 from callerconnect.logs import log_event
-from callerconnect.service.dispatch_options import DispatchOptions
+from callerconnect.service.dispatch_options import RATE_HEADROOM, DispatchOptions
 from callerconnect.service.send_recheck import Prepared, holds
 
 log = logging.getLogger("callerconnect.dispatcher")
@@ -36,6 +36,10 @@ MAX_CHECK_AHEAD = timedelta(seconds=1)
 _RECENT_CHECKS = 20
 #: How many later rate slots a text may take when its re-check ran past its own slot.
 _LATE_SLOT_RETRIES = 2
+#: How late after its slot a send may still start: half the spare 5% of a second that
+#: ``RATE_HEADROOM`` leaves between a slot and the one ``max_per_second`` later; the
+#: other half is for the request's way to the provider.
+LATE_TOLERANCE = timedelta(seconds=(RATE_HEADROOM - 1) / 2)
 #: A text sent back to the queue by a far slot is looked at again after this at most.
 PAUSE_RECHECK = timedelta(seconds=60)
 
@@ -65,14 +69,17 @@ class SendPacing:
 
         The re-check starts :attr:`check_ahead` before the slot, so it is the last thing
         before the provider call (a long wait for a slot cannot make it stale) and its
-        own duration does not shift the send. A re-check that still ran past the slot by
-        more than half an interval (a cold start, a busy machine) sends late only if no
-        other sender holds the next slot (the slots then move on behind it); otherwise it
-        takes a later slot and checks again rather than go out bunched up with the next
-        sender. Across worker processes that keeps any second within ``max_per_second``
-        (+1 at its edge)."""
+        own duration does not shift the send. A send starts at most
+        :data:`LATE_TOLERANCE` after its slot. A re-check that ran past that (a cold
+        start, a busy machine) sends late only if no other sender holds the next slot (the
+        slots then move on behind it); a thread that wakes too late for its slot does not
+        send. Either takes a later slot and checks again, and after
+        :data:`_LATE_SLOT_RETRIES` the text goes back to the queue. Slots are
+        ``RATE_HEADROOM / max_per_second`` apart, so ``max_per_second`` slots span 1.05 s:
+        with every send within 25 ms of its slot, no second holds more than
+        ``max_per_second`` sends across all worker processes."""
         interval = self.options.send_interval
-        for retry in range(_LATE_SLOT_RETRIES + 1):
+        for _ in range(_LATE_SLOT_RETRIES + 1):
             slot = self.reserve()
             if slot - self.clock.now() > self.options.slot_horizon:
                 self.wait_in_queue(outbox_id, slot)  # the slot was not taken
@@ -85,21 +92,28 @@ class SendPacing:
             self._check_durations.append(self.clock.now() - meant)
             if prepared is None:
                 return None  # not sent: its slot simply goes unused
-            now = self.clock.now()
-            if now - slot <= interval / 2 or retry == _LATE_SLOT_RETRIES:
+            if self.clock.now() - slot > LATE_TOLERANCE:
+                # The re-check ran past the slot: send now only if the slots can move on
+                # behind this send.
+                with self.db.transaction() as session:
+                    if take_late_send(session, SMS_RATE, slot, interval, self.clock.now()):
+                        return prepared
+            else:
                 self.sleep_until(slot)
-                return prepared
-            with self.db.transaction() as session:
-                if take_late_send(session, SMS_RATE, slot, interval, now):
+                if self.clock.now() - slot <= LATE_TOLERANCE:
                     return prepared
+                # Woken too late (a busy machine): going now could put one send more than
+                # the cap into a second with the next slots' sends.
             log_event(
                 log,
                 "sms_slot_missed",
                 level=logging.DEBUG,
                 outbox_id=outbox_id,
-                late_ms=int((now - slot).total_seconds() * 1000),
+                late_ms=int((self.clock.now() - slot).total_seconds() * 1000),
             )
-        raise AssertionError("unreachable")
+        # Every slot tried was missed: back to the queue, to be claimed again at once.
+        self.wait_in_queue(outbox_id, self.clock.now())
+        return None
 
     def reserve(self) -> datetime:
         """The next slot, taken unless it is beyond the horizon (then only returned)."""
