@@ -182,12 +182,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``database_url`` runs each test on SQLite and on PostgreSQL, except a test marked
     ``database_blind`` (it never reaches the database): once, on SQLite."""
-    if "database_url" not in metafunc.fixturenames:
+    if "database_url" not in metafunc.fixturenames or _parametrizes_itself(metafunc):
         return
     databases: list[Any] = ["sqlite"]
     if metafunc.definition.get_closest_marker("database_blind") is None:
         databases.append(pytest.param("postgresql", marks=pytest.mark.postgres))
     metafunc.parametrize("database_url", databases, indirect=True)
+
+
+def _parametrizes_itself(metafunc: pytest.Metafunc) -> bool:
+    """A test that names its own databases (``parametrize("database_url", …)``)."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if isinstance(names, str):
+            names = [name.strip() for name in names.split(",")]
+        if "database_url" in names:
+            return True
+    return False
 
 
 @pytest.fixture

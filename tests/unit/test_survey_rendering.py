@@ -3,12 +3,12 @@ the very page a full render gives, with the request's own action and CSRF token.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import cast
+import io
 
 import pytest
 
-from callerconnect.bootstrap import Application
+from callerconnect.adapters.sms.console import ConsoleProvider
+from callerconnect.bootstrap import build_agencies
 from callerconnect.config import load_settings
 from callerconnect.service.survey import load_definition
 from callerconnect.web.survey_rendering import Renderer
@@ -19,8 +19,8 @@ ODD_CSRF = "a.b-c_d&\"<e>'"
 
 @pytest.fixture(scope="module")
 def renderer() -> Renderer:
-    application = SimpleNamespace(settings=load_settings(environ={}))
-    return Renderer(cast(Application, application), load_definition())
+    agencies = build_agencies(load_settings(environ={}), ConsoleProvider(io.StringIO()))
+    return Renderer(agencies.default, load_definition())
 
 
 @pytest.mark.parametrize("landline", [False, True], ids=["link", "landline"])
