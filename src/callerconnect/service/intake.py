@@ -26,20 +26,16 @@ from callerconnect.adapters.cad.native import (
 )
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.repositories import (
-    CallRepository,
-    Outbox,
-    StoredCall,
+from callerconnect.adapters.db.repositories.calls import CallRepository, StoredCall, record_decision
+from callerconnect.adapters.db.repositories.events import (
     add_dead_letter,
     add_event,
     add_events,
-    protect_phone,
-    protect_phones,
-    record_decision,
-    set_opt_out,
     stored_event,
     stored_events,
 )
+from callerconnect.adapters.db.repositories.outbox import Outbox
+from callerconnect.adapters.db.repositories.phones import protect_phone, protect_phones, set_opt_out
 from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow
 from callerconnect.clock import Clock
 from callerconnect.domain.calls import Call
