@@ -26,7 +26,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient
 
-from callerconnect.adapters.db.repositories import IllegalTransition, Outbox, set_opt_out
+from callerconnect.adapters.db.repositories.outbox import IllegalTransition, Outbox
+from callerconnect.adapters.db.repositories.phones import set_opt_out
 from callerconnect.adapters.db.tables import (
     CadEventRow,
     CallRow,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from callerconnect.adapters.db.repositories import defer_send_slots
+from callerconnect.adapters.db.repositories.send_slots import defer_send_slots
 from callerconnect.adapters.sms.base import OutgoingSms, SendError, SendResult
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import Application, build_application

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from callerconnect.adapters.db import migrate
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.repositories import (
+from callerconnect.adapters.db.repositories.phones import (
     OPT_OUT_EVERY_AGENCY,
     is_opted_out,
     set_opt_out,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from callerconnect.adapters.db.repositories import Outbox
+from callerconnect.adapters.db.repositories.outbox import Outbox
 from callerconnect.adapters.db.tables import OutboxRow, PendingReceiptRow
 from callerconnect.adapters.sms.base import StatusReport
 from callerconnect.bootstrap import Application

@@ -18,7 +18,8 @@ import smpp34
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from callerconnect.adapters.db.repositories import Outbox, is_opted_out
+from callerconnect.adapters.db.repositories.outbox import Outbox
+from callerconnect.adapters.db.repositories.phones import is_opted_out
 from callerconnect.adapters.db.tables import (
     InboundMessageRow,
     OutboxRow,

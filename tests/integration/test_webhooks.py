@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
-from callerconnect.adapters.db.repositories import is_opted_out
+from callerconnect.adapters.db.repositories.phones import is_opted_out
 from callerconnect.adapters.db.tables import (
     InboundMessageRow,
     OutboxRow,

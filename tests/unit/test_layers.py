@@ -140,7 +140,7 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
             "from typing import TYPE_CHECKING\n"
             "if TYPE_CHECKING:\n    from callerconnect.web.app import create_app\n",
         ),
-        ("adapters/db/repositories.py", "from ...service import intake\n"),
+        ("adapters/db/repositories/outbox.py", "from ....service import intake\n"),
         ("adapters/sms/smpp.py", "import callerconnect.service.dispatcher\n"),
         ("queries/figures.py", "from callerconnect.service.survey import load_definition\n"),
         ("web/app.py", "from callerconnect.entrypoints.cli import main\n"),

@@ -1,5 +1,10 @@
 """Figures per group of calls: what was received, texted, delivered and answered.
 
+One module though over 500 lines: it is one computation, the scope of calls, one query
+per table and the merge of their rows in one snapshot, whose private helpers (the
+constants, the key normalisation, the confirmation percentiles) serve each other; parted,
+they would only become a public surface that nothing else uses.
+
 Counting rule (contract section 9): a call counts in the period of its first event's
 ``occurred_at`` (the earliest ``occurred_at`` among its CAD events, ``calls.first_fact_at``),
 taken as a local date in the agency's time zone; its texts, survey and responses count

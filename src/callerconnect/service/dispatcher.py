@@ -33,7 +33,9 @@ from sqlalchemy.exc import OperationalError
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.repositories import Outbox, defer_send_slots, set_opt_out
+from callerconnect.adapters.db.repositories.outbox import Outbox
+from callerconnect.adapters.db.repositories.phones import set_opt_out
+from callerconnect.adapters.db.repositories.send_slots import defer_send_slots
 from callerconnect.adapters.db.tables import OutboxRow
 from callerconnect.adapters.sms.base import OutgoingSms, PushProvider, SendError, SendResult
 from callerconnect.adapters.sms.phone import mask_phone

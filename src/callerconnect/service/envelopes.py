@@ -20,7 +20,8 @@ from callerconnect.adapters.cad.eido.reader import EidoError
 from callerconnect.adapters.cad.eido.snapshot import events_from_eido
 from callerconnect.adapters.cad.native import EventRejected
 from callerconnect.service.holds import HELD_TIME_AHEAD, HELD_UNREADABLE
-from callerconnect.service.intake import Intake, IntakeResult
+from callerconnect.service.intake import Intake
+from callerconnect.service.intake_result import IntakeResult
 
 #: Deepest nesting of arrays and objects accepted in a body. Events nest 4 deep in a
 #: batch and EIDO documents about 5; the limit keeps recursive code (schema validation,

@@ -46,7 +46,8 @@ from sqlalchemy.orm import Session
 from callerconnect import texts
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.repositories import Outbox, is_opted_out, set_opt_out
+from callerconnect.adapters.db.repositories.outbox import Outbox
+from callerconnect.adapters.db.repositories.phones import is_opted_out, set_opt_out
 from callerconnect.adapters.db.tables import CallRow, InboundMessageRow, OutboxRow
 from callerconnect.adapters.sms.base import InboundSms
 from callerconnect.adapters.sms.phone import InvalidPhone, mask_phone, normalize_phone

@@ -38,7 +38,8 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.repositories import Outbox, set_opt_out
+from callerconnect.adapters.db.repositories.outbox import Outbox
+from callerconnect.adapters.db.repositories.phones import set_opt_out
 from callerconnect.adapters.db.tables import OutboxRow, PendingReceiptRow, SmsPartRow
 from callerconnect.adapters.sms.base import StatusReport
 from callerconnect.clock import Clock

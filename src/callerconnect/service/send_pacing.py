@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.repositories import Outbox, reserve_send_slot, take_late_send
+from callerconnect.adapters.db.repositories.outbox import Outbox
+from callerconnect.adapters.db.repositories.send_slots import reserve_send_slot, take_late_send
 from callerconnect.adapters.db.tables import OutboxRow
 from callerconnect.clock import Clock
 from callerconnect.logs import log_event

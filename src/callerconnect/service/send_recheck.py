@@ -21,13 +21,9 @@ from sqlalchemy.orm import Session
 from callerconnect import texts
 from callerconnect.adapters.crypto import Vault, token_hash
 from callerconnect.adapters.db.engine import Database
-from callerconnect.adapters.db.repositories import (
-    CallRepository,
-    Outbox,
-    is_opted_out,
-    is_protected,
-    record_decision,
-)
+from callerconnect.adapters.db.repositories.calls import CallRepository, record_decision
+from callerconnect.adapters.db.repositories.outbox import Outbox
+from callerconnect.adapters.db.repositories.phones import is_opted_out, is_protected
 from callerconnect.adapters.db.tables import OutboxRow, SurveyInvitationRow
 from callerconnect.clock import Clock
 from callerconnect.domain.messages import TextKind, TextStatus

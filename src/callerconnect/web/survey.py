@@ -28,19 +28,20 @@ random nonce in a ``SameSite=Strict`` cookie and its signature in the form.
 
 Where the rest lives: the language in survey_language.py, what the pages say in
 survey_pages.py, the templates' rendering in survey_rendering.py, the CSRF tokens and
-keys in survey_csrf.py, the posted form in survey_forms.py.
+keys in survey_csrf.py, the posted form in survey_forms.py, what each route declares
+(path, method, answers for the OpenAPI document) in survey_routes.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import Annotated, Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -61,13 +62,6 @@ from callerconnect.service.survey import (
     SurveyService,
     load_definition,
 )
-from callerconnect.web.openapi import (
-    LANG_QUERY,
-    form_body,
-    html_answer,
-    media_answer,
-    see_other,
-)
 from callerconnect.web.survey_csrf import (
     CSRF_FIELD,
     LANDLINE_COOKIE,
@@ -76,7 +70,7 @@ from callerconnect.web.survey_csrf import (
     derive,
     survey_keys,
 )
-from callerconnect.web.survey_forms import FormTooLarge, client_address, form_schema, read_form
+from callerconnect.web.survey_forms import FormTooLarge, client_address, read_form
 from callerconnect.web.survey_language import LANGUAGES, OTHER, pick_language
 from callerconnect.web.survey_pages import (
     FORBIDDEN,
@@ -87,7 +81,8 @@ from callerconnect.web.survey_pages import (
     THANKS,
     TOO_LARGE,
 )
-from callerconnect.web.survey_rendering import CASE_FIELD, CSS_URL, Renderer
+from callerconnect.web.survey_rendering import CASE_FIELD, Renderer
+from callerconnect.web.survey_routes import AgencyId, Token, declared_routes
 
 T = TypeVar("T")
 
@@ -109,155 +104,6 @@ def _language_switch(action: str) -> str | None:
     return action[5:] if action.startswith("lang:") and action[5:] in LANGUAGES else None
 
 
-# --- what the routes declare in the OpenAPI document -------------------------------------
-
-#: The survey link's token, as the routes' path parameter declares it.
-Token = Annotated[
-    str, Path(description="the survey link's token (at least 128 random bits, base64url)")
-]
-#: The agency of a landline page, with several agencies configured.
-AgencyId = Annotated[str, Path(description="the agency's id (agency_id, or a key of [agencies])")]
-_LANDLINE_NONCE = {
-    "name": LANDLINE_COOKIE,
-    "in": "cookie",
-    "required": False,
-    "description": "set by GET /feedback; the form's token signs it",
-    "schema": {"type": "string"},
-}
-_LINK_PAGES: dict[int | str, dict[str, Any]] = {
-    404: html_answer("No survey has this token"),
-    409: html_answer("This survey was already answered"),
-    410: html_answer("This survey is closed (expired, or the call may not be surveyed)"),
-    429: html_answer("Too many unknown tokens from this client; try again later"),
-}
-_FORM_REFUSALS: dict[int | str, dict[str, Any]] = {
-    413: html_answer("The form is too long; nothing recorded"),
-    422: html_answer("The form again, with what to correct"),
-}
-
-
-def _routes(pages: SurveyPages, definition: SurveyDefinition) -> list[dict[str, Any]]:
-    """Each route with what it declares (FastAPI's ``add_api_route`` arguments)."""
-    lang = {"parameters": [LANG_QUERY]}
-    landline_form = form_body(form_schema(definition, landline=True))
-    return [
-        dict(
-            path="/s/{token}",
-            endpoint=pages.open_survey,
-            methods=["GET"],
-            summary="The survey form",
-            responses={200: html_answer("The survey form"), **_LINK_PAGES},
-            openapi_extra=lang,
-        ),
-        dict(
-            path="/s/{token}",
-            endpoint=pages.submit_survey,
-            methods=["POST"],
-            summary="Answer the survey (or switch the form's language)",
-            responses={
-                200: html_answer("The form again: in the other language, or to re-confirm"),
-                303: see_other("Recorded; see the thanks page"),
-                403: html_answer("The form's CSRF token is missing or wrong; nothing recorded"),
-                **_FORM_REFUSALS,
-                **_LINK_PAGES,
-            },
-            openapi_extra=form_body(form_schema(definition, landline=False)),
-        ),
-        dict(
-            path="/s/{token}/thanks",
-            endpoint=pages.survey_thanks,
-            methods=["GET"],
-            summary="Thanks, after answering",
-            responses={
-                200: html_answer("Thanks"),
-                303: see_other("Not answered yet: to the form"),
-                **_LINK_PAGES,
-            },
-            openapi_extra=lang,
-        ),
-        dict(
-            path="/feedback",
-            endpoint=pages.landline_page,
-            methods=["GET"],
-            summary="Feedback with a case number (no text received)",
-            description="With several agencies, the list of police services to choose from "
-            "(each one's form is /feedback/{agency}, or ?agency=).",
-            responses={
-                200: html_answer("The form, with its CSRF cookie (or the choice of agencies)"),
-                404: html_answer("?agency= names no configured agency: the choice of agencies"),
-            },
-            openapi_extra=lang,
-        ),
-        dict(
-            path="/feedback",
-            endpoint=pages.landline_submit,
-            methods=["POST"],
-            summary="Feedback with a case number",
-            responses={
-                200: html_answer("The form again, in the other language"),
-                303: see_other("Received (the same whether the case number matched or not)"),
-                400: html_answer("Several agencies and none named: the choice; nothing recorded"),
-                403: html_answer("The form's CSRF token or cookie is missing or wrong"),
-                404: html_answer("?agency= names no configured agency; nothing recorded"),
-                **_FORM_REFUSALS,
-                429: html_answer("Too many attempts from this client; try again later"),
-            },
-            openapi_extra={"parameters": [_LANDLINE_NONCE], **landline_form},
-        ),
-        # Before the agency's path, so that "thanks" is never taken for an agency id.
-        dict(
-            path="/feedback/thanks",
-            endpoint=pages.landline_thanks,
-            methods=["GET"],
-            summary="Thanks, after feedback",
-            responses={200: html_answer("Thanks")},
-            openapi_extra=lang,
-        ),
-        dict(
-            path="/feedback/{agency}",
-            endpoint=pages.agency_landline_page,
-            methods=["GET"],
-            summary="One agency's feedback form (several agencies)",
-            responses={
-                200: html_answer("The form, with its CSRF cookie"),
-                404: html_answer("No such agency: the choice of agencies"),
-            },
-            openapi_extra=lang,
-        ),
-        dict(
-            path="/feedback/{agency}",
-            endpoint=pages.agency_landline_submit,
-            methods=["POST"],
-            summary="Feedback with a case number, for one agency",
-            responses={
-                200: html_answer("The form again, in the other language"),
-                303: see_other("Received (the same whether the case number matched or not)"),
-                403: html_answer("The form's CSRF token or cookie is missing or wrong"),
-                404: html_answer("No such agency: the choice of agencies; nothing recorded"),
-                **_FORM_REFUSALS,
-                429: html_answer("Too many attempts from this client; try again later"),
-            },
-            openapi_extra={"parameters": [_LANDLINE_NONCE], **landline_form},
-        ),
-        dict(
-            path="/feedback/{agency}/thanks",
-            endpoint=pages.agency_landline_thanks,
-            methods=["GET"],
-            summary="Thanks, after feedback to one agency",
-            responses={200: html_answer("Thanks"), 404: html_answer("No such agency")},
-            openapi_extra=lang,
-        ),
-        dict(
-            path=CSS_URL,
-            endpoint=pages.stylesheet,
-            methods=["GET"],
-            summary="The pages' one stylesheet",
-            response_class=Response,
-            responses={200: media_answer("CSS", "text/css")},
-        ),
-    ]
-
-
 def build_survey_router(
     application: Application,
     *,
@@ -267,7 +113,7 @@ def build_survey_router(
     definition = definition or load_definition()
     pages = SurveyPages(application, definition, limits)
     router = APIRouter(tags=["survey"])
-    for route in _routes(pages, definition):
+    for route in declared_routes(pages, definition):
         route.setdefault("response_class", HTMLResponse)
         router.add_api_route(**route)
     return router

@@ -1,5 +1,10 @@
 """The tables. One place for the schema; Alembic migrations are checked against it.
 
+One module though over 500 lines, on purpose: it is the whole schema, declarations only
+(one class a table on one ``MetaData``, and the one column type for UTC moments), read as
+one when a migration is written or compared against it; its length grows with the
+tables, not with logic.
+
 Timestamps are stored in UTC (``timestamptz`` on PostgreSQL; ISO text on SQLite) and read
 back timezone-aware. Every moment the reports and benchmarks will need is kept: when an
 event was received, when a call became eligible, each status change of each text.
