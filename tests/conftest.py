@@ -181,11 +181,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``database_url`` runs each test on SQLite and on PostgreSQL, except a test marked
-    ``database_blind`` (it never reaches the database): once, on SQLite."""
+    ``database_blind`` (it never reaches the database) or ``browser``: once, on SQLite."""
     if "database_url" not in metafunc.fixturenames or _parametrizes_itself(metafunc):
         return
     databases: list[Any] = ["sqlite"]
-    if metafunc.definition.get_closest_marker("database_blind") is None:
+    # The browser tests drive the pages on SQLite only (tests/browser/conftest.py): the
+    # HTTP tests cover PostgreSQL.
+    once = ("database_blind", "browser")
+    if not any(metafunc.definition.get_closest_marker(name) for name in once):
         databases.append(pytest.param("postgresql", marks=pytest.mark.postgres))
     metafunc.parametrize("database_url", databases, indirect=True)
 

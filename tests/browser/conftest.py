@@ -11,10 +11,14 @@ same real uvicorn server as the integration tests, with a 360-pixel-wide viewpor
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from callerconnect.bootstrap import Application
+from tests.support.live_server import LiveServer
 
 CHROMIUM = Path(os.environ.get("CALLERCONNECT_TEST_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE_BROWSER = os.environ.get("CALLERCONNECT_REQUIRE_BROWSER") == "1"
@@ -62,3 +66,12 @@ def browser_context_args() -> dict[str, Any]:
 def database_url(sqlite_url: str) -> str:
     """Overrides the root conftest's two-database parametrisation: SQLite only."""
     return sqlite_url
+
+
+@pytest.fixture
+def live_server(app: Application) -> Iterator[LiveServer]:
+    """Overrides the root conftest's in-process server: a browser needs a real socket."""
+    from callerconnect.web.app import create_app
+
+    with LiveServer(create_app(app)) as server:
+        yield server
