@@ -42,6 +42,15 @@ _FORM_REFUSALS: dict[int | str, dict[str, Any]] = {
     422: html_answer("The form again, with what to correct"),
 }
 
+#: What a posted landline form may meet, for one agency or the deployment's page.
+_LANDLINE_SENT: dict[int | str, dict[str, Any]] = {
+    200: html_answer("The form again, in the other language"),
+    303: see_other("Received (the same whether the case number matched or not)"),
+    403: html_answer("The form's CSRF token or cookie is missing or wrong"),
+    **_FORM_REFUSALS,
+    429: html_answer("Too many attempts from this client; try again later"),
+}
+
 
 def declared_routes(pages: SurveyPages, definition: SurveyDefinition) -> list[dict[str, Any]]:
     """Each route with what it declares (FastAPI's ``add_api_route`` arguments)."""
@@ -101,13 +110,9 @@ def declared_routes(pages: SurveyPages, definition: SurveyDefinition) -> list[di
             methods=["POST"],
             summary="Feedback with a case number",
             responses={
-                200: html_answer("The form again, in the other language"),
-                303: see_other("Received (the same whether the case number matched or not)"),
+                **_LANDLINE_SENT,
                 400: html_answer("Several agencies and none named: the choice; nothing recorded"),
-                403: html_answer("The form's CSRF token or cookie is missing or wrong"),
                 404: html_answer("?agency= names no configured agency; nothing recorded"),
-                **_FORM_REFUSALS,
-                429: html_answer("Too many attempts from this client; try again later"),
             },
             openapi_extra={"parameters": [_LANDLINE_NONCE], **landline_form},
         ),
@@ -137,12 +142,8 @@ def declared_routes(pages: SurveyPages, definition: SurveyDefinition) -> list[di
             methods=["POST"],
             summary="Feedback with a case number, for one agency",
             responses={
-                200: html_answer("The form again, in the other language"),
-                303: see_other("Received (the same whether the case number matched or not)"),
-                403: html_answer("The form's CSRF token or cookie is missing or wrong"),
+                **_LANDLINE_SENT,
                 404: html_answer("No such agency: the choice of agencies; nothing recorded"),
-                **_FORM_REFUSALS,
-                429: html_answer("Too many attempts from this client; try again later"),
             },
             openapi_extra={"parameters": [_LANDLINE_NONCE], **landline_form},
         ),
