@@ -35,6 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from callerconnect.bootstrap import build_application
 from callerconnect.clock import SystemClock
+from callerconnect.service.dispatch_options import MAX_IN_FLIGHT
 from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET, make_settings
 from tests.support.dispatch import TimedFakeTwilio, received, twilio_env
 from tests.support.twilio_webhooks import CallbackTwilio
@@ -451,7 +452,10 @@ class CrashRun:
                 ("duplicates not explained by a kill in the window", self.unexplained),
                 ("rows whose attempts do not show their copies", self.attempts_short),
                 ("window kills that left no duplicate", self.window_without_duplicate),
-                ("kills that explain more than one copy", self.kills_explaining_twice),
+                (
+                    "kills that explain more copies than sends in flight",
+                    self.kills_explaining_twice,
+                ),
                 ("worker log problems", self.problems_in_logs),
                 ("unclean exits", self.unclean_exits),
             )
@@ -560,15 +564,18 @@ def _judge(
         copies = sorted((r for r in accepted if r.ref == ref), key=lambda r: r.arrived)
         for copy in copies[:-1]:
             # The worker that sent an earlier copy must have died with it: SIGKILLed
-            # after its request reached the provider, before it sent anything else
-            # (it records a text before it moves on to the next one).
+            # after its request reached the provider, before it recorded it. Each of its
+            # sending threads records a text before it takes the next one, so while the
+            # copy waited to be recorded the worker's other threads, at most
+            # MAX_IN_FLIGHT - 1 of them, could each send once more, not the thread itself.
             kill = kill_of.get(copy.pid) if copy.pid is not None else None
             later = [r for r in by_pid[copy.pid] if r.arrived > copy.arrived]
-            if kill is None or kill.at < copy.arrived - 0.05 or later:
+            if kill is None or kill.at < copy.arrived - 0.05 or len(later) >= MAX_IN_FLIGHT:
                 run.unexplained.append(ref)
             else:
                 used[kill.pid] += 1
-    run.kills_explaining_twice = sorted(pid for pid, n in used.items() if n > 1)
+    # One kill can leave each of the worker's sends in flight unrecorded, no more.
+    run.kills_explaining_twice = sorted(pid for pid, n in used.items() if n > MAX_IN_FLIGHT)
     run.window_without_duplicate = sorted(
         k.why.split(" ", 1)[1]
         for k in pool.kills
