@@ -12,14 +12,11 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from callerconnect.domain.access import ALL_AGENCIES, Right, Role, agencies_visible
+from callerconnect.i18n.dashboard import _
 from callerconnect.service import audit
 from callerconnect.service.accounts import AccountError, SignedIn
 from callerconnect.web.dashboard.access import CSRF_FIELD, check_csrf
 from callerconnect.web.dashboard.pages import DashboardPages, NotFound, posted_form
-
-
-def _(message: str) -> str:
-    return message
 
 
 def add_account_routes(router: APIRouter, pages: DashboardPages) -> None:

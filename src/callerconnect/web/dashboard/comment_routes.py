@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from callerconnect.domain.access import Right
+from callerconnect.i18n.dashboard import _
 from callerconnect.queries.comments import responses_with_comments
 from callerconnect.queries.figures import SCALE_QUESTIONS
 from callerconnect.service.accounts import SignedIn
@@ -36,10 +37,6 @@ def comment_rows(pages: DashboardPages, view: ViewFilters, agency_id: str) -> li
         }
         for c in found
     ]
-
-
-def _(message: str) -> str:
-    return message
 
 
 def add_comment_routes(router: APIRouter, pages: DashboardPages) -> None:

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from starlette.datastructures import QueryParams
 
+from callerconnect.i18n.dashboard import _
 from callerconnect.queries.filters import Filters
 
 DEFAULT_DAYS = 28
@@ -19,10 +20,6 @@ MAX_VALUES = 50
 _VALUE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _AGENCY = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-
-
-def _(message: str) -> str:
-    return message
 
 
 class FilterError(ValueError):

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from callerconnect.bootstrap import Application
 from callerconnect.domain.access import Right
+from callerconnect.i18n.dashboard import _
 from callerconnect.logs import log_event
 from callerconnect.service import audit
 from callerconnect.service.accounts import LoginStatus, SignedIn
@@ -34,10 +35,6 @@ def _login_key(application: Application) -> bytes:
     configured = application.settings.secret_key
     secret = configured.get_secret_value().encode() if configured else secrets.token_bytes(32)
     return hmac.new(secret, b"callerconnect dashboard login csrf v1", hashlib.sha256).digest()
-
-
-def _(message: str) -> str:
-    return message
 
 
 def add_login_routes(router: APIRouter, pages: DashboardPages) -> None:

@@ -11,15 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from callerconnect.adapters.db.engine import Database
+from callerconnect.i18n.dashboard import _
 from callerconnect.queries.figures import SCALE_QUESTIONS, FigureRow, ScaleTally, figures
 from callerconnect.queries.filters import Filters
 from callerconnect.queries.not_texted import not_texted_reasons
 from callerconnect.web.dashboard.tables import MIN_RESPONSES, SUPPRESSED, Column, Table
-
-
-def _(message: str) -> str:
-    return message
-
 
 #: The contract's overview metrics, in the order of the CSV.
 CONTRACT_METRICS = (

@@ -11,13 +11,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from callerconnect.domain.access import Right, Role
+from callerconnect.i18n.dashboard import _
 from callerconnect.service.accounts import SignedIn
 from callerconnect.web.dashboard.overview import METRIC_LABELS, build_overview, metric_kind
 from callerconnect.web.dashboard.pages import DashboardPages
-
-
-def _(message: str) -> str:
-    return message
 
 
 def add_overview_routes(router: APIRouter, pages: DashboardPages) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from callerconnect.adapters.db.tables import CallRow
 from callerconnect.bootstrap import Application
 from callerconnect.domain.access import ALL_AGENCIES
+from callerconnect.i18n.dashboard import _
 from callerconnect.queries.filter_options import filter_options
 from callerconnect.service import audit
 from callerconnect.service.accounts import Accounts, SignedIn
@@ -22,10 +23,6 @@ from callerconnect.web.dashboard.filters import FilterError, ViewFilters, parse_
 from callerconnect.web.dashboard.render import LANGUAGES, PageContext, Renderer
 from callerconnect.web.survey_forms import client_address
 from callerconnect.web.survey_language import negotiate
-
-
-def _(message: str) -> str:
-    return message
 
 
 class FilterProblem(Exception):

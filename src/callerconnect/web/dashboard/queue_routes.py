@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from callerconnect.domain.access import Right
+from callerconnect.i18n.dashboard import _
 from callerconnect.queries import queues
 from callerconnect.service import deadletters, inbound
 from callerconnect.service.accounts import SignedIn
@@ -28,10 +29,6 @@ from callerconnect.web.dashboard.pages import (
     posted_form,
 )
 from callerconnect.web.dashboard.queue_tables import QUEUE_EXPORTS, queue_csv, queue_rows
-
-
-def _(message: str) -> str:
-    return message
 
 
 def add_queue_routes(router: APIRouter, pages: DashboardPages) -> None:

@@ -11,7 +11,7 @@ from babel.numbers import format_decimal, format_percent
 from fastapi.responses import HTMLResponse
 
 from callerconnect.domain.access import Right, allowed
-from callerconnect.i18n.dashboard import dashboard_translator
+from callerconnect.i18n.dashboard import _, dashboard_translator
 from callerconnect.service.accounts import SignedIn
 from callerconnect.web.dashboard.charts import Chart, bar_chart
 from callerconnect.web.dashboard.tables import SUPPRESSED, Table
@@ -21,10 +21,6 @@ LANGUAGES = ("en", "fr")
 OTHER = {"en": "fr", "fr": "en"}
 LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
 CSS_URL = "/static/dashboard.css"
-
-
-def _(message: str) -> str:
-    return message
 
 
 NAVIGATION: Sequence[tuple[str, str, Right]] = (

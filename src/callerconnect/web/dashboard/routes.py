@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from callerconnect.bootstrap import Application
+from callerconnect.i18n.dashboard import _
 from callerconnect.web.dashboard.access import BadCsrf, Forbidden, NotSignedIn
 from callerconnect.web.dashboard.account_routes import add_account_routes
 from callerconnect.web.dashboard.comment_routes import add_comment_routes
@@ -30,10 +31,6 @@ from callerconnect.web.dashboard.pages import DashboardPages, FilterProblem, Not
 from callerconnect.web.dashboard.queue_routes import add_queue_routes
 
 CSS = (resources.files("callerconnect.web") / "static" / "dashboard.css").read_bytes()
-
-
-def _(message: str) -> str:
-    return message
 
 
 def install_dashboard(api: FastAPI, application: Application) -> None:
