@@ -4,23 +4,32 @@ starts the web server (the demo too), so every server has the same defences."""
 from __future__ import annotations
 
 import argparse
+import socket
 from typing import TYPE_CHECKING, Any
 
 from callerconnect.entrypoints.startup import ensure_port_free, startup_line
 from callerconnect.entrypoints.support import (
     add_log_format_option,
     command_settings,
+    positive_int,
     running_application,
 )
 
 if TYPE_CHECKING:
     from callerconnect.bootstrap import Application
+    from callerconnect.config import Settings
 
 
 def run_server(
-    application: Application, *, host: str, port: int, forwarded_allow_ips: str | None = None
+    application: Application,
+    *,
+    host: str,
+    port: int,
+    forwarded_allow_ips: str | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve ``application`` on ``host:port`` until interrupted."""
+    """Serve ``application`` on ``host:port`` (or on ``sock``, already listening, when
+    several processes share it) until interrupted."""
     import uvicorn
 
     from callerconnect.web.app import create_app
@@ -34,7 +43,7 @@ def run_server(
     limits = application.settings.serve
     max_connections = connection_cap(limits.max_connections, raise_open_file_limit())
     collapse_repeated_log_records()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(application),
         host=host,
         port=port,
@@ -53,24 +62,53 @@ def run_server(
         ),
         timeout_keep_alive=int(max(1, limits.keep_alive_timeout.total_seconds())),
     )
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = command_settings(args)
     settings.require_intake_keys()
     ensure_port_free(args.host, args.port)
-    with running_application(settings, settings.log_level, args.log_format) as application:
-        print(
-            startup_line("serve", settings, address=f"http://{args.host}:{args.port}"),
-            flush=True,
-        )
-        run_server(
-            application,
-            host=args.host,
-            port=args.port,
-            forwarded_allow_ips=args.forwarded_allow_ips,
-        )
-    return 0
+    address = f"http://{args.host}:{args.port}"
+    if args.workers == 1:
+        with running_application(settings, settings.log_level, args.log_format) as application:
+            print(startup_line("serve", settings, address=address), flush=True)
+            run_server(
+                application,
+                host=args.host,
+                port=args.port,
+                forwarded_allow_ips=args.forwarded_allow_ips,
+            )
+        return 0
+    return _serve_in_processes(args, settings, address)
+
+
+def _serve_in_processes(args: argparse.Namespace, settings: Settings, address: str) -> int:
+    """``--workers N``: the application is built in each forked child, never here, so no
+    connection or thread crosses a fork (entrypoints/serve_processes.py)."""
+    from callerconnect.entrypoints.serve_processes import listening_socket, supervise
+    from callerconnect.logs import configure_logging
+
+    configure_logging(settings.log_level, log_format=args.log_format)
+    sock = listening_socket(args.host, args.port)
+
+    def serve_child() -> int:
+        with running_application(settings, settings.log_level, args.log_format) as application:
+            run_server(
+                application,
+                host=args.host,
+                port=args.port,
+                forwarded_allow_ips=args.forwarded_allow_ips,
+                sock=sock,
+            )
+        return 0
+
+    line = startup_line("serve", settings, address=address)
+    print(f"{line}, {args.workers} processes", flush=True)
+    try:
+        return supervise(args.workers, serve_child)
+    finally:
+        sock.close()
 
 
 def add_serve_command(commands: Any) -> None:
@@ -83,6 +121,14 @@ def add_serve_command(commands: Any) -> None:
         default=None,
         help="comma-separated addresses of reverse proxies whose X-Forwarded-For is "
         "trusted for the client address (default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="server processes answering on the one address (default 1; one core each: "
+        "use up to the machine's cores)",
     )
     add_log_format_option(serve)
     serve.set_defaults(handler=cmd_serve)
