@@ -29,8 +29,8 @@ from sqlalchemy import create_engine, text
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import build_application
 from callerconnect.config import load_settings
-from callerconnect.service.simulation import simulated_day
 from callerconnect.service.schema import ensure_schema
+from callerconnect.service.simulation import simulated_day
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "bench-intake-key-0123456789"

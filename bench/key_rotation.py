@@ -29,8 +29,8 @@ from callerconnect.adapters.db.tables import CadEventRow
 from callerconnect.adapters.sms.console import ConsoleProvider
 from callerconnect.bootstrap import build_application
 from callerconnect.config import load_settings
-from callerconnect.service.simulation import simulated_day
 from callerconnect.service.keys import check_keys, rotate_keys
+from callerconnect.service.simulation import simulated_day
 
 OLD_SECRET = "bench-old-secret-key-0123456789"
 NEW_SECRET = "bench-new-secret-key-9876543210"

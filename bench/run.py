@@ -53,6 +53,7 @@ import httpx  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from tests.support.dispatch import TimedFakeTwilio, most_in_window  # noqa: E402
 from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E402
+from tests.support.smsc import FakeSmsc  # noqa: E402
 
 from callerconnect.adapters.crypto import token_hash  # noqa: E402
 from callerconnect.adapters.db.engine import make_engine  # noqa: E402
@@ -154,11 +155,12 @@ class Node:
                 raise SystemExit(f"worker did not start: see {self.folder}")
             time.sleep(0.2)
 
-    def serve(self, count: int) -> None:
+    def serve(self, count: int, *, workers: int = 1) -> None:
+        """``count`` serve commands, each on its own port with ``workers`` processes."""
         for _ in range(count):
             port = free_port()
             self.env["CALLERCONNECT_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-            self.start("serve", "--port", str(port))
+            self.start("serve", "--port", str(port), "--workers", str(workers))
             self.urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         for url in self.urls:
@@ -168,29 +170,29 @@ class Node:
                 time.sleep(0.1)
 
     def rss_mb(self) -> dict[str, float]:
+        """Resident memory of every process (a serve's forked processes each by name)."""
         sizes: dict[str, float] = {}
         for number, (role, process) in enumerate(self.processes):
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-            except OSError:
-                continue
-            kb = next(int(line.split()[1]) for line in status.splitlines() if "VmRSS" in line)
-            sizes[f"{role}-{number}"] = kb / 1024
+            children = process_children(process.pid)
+            for index, pid in enumerate(children or [process.pid]):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                kb = next(int(line.split()[1]) for line in status.splitlines() if "VmRSS" in line)
+                name = f"{role}-{number}" + (f".{index}" if children else "")
+                sizes[name] = kb / 1024
         return sizes
 
     def cpu_seconds(self, role: str) -> float:
-        """CPU time (user + system) used so far by the processes of ``role``."""
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for name, process in self.processes:
-            if name != role:
-                continue
-            try:
-                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / tick
-        return total
+        """CPU time (user + system) used so far by the processes of ``role`` (with the
+        processes a ``serve --workers`` forked)."""
+        return sum(
+            cpu_seconds(pid)
+            for name, process in self.processes
+            if name == role
+            for pid in [process.pid, *process_children(process.pid)]
+        )
 
     def stop(self) -> None:
         for _, process in self.processes:
@@ -336,10 +338,17 @@ class SlowTwilio(TimedFakeTwilio):
 
 def twilio_env(fake: SlowTwilio, rate: float) -> dict[str, str]:
     return {
+        **provider_neutral_env(rate),
         "CALLERCONNECT_SMS__PROVIDER": "twilio",
         "CALLERCONNECT_SMS__TWILIO__ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
         "CALLERCONNECT_SMS__TWILIO__AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
         "CALLERCONNECT_SMS__TWILIO__API_BASE": fake.api_base,
+    }
+
+
+def provider_neutral_env(rate: float) -> dict[str, str]:
+    """What every provider's run sets: the cap, and only confirmations."""
+    return {
         "CALLERCONNECT_SMS__MAX_PER_SECOND": str(rate),
         "CALLERCONNECT_POLICY__DELAY_NOTICE_AFTER__3": "off",
         "CALLERCONNECT_POLICY__DELAY_NOTICE_AFTER__4": "off",
@@ -465,12 +474,41 @@ def _confirmation_latency(report: Report, kind: str, quick: bool, *, backlog: bo
 
 
 def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
+    """The share of ``sms.max_per_second`` two workers use while a backlog drains, and the
+    busiest second, over Twilio's REST API and over an SMPP bind each."""
+    for provider in ("twilio", "smpp"):
+        _sms_cap(report, kind, quick, provider)
+
+
+@contextmanager
+def sms_link(
+    provider: str, rate: float
+) -> Iterator[tuple[dict[str, str], Callable[[], list[float]]]]:
+    """The provider's fake, the settings that point the workers at it, and when it
+    accepted each text so far."""
+    if provider == "twilio":
+        with SlowTwilio() as fake:
+            yield twilio_env(fake, rate), lambda: [a.at for a in fake.arrivals]
+        return
+    with FakeSmsc() as smsc:
+        env = {
+            **provider_neutral_env(rate),
+            "CALLERCONNECT_SMS__PROVIDER": "smpp",
+            "CALLERCONNECT_SMS__SMPP__HOST": "127.0.0.1",
+            "CALLERCONNECT_SMS__SMPP__PORT": str(smsc.port),
+            "CALLERCONNECT_SMS__SMPP__SYSTEM_ID": "callerconnect",
+            "CALLERCONNECT_SMS__SMPP__PASSWORD": "secret",
+        }
+        yield env, lambda: sorted(s.at for s in smsc.accepted)
+
+
+def _sms_cap(report: Report, kind: str, quick: bool, provider: str) -> None:
     rate = 10 if quick else 20
     backlog = rate * (4 if quick else 15)
     with (
         database(kind) as url,
-        SlowTwilio() as fake,
-        node(url, **twilio_env(fake, rate)) as running,
+        sms_link(provider, rate) as (env, accepted),
+        node(url, **env) as running,
     ):
         running.serve(1)
         with httpx.Client(
@@ -484,10 +522,10 @@ def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
         running.start("worker")
         running.start("worker")
         deadline = time.monotonic() + backlog / rate * 2 + 30
-        while len(fake.arrivals) < backlog and time.monotonic() < deadline:
+        while len(accepted()) < backlog and time.monotonic() < deadline:
             time.sleep(0.2)
         worker_cpu = running.cpu_seconds("worker")
-    moments = [a.at for a in fake.arrivals]
+        moments = accepted()
     if len(moments) < 2:
         print("  no texts sent")
         return
@@ -495,6 +533,7 @@ def bench_sms_cap(report: Report, kind: str, quick: bool) -> None:
     used = (len(moments) - 1) / span / rate
     limit = f"sms.max_per_second = {rate}"
     note = f"{len(moments)} texts, 2 workers"
+    kind = f"{provider} {kind}"
     report.add(f"SMS cap used {kind}", used, "of the cap", ">= 0.95", limit, note)
     per_text = worker_cpu / len(moments)
     report.add(
@@ -523,24 +562,23 @@ def bench_survey(report: Report, kind: str, quick: bool) -> None:
     clients = SURVEY_CLIENTS
     seconds = 5 if quick else 20
     with database(kind) as url, node(url) as running:
-        running.serve(1)
+        running.serve(1, workers=SURVEY_SERVE_PROCESSES)
         with httpx.Client(
             base_url=running.urls[0], headers={"Authorization": f"Bearer {KEY}"}
         ) as http:
             events = [received(f"SUR-{n}", phone(n)) for n in range(clients)]
             http.post("/api/v1/cad/events", json={"events": events}, timeout=120)
         tokens = invitations(url, clients)
-        serve = running.processes[0][1].pid
-        cpu_before = cpu_seconds(serve)
+        cpu_before = running.cpu_seconds("serve")
         latencies, client_cpu = asyncio.run(survey_load(running.urls[0], tokens, seconds))
-        serve_cpu = cpu_seconds(serve) - cpu_before
+        serve_cpu = running.cpu_seconds("serve") - cpu_before
     if len(latencies) < 2:
         print("  no survey page answered")
         return
     cuts = statistics.quantiles(latencies, n=100)
     pages = len(latencies)
     note = f"{pages} pages in {seconds} s ({pages / seconds:,.0f}/s)"
-    limit = f"{clients} clients, 1 serve"
+    limit = f"{clients} clients, serve --workers {SURVEY_SERVE_PROCESSES}"
     report.add(f"survey page p50 {kind}", cuts[49] * 1000, "ms", "", limit, note)
     report.add(f"survey page p99 {kind}", cuts[98] * 1000, "ms", "< 50 ms", limit, note)
     report.add(
@@ -554,12 +592,28 @@ def bench_survey(report: Report, kind: str, quick: bool) -> None:
 
 
 SURVEY_CLIENTS = 50
+#: One serve process a core (the bench machine has two).
+SURVEY_SERVE_PROCESSES = 2
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User and system CPU time a process has used so far (Linux; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_children(pid: int) -> list[int]:
+    """The processes ``pid`` forked (``serve --workers N``'s server processes)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return sorted(found)
 
 
 async def survey_load(

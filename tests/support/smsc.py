@@ -69,6 +69,7 @@ class Submitted:
     registered_delivery: int
     message_id: str | None
     status: int
+    at: float = field(default_factory=time.monotonic)  # when the SMSC had it
 
     @property
     def text(self) -> str:
