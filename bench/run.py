@@ -224,31 +224,45 @@ def node(url: str, **env: str) -> Iterator[Node]:
 # --- the database's own limits ----------------------------------------------------------
 
 
-def raw_rates(url: str, seconds: float, rows: int) -> tuple[float, float]:
-    """Rows a second: one row per committed transaction, and rows of one batched insert."""
+def raw_rates(url: str, seconds: float, rows: int) -> tuple[float, float, float]:
+    """The database's own limit: rows a second with one row per committed transaction
+    from one connection and from eight at once (as the single-event clients post), and
+    rows of one batched insert."""
     engine = make_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE bench_raw (k VARCHAR(64) PRIMARY KEY, v TEXT)"))
-        body = "x" * 600  # about an encrypted event's size
+    body = "x" * 600  # about an encrypted event's size
+    insert = text("INSERT INTO bench_raw VALUES (:k, :v)")
+
+    def commit_rows(prefix: str) -> int:
         count, began = 0, time.perf_counter()
         while time.perf_counter() - began < seconds:
             with engine.begin() as connection:
-                connection.execute(
-                    text("INSERT INTO bench_raw VALUES (:k, :v)"), {"k": f"c{count}", "v": body}
-                )
+                connection.execute(insert, {"k": f"{prefix}{count}", "v": body})
             count += 1
-        commits = count / (time.perf_counter() - began)
+        return count
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE bench_raw (k VARCHAR(64) PRIMARY KEY, v TEXT)"))
+        began = time.perf_counter()
+        commits = commit_rows("c") / (time.perf_counter() - began)
+        began = time.perf_counter()
+        with ThreadPoolExecutor(RAW_CONNECTIONS) as pool:
+            counted = sum(pool.map(commit_rows, [f"p{n}-" for n in range(RAW_CONNECTIONS)]))
+        parallel = counted / (time.perf_counter() - began)
         batch = [{"k": f"b{n}", "v": body} for n in range(rows)]
         began = time.perf_counter()
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO bench_raw VALUES (:k, :v)"), batch)
+            connection.execute(insert, batch)
         batched = rows / (time.perf_counter() - began)
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE bench_raw"))
-        return commits, batched
+        return commits, parallel, batched
     finally:
         engine.dispose()
+
+
+#: Connections committing at once for the raw rate beside the single-event intake.
+RAW_CONNECTIONS = 8
 
 
 # --- intake -----------------------------------------------------------------------------
@@ -268,32 +282,94 @@ def feed(prefix: str, calls: int, seed: int) -> list[dict[str, Any]]:
 
 def post_all(urls: list[str], feeds: list[list[list[dict[str, Any]]]]) -> tuple[int, float]:
     """Each client posts its own bodies in order (so an incident's events stay in order),
-    clients in parallel, spread over the ``serve`` processes. Events and seconds."""
-    headers = {"Authorization": f"Bearer {KEY}"}
+    clients in parallel, spread over the ``urls``. Events and seconds.
+
+    The bodies are encoded before the clock starts and sent by :class:`RawHttp` (plain
+    HTTP/1.1 on asyncio, one kept-alive connection a client): the load must cost the two
+    cores far less than the serve processes it measures (httpx in threads cost about a
+    millisecond a request, as much as a folded event)."""
+    bodies = [
+        [
+            json.dumps(events[0] if len(events) == 1 else {"events": events}).encode()
+            for events in client_feed
+        ]
+        for client_feed in feeds
+    ]
     failures: list[str] = []
 
-    def client(number: int, bodies: list[list[dict[str, Any]]]) -> None:
-        with httpx.Client(base_url=urls[number % len(urls)], headers=headers) as http:
-            for events in bodies:
-                body: Any = events[0] if len(events) == 1 else {"events": events}
-                answer = http.post("/api/v1/cad/events", json=body, timeout=120)
-                if answer.status_code not in (202, 409, 422):
-                    failures.append(f"{answer.status_code} {answer.text[:200]}")
+    async def client(number: int) -> None:
+        async with RawHttp(urls[number % len(urls)]) as http:
+            for body in bodies[number]:
+                status, answer = await http.request(
+                    "POST",
+                    "/api/v1/cad/events",
+                    body,
+                    {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+                )
+                if status not in (202, 409, 422):
+                    failures.append(f"{status} {answer[:200]!r}")
+
+    async def all_clients() -> None:
+        await asyncio.gather(*(client(n) for n in range(len(feeds))))
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(len(feeds)) as pool:
-        list(pool.map(client, range(len(feeds)), feeds))
+    asyncio.run(all_clients())
     elapsed = time.perf_counter() - began
     if failures:
         print(f"  {len(failures)} requests failed, first: {failures[0]}")
-    return sum(len(events) for bodies in feeds for events in bodies), elapsed
+    return sum(len(events) for client_feed in feeds for events in client_feed), elapsed
+
+
+class RawHttp:
+    """A plain HTTP/1.1 client on one kept-alive connection (asyncio streams): a load
+    generator that costs a small fraction of the server it measures."""
+
+    def __init__(self, base_url: str) -> None:
+        host, port = base_url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> RawHttp:
+        await self._connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    async def _connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """The status and body of one request; reconnects after a ``Connection: close``."""
+        assert self.reader is not None and self.writer is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        for name, value in (headers or {}).items():
+            head += f"{name}: {value}\r\n"
+        if body or method == "POST":
+            head += f"Content-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        answer_head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = answer_head.decode("latin-1").lower().split("\r\n")
+        fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        content = await self.reader.readexactly(int(fields.get("content-length", "0")))
+        if fields.get("connection") == "close":
+            self.writer.close()
+            await self._connect()
+        return int(lines[0].split(" ")[1]), content
 
 
 def bench_intake(report: Report, kind: str, quick: bool) -> None:
     calls = 150 if quick else 1000
     with database(kind) as url, node(url) as running:
-        commits, batched = raw_rates(url, 1 if quick else 3, 2000 if quick else 20000)
-        limit = f"raw {commits:,.0f} commits/s, {batched:,.0f} rows/s batched"
+        commits, parallel, batched = raw_rates(url, 1 if quick else 3, 2000 if quick else 20000)
+        limit = (
+            f"raw {commits:,.0f} commits/s ({parallel:,.0f} from {RAW_CONNECTIONS} "
+            f"connections), {batched:,.0f} rows/s batched"
+        )
         running.serve(2)
         batches = [feed(f"B{n}", calls, seed=n) for n in range(2)]
         events, elapsed = post_all(
@@ -621,31 +697,18 @@ async def survey_load(
 ) -> tuple[list[float], float]:
     """One client a token, each on its own kept-alive connection, asking for its page again
     as soon as the last one has arrived; seconds each page took (200s only), and the CPU
-    the clients used. Plain HTTP/1.1 on asyncio in one thread: a client that costs less
-    than the server it measures (fifty httpx clients in threads cost more than serve did,
-    on the same two cores)."""
-    host, port = base_url.removeprefix("http://").split(":")
+    the clients used (:class:`RawHttp`: fifty httpx clients in threads cost more than
+    serve did, on the same two cores)."""
     latencies: list[float] = []
     stop = time.monotonic() + seconds
 
     async def client(token: str) -> None:
-        request = f"GET /s/{token} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
+        async with RawHttp(base_url) as http:
             while time.monotonic() < stop:
                 began = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").lower().split("\r\n")
-                headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-                await reader.readexactly(int(headers.get("content-length", "0")))
-                if lines[0].split(" ")[1] == "200":
+                status, _ = await http.request("GET", f"/s/{token}")
+                if status == 200:
                     latencies.append(time.perf_counter() - began)
-                if headers.get("connection") == "close":
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(host, int(port))
-        finally:
-            writer.close()
 
     cpu = time.process_time()
     await asyncio.gather(*(client(token) for token in tokens))
