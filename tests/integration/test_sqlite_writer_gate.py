@@ -13,7 +13,6 @@ from sqlalchemy import event, text
 
 from callerconnect.adapters.db.engine import Database
 
-
 #: Another process trying the gate's lock without waiting: exit 0 if it got it.
 TRY_LOCK = """
 import fcntl, os, sys
