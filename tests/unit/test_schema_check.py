@@ -226,19 +226,31 @@ def _described(errors: list[ValidationError]) -> list[tuple[Any, ...]]:
     ]
 
 
-def _outcome(event: dict[str, Any]) -> CallFact | dict[str, str]:
+def _judged(check: Any, event: dict[str, Any]) -> list[tuple[Any, ...]] | str:
+    """The errors ``check`` finds, or the name of the exception it raised: the reference
+    itself fails on some values no JSON parser makes (``Decimal("NaN")`` against a
+    bound), and the fast path must then fail alike, not answer in its place."""
+    try:
+        return _described(check(event))
+    except Exception as failure:
+        return type(failure).__name__
+
+
+def _outcome(event: dict[str, Any]) -> CallFact | dict[str, str] | str:
     try:
         return parse_event(event)
     except EventRejected as refused:
         return refused.as_dict()
+    except Exception as failure:  # as in _judged
+        return type(failure).__name__
 
 
 def _assert_judged_alike(event: dict[str, Any]) -> None:
-    reference = reference_errors(event)
+    reference = _judged(reference_errors, event)
     verdict = compiled_verdict(event)
     if verdict is not None:
-        assert verdict == (not reference), _described(reference)
-    assert _described(schema_errors(event)) == _described(reference)
+        assert verdict == (reference == []), reference
+    assert _judged(schema_errors, event) == reference
 
 
 @DIFFERENTIAL
