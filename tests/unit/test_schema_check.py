@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -410,3 +411,13 @@ def test_a_schema_judging_values_beyond_declared_properties_gets_no_compiled_val
     schema: dict[str, Any],
 ) -> None:
     assert schema_check._declared_positions(schema) is None
+
+
+def test_a_mapping_that_is_not_a_plain_dict_is_left_to_the_reference() -> None:
+    class Event(dict[str, Any]):
+        """A dict subclass may read its items its own way; only plain dicts are judged."""
+
+    event = Event(_event(caller=OrderedDict(phone="613-555-0142")))
+    assert compiled_verdict(event) is None
+    assert compiled_verdict({**event}) is None  # the nested OrderedDict
+    assert schema_errors(event) == reference_errors(event) == []

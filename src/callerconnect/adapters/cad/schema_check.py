@@ -150,7 +150,7 @@ def compiled_verdict(event: dict[str, Any]) -> bool | None:
     if compiled is None:
         return None
     validator, positions = compiled
-    if not _json_typed(event, positions):
+    if type(event) is not dict or not _json_typed(event, positions):
         return None
     try:
         return validator.is_valid(event)
