@@ -25,10 +25,8 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from callerconnect.adapters.cad.event_fields import (
@@ -36,8 +34,8 @@ from callerconnect.adapters.cad.event_fields import (
     EVENT_PATHS,
     STORED_TEXT_FIELDS,
     at_path,
-    event_schema,
 )
+from callerconnect.adapters.cad.schema_check import schema_errors
 from callerconnect.adapters.sms.phone import InvalidPhone, normalize_phone
 from callerconnect.domain.case_numbers import DEFAULT_CASE_NUMBER_PATTERN
 from callerconnect.domain.facts import CallFact, FactType
@@ -64,11 +62,6 @@ class EventRejected(ValueError):
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "rule": self.rule, "message": self.message}
-
-
-@cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(event_schema())
 
 
 def _describe(error: ValidationError) -> EventRejected:
@@ -325,7 +318,7 @@ def parse_event(
             f"{unstorable}: text must not contain NUL (\\u0000) or an unpaired surrogate "
             "(\\ud800-\\udfff)",
         )
-    errors = sorted(_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
+    errors = schema_errors(payload)
     if errors:
         raise _describe(errors[0])
     event_id = _clean_id(payload, "event_id") or ""  # required: never None here
