@@ -262,6 +262,10 @@ def test_every_endpoint_answers_within_its_contract(case: Any, real: bool, targe
         # of its own in test_webhooks.py).
         for older, current in twilio_fields.SAME_VALUE:
             if older in case.body and current in case.body:
+                if case.body[older] != case.body[current]:
+                    # A value the generator broke on purpose is now the current one's:
+                    # the request is no longer the negative case schemathesis made it.
+                    excluded.append(negative_data_rejection)
                 case.body[older] = case.body[current]
         # As generated: no valid signature can come out of the generator.
         forged = case.call(base_url=base_url)
