@@ -76,10 +76,13 @@ class CompiledRead:
                 if self._autocommit:
                     driver.autocommit = False  # type: ignore[union-attr]
         except self._driver_error as error:
+            # A connection the server dropped (a restart) must not go back to the pool;
+            # any other failure of a read is rare enough that a new one costs nothing.
+            connection.invalidate(error)
             # The same exception as through a Connection, so callers see one kind.
             raise DBAPIError.instance(self._sql, parameters, error, self._driver_error) from error
         finally:
-            connection.close()  # back to the pool
+            connection.close()  # back to the pool (or, invalidated, discarded)
         if len(rows) > 1:
             raise ValueError("the statement found more than one row")
         if not rows:
