@@ -13,9 +13,10 @@ limited client learns nothing, not even from a real token). Windows are fixed
 (``window_start`` = the clock floored to the window length), read from the injected
 clock, so tests step through them exactly.
 
-Opening a link is a read-only transaction (one statement, ``survey_store.link_state``);
-only its first opening writes ``opened_at``. On SQLite a read takes no write lock, so
-the survey pages do not queue behind each other or behind the intake.
+Opening a link is one read-only statement outside any transaction
+(``survey_store.LinkLookup``); only its first opening writes ``opened_at``. On SQLite a
+read takes no write lock, so the survey pages do not queue behind each other or behind
+the intake.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class SurveyService:
         self.definition = definition
         self.limits = limits or SurveyLimits()
         self._client_key = client_key
+        self._links = store.LinkLookup(db.engine)
 
     # --- survey links ----------------------------------------------------------------
 
@@ -174,20 +176,15 @@ class SurveyService:
     def _look_up(
         self, token: str, client: str, now: datetime
     ) -> tuple[LinkOutcome, LinkState | None]:
-        """:meth:`_resolve` for the pages that only show: a read-only transaction for a
+        """:meth:`_resolve` for the pages that only show: one read-only statement for a
         real token; a write (the guess counted) only for an unknown one."""
         client_hash = self._client_hash(client)
         window = self.limits.token_guesses.window_start(now)
         link = None
         if _TOKEN.fullmatch(token):
-            with self.db.reading() as connection:
-                link = store.link_state(
-                    connection,
-                    token_hash(token),
-                    bucket=TOKEN_BUCKET,
-                    client_hash=client_hash,
-                    window_start=window,
-                )
+            link = self._links(
+                token_hash(token), bucket=TOKEN_BUCKET, client_hash=client_hash, window_start=window
+            )
         if link is None:
             with self.db.transaction() as session:
                 return self._guess(session, client_hash, window), None

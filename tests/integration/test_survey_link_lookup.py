@@ -1,0 +1,144 @@
+"""The survey page's look-up of its link (``survey_store.LinkLookup``: compiled once, run
+on a driver connection outside a transaction) answers what ``link_state`` answers inside
+a transaction, on both databases: the same values, types and time zones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import column, select, table
+from sqlalchemy.exc import DBAPIError
+
+from callerconnect.adapters.db import survey_store as store
+from callerconnect.adapters.db.compiled_read import CompiledRead
+from callerconnect.adapters.db.engine import Database
+from callerconnect.adapters.db.survey_store import LinkLookup, LinkState
+from callerconnect.adapters.db.tables import CallRow, SurveyInvitationRow
+
+NOW = datetime(2026, 3, 2, 14, 30, 5, 123456, tzinfo=UTC)
+WINDOW = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+CLIENT = "c" * 64
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database.from_url(database_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def add_link(
+    db: Database,
+    token_hash: str,
+    *,
+    reason: str = "eligible",
+    blocked_reason: str | None = None,
+    opened: bool = False,
+) -> None:
+    with db.transaction() as session:
+        call = CallRow(
+            agency_id="default",
+            incident_id=f"INC-{token_hash}",
+            reason=reason,
+            blocked_reason=blocked_reason,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        session.add(call)
+        session.flush()
+        session.add(
+            SurveyInvitationRow(
+                token_hash=token_hash,
+                call_id=call.id,
+                language="fr",
+                created_at=NOW,
+                expires_at=NOW + timedelta(days=7),
+                opened_at=NOW if opened else None,
+            )
+        )
+
+
+def in_transaction(db: Database, token_hash: str) -> LinkState | None:
+    with db.transaction() as session:
+        return store.link_state(
+            session, token_hash, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW
+        )
+
+
+def looked_up(db: Database, token_hash: str) -> LinkState | None:
+    return LinkLookup(db.engine)(
+        token_hash, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW
+    )
+
+
+def test_the_lookup_reads_what_the_transaction_reads(db: Database) -> None:
+    add_link(db, "a" * 64)
+    add_link(db, "b" * 64, opened=True, reason="excluded:domestic")
+    add_link(db, "d" * 64, blocked_reason="ineligible:opted_out")
+    with db.transaction() as session:
+        for _ in range(3):
+            store.record_hit(
+                session, "survey_token", CLIENT, WINDOW, forget_before=WINDOW - timedelta(hours=1)
+            )
+    for token_hash in ("a" * 64, "b" * 64, "d" * 64):
+        link = looked_up(db, token_hash)
+        assert link == in_transaction(db, token_hash)
+        assert link is not None
+        assert link.client_hits == 3
+        assert link.expires_at == NOW + timedelta(days=7)
+        assert link.expires_at.tzinfo is not None
+        assert link.expires_at.utcoffset() == timedelta(0)
+    assert looked_up(db, "b" * 64) == in_transaction(db, "b" * 64)
+    assert not looked_up(db, "b" * 64).accepts_feedback  # type: ignore[union-attr]
+    assert looked_up(db, "b" * 64).opened  # type: ignore[union-attr]
+
+
+def test_an_unknown_token_is_none(db: Database) -> None:
+    add_link(db, "a" * 64)
+    assert looked_up(db, "e" * 64) is None
+    assert in_transaction(db, "e" * 64) is None
+
+
+def test_hits_of_another_window_do_not_count(db: Database) -> None:
+    add_link(db, "a" * 64)
+    earlier = WINDOW - timedelta(minutes=1)
+    with db.transaction() as session:
+        store.record_hit(
+            session, "survey_token", CLIENT, earlier, forget_before=earlier - timedelta(hours=1)
+        )
+    link = looked_up(db, "a" * 64)
+    assert link is not None and link.client_hits == 0
+    assert link == in_transaction(db, "a" * 64)
+
+
+def test_a_lookup_leaves_the_pooled_connection_as_it_found_it(db: Database) -> None:
+    """Outside a transaction for the look-up only: the next unit of work on the same
+    pooled connection still commits and rolls back as before."""
+    add_link(db, "a" * 64)
+    assert looked_up(db, "a" * 64) is not None
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        session.add(
+            CallRow(
+                agency_id="default",
+                incident_id="INC-rolled-back",
+                reason="eligible",
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+        session.flush()
+        raise RuntimeError("roll it back")
+    with db.transaction() as session:
+        assert session.query(CallRow).filter_by(incident_id="INC-rolled-back").count() == 0
+
+
+def test_a_failed_read_raises_sqlalchemys_error_and_the_pool_goes_on(db: Database) -> None:
+    add_link(db, "a" * 64)
+    broken = CompiledRead(db.engine, select(column("id")).select_from(table("no_such_table")))
+    with pytest.raises(DBAPIError):
+        broken.one_or_none({})
+    assert looked_up(db, "a" * 64) is not None
