@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -62,7 +63,7 @@ class _Fold:
     """What the facts folded in one transaction share: their calls, texts and
     decisions, and the numbers to protect, each written once at the end."""
 
-    session: Session
+    connection: Connection
     calls: CallBatch
     protections: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
@@ -159,13 +160,13 @@ class Intake(IntakeRefusals):
         which keeps it and holds its incident as for a single event, before the events
         after it fold."""
         now = self.clock.now()
-        with self.db.transaction() as session:
-            fresh, duplicates, rest = self._store_new(session, chunk, source, now)
-            self._fold_facts(session, [item.fact for item in fresh], now)
+        with self.db.writing() as connection:
+            fresh, duplicates, rest = self._store_new(connection, chunk, source, now)
+            self._fold_facts(connection, [item.fact for item in fresh], now)
         return fresh, duplicates, rest
 
     def _store_new(
-        self, session: Session, chunk: Sequence[_Valid], source: str, now: datetime
+        self, connection: Connection, chunk: Sequence[_Valid], source: str, now: datetime
     ) -> tuple[list[_Valid], list[_Valid], list[_Valid]]:
         """Store the chunk's events whose ids are new in one statement, and sort the
         chunk as :meth:`_fold_together` returns it. The ids stored before are read back
@@ -182,8 +183,10 @@ class Intake(IntakeRefusals):
             ):
                 end = position
                 break
-        added = add_new_events(session, [self._event_row(v, source, now) for v in first.values()])
-        stored = stored_events(session, self.agency_id, first.keys() - added)
+        added = add_new_events(
+            connection, [self._event_row(v, source, now) for v in first.values()]
+        )
+        stored = stored_events(connection, self.agency_id, first.keys() - added)
         fresh: list[_Valid] = []
         duplicates: list[_Valid] = []
         for position, item in enumerate(chunk[:end]):
@@ -199,7 +202,7 @@ class Intake(IntakeRefusals):
                 break
         # Events stored above behind that repeat fold after it, in a later transaction,
         # as if the events had come one by one: taken back (a rare case).
-        take_back_events(session, self.agency_id, added - {v.fact.event_id for v in fresh})
+        take_back_events(connection, self.agency_id, added - {v.fact.event_id for v in fresh})
         return fresh, duplicates, list(chunk[end:])
 
     def _event_row(self, item: _Valid, source: str, now: datetime) -> dict[str, Any]:
@@ -245,14 +248,15 @@ class Intake(IntakeRefusals):
     def _fold(self, item: _Valid, source: str, keep_rejected: bool) -> IntakeResult:
         fact, payload = item.fact, item.payload
         now = self.clock.now()
-        with self.db.transaction() as session:
+        with self.db.writing() as connection:
             # Stored only if its id is new, in one statement: an id stored by another
             # process meanwhile is found and compared like any other repeat.
-            if add_new_events(session, [self._event_row(item, source, now)]):
+            if add_new_events(connection, [self._event_row(item, source, now)]):
                 stored = None
-                self._fold_facts(session, [fact], now)
+                self._fold_facts(connection, [fact], now)
             else:
-                stored = stored_events(session, self.agency_id, [fact.event_id])[fact.event_id]
+                found = stored_events(connection, self.agency_id, [fact.event_id])
+                stored = found[fact.event_id]
         if stored is not None:
             if stored.incident_id != fact.incident_id:
                 return self._conflicting_id(fact, payload, source, keep_rejected)
@@ -262,16 +266,16 @@ class Intake(IntakeRefusals):
         self._log_accepted(fact, source)
         return IntakeResult(fact.event_id, "accepted")
 
-    def _fold_facts(self, session: Session, facts: Sequence[CallFact], now: datetime) -> None:
+    def _fold_facts(self, connection: Connection, facts: Sequence[CallFact], now: datetime) -> None:
         """Fold the facts in order into their calls: the calls read (locked) with their
         texts in one query, each fact folded against them in memory, then every table
         written in one statement (call_batch.py), the numbers to protect in one more."""
-        fold = _Fold(session, CallBatch(session, self.vault, self.agency_id))
+        fold = _Fold(connection, CallBatch(connection, self.vault, self.agency_id))
         fold.calls.load(fact.incident_id for fact in facts)
         for fact in facts:
             self._apply(fold, fact, now)
         fold.calls.write(now)
-        protect_phones(session, fold.protections, now)
+        protect_phones(connection, fold.protections, now)
 
     def _apply(
         self, fold: _Fold, fact: CallFact, now: datetime, seen: frozenset[str] = frozenset()
@@ -293,10 +297,11 @@ class Intake(IntakeRefusals):
                     # ``until`` for all of them), as when they are written one by one.
                     fold.protections.setdefault(phone_hash, (beyond.until, beyond.reason))
                 case OptOutNumber() if phone_hash is not None:
-                    # The opt-out an earlier event of the transaction added must be in
-                    # the database for this one to find it.
-                    fold.session.flush()
-                    set_opt_out(fold.session, self.agency_id, phone_hash, True, now, "cad")
+                    # Rare: the ORM's opt-out code, in the fold's transaction, written
+                    # at once so that a later event of the transaction finds it.
+                    with Session(bind=fold.connection) as session:
+                        set_opt_out(session, self.agency_id, phone_hash, True, now, "cad")
+                        session.flush()
         self._carry_out(calls, held, fact, decision.actions, now)
         for beyond in decision.beyond_the_call:
             if isinstance(beyond, HoldIncident) and beyond.incident_id not in seen:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from callerconnect.adapters.cad.native import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -244,8 +244,8 @@ class IntakeRefusals(ABC):
             )
             for attempt in range(self._RETRIES):
                 try:
-                    with self.db.transaction() as session:
-                        self._fold_facts(session, [fact], now)
+                    with self.db.writing() as connection:
+                        self._fold_facts(connection, [fact], now)
                     break
                 # A concurrent first insert of the call, a lock timeout, a deadlock
                 # with another transaction on the same calls: try again.
@@ -262,5 +262,5 @@ class IntakeRefusals(ABC):
             )
 
     @abstractmethod
-    def _fold_facts(self, session: Session, facts: Sequence[CallFact], now: datetime) -> None:
+    def _fold_facts(self, connection: Connection, facts: Sequence[CallFact], now: datetime) -> None:
         """Fold the facts into their calls (the fold's, in service/intake.py)."""

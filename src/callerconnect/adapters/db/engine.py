@@ -75,6 +75,14 @@ class Database:
             yield session
 
     @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, for Core statements only (the
+        intake's fold): the session's identity map and unit of work cost more than the
+        few statements of a small transaction."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
     def reading(self) -> Iterator[Connection]:
         """A read-only transaction for the read side: every query in it sees one snapshot
         (``REPEATABLE READ`` on PostgreSQL; a deferred transaction under WAL on SQLite),

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, Table, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.repositories.calls import (
@@ -40,26 +40,31 @@ _DECISIONS: Table = Base.metadata.tables["decisions"]
 #: What :meth:`CallBatch.load` keeps of a call row: its state, and what it is compared
 #: with when the call is written (only the changed columns are).
 _STORED_COLUMNS = ("id", *CALL_STATE_COLUMNS, "phone_hash", "call_category")
-# The calls of some incidents, each with its texts (a row per text, the text's columns
-# NULL for a call without any), in incident order, so that two transactions locking
-# overlapping sets never wait on each other crosswise. PostgreSQL locks the calls
-# (FOR UPDATE OF calls); SQLite, one writer at a time, ignores the clause.
-_READ_CALLS = (
-    select(
-        *(_CALLS.c[name] for name in _STORED_COLUMNS),
-        _OUTBOX.c.id.label("text_id"),
-        _OUTBOX.c.kind.label("text_kind"),
-        _OUTBOX.c.sequence.label("text_sequence"),
-        _OUTBOX.c.status.label("text_status"),
+
+
+def _calls_with_texts(incidents: ColumnElement[bool]) -> Select[Any]:
+    """The calls of some incidents, each with its texts (a row per text, the text's
+    columns NULL for a call without any), in incident order, so that two transactions
+    locking overlapping sets never wait on each other crosswise. PostgreSQL locks the
+    calls (FOR UPDATE OF calls); SQLite, one writer at a time, ignores the clause."""
+    return (
+        select(
+            *(_CALLS.c[name] for name in _STORED_COLUMNS),
+            _OUTBOX.c.id.label("text_id"),
+            _OUTBOX.c.kind.label("text_kind"),
+            _OUTBOX.c.sequence.label("text_sequence"),
+            _OUTBOX.c.status.label("text_status"),
+        )
+        .select_from(_CALLS.outerjoin(_OUTBOX, _OUTBOX.c.call_id == _CALLS.c.id))
+        .where(_CALLS.c.agency_id == bindparam("agency_id"), incidents)
+        .order_by(_CALLS.c.incident_id)
+        .with_for_update(of=_CALLS)
     )
-    .select_from(_CALLS.outerjoin(_OUTBOX, _OUTBOX.c.call_id == _CALLS.c.id))
-    .where(
-        _CALLS.c.agency_id == bindparam("agency_id"),
-        _CALLS.c.incident_id.in_(bindparam("incident_ids", expanding=True)),
-    )
-    .order_by(_CALLS.c.incident_id)
-    .with_for_update(of=_CALLS)
-)
+
+
+_READ_CALLS = _calls_with_texts(_CALLS.c.incident_id.in_(bindparam("incident_ids", expanding=True)))
+# An IN list is rendered anew at each execution: one incident (a single event) needs none.
+_READ_CALL = _calls_with_texts(_CALLS.c.incident_id == bindparam("incident_id"))
 _INSERT_CALLS = insert(_CALLS).returning(_CALLS.c.id, _CALLS.c.incident_id)
 _INSERT_TEXTS = insert(_OUTBOX).returning(_OUTBOX.c.id, _OUTBOX.c.dedupe_key)
 _INSERT_HISTORY = insert(_HISTORY)
@@ -105,8 +110,8 @@ class _Decision:
 class CallBatch:
     """The calls, texts and decisions of one transaction of the intake."""
 
-    def __init__(self, session: Session, vault: Vault, agency_id: str) -> None:
-        self.connection = session.connection()
+    def __init__(self, connection: Connection, vault: Vault, agency_id: str) -> None:
+        self.connection = connection
         self.vault = vault
         self.agency_id = agency_id
         # Each incident read: its call, or None when it had none (a call is then made).
@@ -124,8 +129,14 @@ class CallBatch:
         if not wanted:
             return
         self._calls.update(dict.fromkeys(wanted))
-        found = self.connection.execute(
-            _READ_CALLS, {"agency_id": self.agency_id, "incident_ids": wanted}
+        found = (
+            self.connection.execute(
+                _READ_CALL, {"agency_id": self.agency_id, "incident_id": wanted[0]}
+            )
+            if len(wanted) == 1
+            else self.connection.execute(
+                _READ_CALLS, {"agency_id": self.agency_id, "incident_ids": wanted}
+            )
         )
         for row in found.mappings():
             held = self._calls[row["incident_id"]]

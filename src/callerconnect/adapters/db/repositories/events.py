@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from callerconnect.adapters.db.tables import Base, DeadLetterRow
@@ -43,34 +44,29 @@ class StoredEvent:
 
 
 def stored_events(
-    session: Session, agency_id: str, event_ids: Collection[str]
+    connection: Connection, agency_id: str, event_ids: Collection[str]
 ) -> dict[str, StoredEvent]:
     """The events already stored under any of these ids: one query for a whole batch."""
     if not event_ids:
         return {}
-    found = session.connection().execute(
-        _STORED, {"agency_id": agency_id, "event_ids": sorted(event_ids)}
-    )
+    found = connection.execute(_STORED, {"agency_id": agency_id, "event_ids": sorted(event_ids)})
     return {event_id: StoredEvent(incident, payload) for event_id, incident, payload in found}
 
 
-def add_new_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+def add_new_events(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Store the events (the columns of ``cad_events`` but its id) whose ids are not
     stored yet, in one statement; the ids stored. An id stored by a transaction still
     open is waited for (PostgreSQL), then counts as stored before."""
     if not rows:
         return set()
-    connection = session.connection()
     statement = _INSERT_NEW[connection.dialect.name]
     return set(connection.execute(statement, list(rows)).scalars())
 
 
-def take_back_events(session: Session, agency_id: str, event_ids: Collection[str]) -> None:
+def take_back_events(connection: Connection, agency_id: str, event_ids: Collection[str]) -> None:
     """Remove events this transaction stored (and will not fold after all)."""
     if event_ids:
-        session.connection().execute(
-            _DELETE, {"agency_id": agency_id, "event_ids": sorted(event_ids)}
-        )
+        connection.execute(_DELETE, {"agency_id": agency_id, "event_ids": sorted(event_ids)})
 
 
 def add_dead_letter(session: Session, row: DeadLetterRow) -> int:

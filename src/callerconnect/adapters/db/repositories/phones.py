@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from callerconnect.adapters.db.tables import Base, OptOutRow, ProtectedPhoneRow
@@ -76,14 +77,13 @@ _PROTECT = {"sqlite": _protect(sqlite.insert), "postgresql": _protect(postgresql
 
 
 def protect_phones(
-    session: Session, wanted: Mapping[str, tuple[datetime, str]], now: datetime
+    connection: Connection, wanted: Mapping[str, tuple[datetime, str]], now: datetime
 ) -> None:
     """Keep texts about other calls away from these phones (hash → until, reason): one
     upsert that a later protection extends and never shortens, atomic on both databases
     (a concurrent first protection of the same phone is extended, not a failure)."""
     if not wanted:
         return
-    connection = session.connection()
     connection.execute(
         _PROTECT[connection.dialect.name],
         [
