@@ -160,32 +160,27 @@ class Intake(IntakeRefusals):
         which keeps it and holds its incident as for a single event, before the events
         after it fold."""
         now = self.clock.now()
+        first, end = _first_of_each_id(chunk)
+        # Encrypted before the transaction: SQLite's one writer is held that much less.
+        rows = [self._event_row(item, source, now) for item in first.values()]
         with self.db.writing() as connection:
-            fresh, duplicates, rest = self._store_new(connection, chunk, source, now)
+            fresh, duplicates, rest = self._store_new(connection, chunk, first, end, rows)
             self._fold_facts(connection, [item.fact for item in fresh], now)
         return fresh, duplicates, rest
 
     def _store_new(
-        self, connection: Connection, chunk: Sequence[_Valid], source: str, now: datetime
+        self,
+        connection: Connection,
+        chunk: Sequence[_Valid],
+        first: dict[str, _Valid],
+        end: int,
+        rows: Sequence[dict[str, Any]],
     ) -> tuple[list[_Valid], list[_Valid], list[_Valid]]:
-        """Store the chunk's events whose ids are new in one statement, and sort the
-        chunk as :meth:`_fold_together` returns it. The ids stored before are read back
-        only when there are any, to compare the repeats with what they first were."""
-        # The first event of each id, up to the first repeat within the chunk that is
-        # another event: what comes from there on is not stored here.
-        first: dict[str, _Valid] = {}
-        end = len(chunk)
-        for position, item in enumerate(chunk):
-            earlier = first.setdefault(item.fact.event_id, item)
-            if earlier is not item and (earlier.fact.incident_id, earlier.payload) != (
-                item.fact.incident_id,
-                item.payload,
-            ):
-                end = position
-                break
-        added = add_new_events(
-            connection, [self._event_row(v, source, now) for v in first.values()]
-        )
+        """Store the events of ``rows`` (those of ``first``) whose ids are new in one
+        statement, and sort the chunk as :meth:`_fold_together` returns it. The ids
+        stored before are read back only when there are any, to compare the repeats
+        with what they first were."""
+        added = add_new_events(connection, rows)
         stored = stored_events(connection, self.agency_id, first.keys() - added)
         fresh: list[_Valid] = []
         duplicates: list[_Valid] = []
@@ -248,10 +243,11 @@ class Intake(IntakeRefusals):
     def _fold(self, item: _Valid, source: str, keep_rejected: bool) -> IntakeResult:
         fact, payload = item.fact, item.payload
         now = self.clock.now()
+        row = self._event_row(item, source, now)
         with self.db.writing() as connection:
             # Stored only if its id is new, in one statement: an id stored by another
             # process meanwhile is found and compared like any other repeat.
-            if add_new_events(connection, [self._event_row(item, source, now)]):
+            if add_new_events(connection, [row]):
                 stored = None
                 self._fold_facts(connection, [fact], now)
             else:
@@ -361,3 +357,19 @@ class Intake(IntakeRefusals):
                         event_at=fact.occurred_at,
                         kind=action.kind.value if action.kind else None,
                     )
+
+
+def _first_of_each_id(chunk: Sequence[_Valid]) -> tuple[dict[str, _Valid], int]:
+    """The first event of each id, up to the first repeat within the chunk that is
+    another event (a changed payload, another incident), and that repeat's position
+    (the chunk's length if none): what comes from there on is not stored with the
+    events before it."""
+    first: dict[str, _Valid] = {}
+    for position, item in enumerate(chunk):
+        earlier = first.setdefault(item.fact.event_id, item)
+        if earlier is not item and (earlier.fact.incident_id, earlier.payload) != (
+            item.fact.incident_id,
+            item.payload,
+        ):
+            return first, position
+    return first, len(chunk)
