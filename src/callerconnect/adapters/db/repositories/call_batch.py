@@ -29,7 +29,7 @@ from callerconnect.adapters.db.repositories.calls import (
 from callerconnect.adapters.db.repositories.outbox import IllegalTransition, dedupe_key
 from callerconnect.adapters.db.tables import Base
 from callerconnect.domain.calls import Call
-from callerconnect.domain.lifecycle import CancelPending, ScheduleText
+from callerconnect.domain.lifecycle import CancelPending, ScheduleText, new_call
 from callerconnect.domain.messages import CALL_TEXT_KINDS, TextKind, TextStatus
 
 _CALLS: Table = Base.metadata.tables["calls"]
@@ -156,7 +156,7 @@ class CallBatch:
             self.load([incident_id])
         held = self._calls[incident_id]
         if held is None:
-            held = HeldCall(Call(agency_id=self.agency_id, incident_id=incident_id))
+            held = HeldCall(new_call(self.agency_id, incident_id))
             self._calls[incident_id] = held
         return held
 
