@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient
 
+from callerconnect.adapters.db.repositories.call_batch import CallBatch
 from callerconnect.adapters.db.repositories.outbox import IllegalTransition, Outbox
 from callerconnect.adapters.db.repositories.phones import set_opt_out
 from callerconnect.adapters.db.tables import (
@@ -188,7 +189,7 @@ def test_call_state_and_its_outbox_rows_commit_together_or_not_at_all(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the database went away mid-transaction")
 
-    monkeypatch.setattr(Outbox, "cancel_pending", broken)
+    monkeypatch.setattr(CallBatch, "cancel_pending", broken)
     submit(app, received("I-1", T0))
     with pytest.raises(RuntimeError):
         app.intake.submit(event("I-1", "call.updated", T0, risk_flag=True), "test")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call, fold, outranked
 from callerconnect.domain.facts import CallFact
@@ -115,7 +116,7 @@ def new_call(agency_id: str, incident_id: str) -> Call:
 
 def decide(call: Call, fact: CallFact, policy: Policy, now: datetime) -> Decision:
     own = _decide_for_the_call(call, fact, policy, now)
-    return replace(own, beyond_the_call=_beyond_the_call(own.call, fact, policy, now))
+    return Decision(own.call, own.actions, _beyond_the_call(own.call, fact, policy, now))
 
 
 def _beyond_the_call(
@@ -161,19 +162,22 @@ def _decide_for_the_call(call: Call, fact: CallFact, policy: Policy, now: dateti
         after = replace(after, blocked_reason=fact.hold)
     reason = eligibility(after, policy)
     actions: list[Action] = []
+    # What the decision itself changes in the call, applied once at the end (nothing
+    # below reads these fields of ``after``).
+    outcome: dict[str, Any] = {}
 
     if is_sticky(reason) and after.blocked_reason is None:
-        after = replace(after, blocked_reason=reason)
+        outcome["blocked_reason"] = reason
     if reason == ELIGIBLE:
-        after = replace(after, eligible_at=_moment_known(after, _ELIGIBILITY_FIELDS))
+        outcome["eligible_at"] = _moment_known(after, _ELIGIBILITY_FIELDS)
     if reason != before.reason:
         actions.append(RecordDecision(reason))
-        after = replace(after, reason=reason)
+        outcome["reason"] = reason
 
     if reason != ELIGIBLE:
         if after.texts_scheduled and reason != before.reason:
             actions.append(CancelPending(frozenset(CALL_TEXT_KINDS), _cancel_reason(reason)))
-        return Decision(after, tuple(actions))
+        return Decision(replace(after, **outcome), tuple(actions))
 
     # Each text's moment is computed from the state alone, before and after the fact,
     # so a late event that moves a moment (an earlier start, a later clearance, another
@@ -201,8 +205,8 @@ def _decide_for_the_call(call: Call, fact: CallFact, policy: Policy, now: dateti
         if late:
             actions.append(RecordDecision(late, kind))
         scheduled.add(kind)
-    after = replace(after, texts_scheduled=frozenset(scheduled))
-    return Decision(after, tuple(actions))
+    outcome["texts_scheduled"] = frozenset(scheduled)
+    return Decision(replace(after, **outcome), tuple(actions))
 
 
 #: Sticky reasons of a danger received after a benign value with a later stamp.

@@ -16,20 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from callerconnect.adapters.db.repositories.calls import CallRepository, StoredCall, record_decision
+from callerconnect.adapters.db.repositories.call_batch import CallBatch, HeldCall
 from callerconnect.adapters.db.repositories.events import (
-    add_event,
-    add_events,
-    stored_event,
+    add_new_events,
     stored_events,
+    take_back_events,
 )
-from callerconnect.adapters.db.repositories.outbox import Outbox
-from callerconnect.adapters.db.repositories.phones import protect_phone, protect_phones, set_opt_out
-from callerconnect.adapters.db.tables import CadEventRow, CallRow
-from callerconnect.domain.calls import Call
+from callerconnect.adapters.db.repositories.phones import protect_phones, set_opt_out
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
     Action,
@@ -40,7 +37,6 @@ from callerconnect.domain.lifecycle import (
     RecordDecision,
     ScheduleText,
     decide,
-    new_call,
 )
 from callerconnect.logs import log_event
 from callerconnect.service.intake_refusals import IntakeRefusals
@@ -63,11 +59,12 @@ class _Valid:
 
 
 @dataclass
-class _Batch:
-    """What the events of one chunk share in its transaction: the texts of its
-    incidents, read once, and the numbers to protect, written once at the end."""
+class _Fold:
+    """What the facts folded in one transaction share: their calls, texts and
+    decisions, and the numbers to protect, each written once at the end."""
 
-    outbox: Outbox
+    connection: Connection
+    calls: CallBatch
     protections: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
 
@@ -156,74 +153,66 @@ class Intake(IntakeRefusals):
     def _fold_together(
         self, chunk: Sequence[_Valid], source: str
     ) -> tuple[list[_Valid], list[_Valid], list[_Valid]]:
-        """Fold the chunk's new events in one transaction: one query for the ids already
-        stored, one insert of the events, one locking read of their calls (in incident
-        order, so two batches never wait on each other crosswise), then each event
-        folded in request order against the calls in memory. Returns the events folded,
-        the plain duplicates (the same event again), and the rest of the chunk from the
-        first other repeat of an id (a changed payload, another incident) on: that one
-        goes to :meth:`_fold_alone`, which keeps it and holds its incident as for a
-        single event, before the events after it fold."""
+        """Fold the chunk's new events in one transaction (:meth:`_store_new`, then
+        :meth:`_fold_facts`). Returns the events folded, the plain duplicates (the same
+        event again), and the rest of the chunk from the first other repeat of an id (a
+        changed payload, another incident) on: that one goes to :meth:`_fold_alone`,
+        which keeps it and holds its incident as for a single event, before the events
+        after it fold."""
         now = self.clock.now()
-        with self.db.transaction() as session:
-            stored = stored_events(session, self.agency_id, [v.fact.event_id for v in chunk])
-            first: dict[str, _Valid] = {}
-            fresh: list[_Valid] = []
-            duplicates: list[_Valid] = []
-            rest: list[_Valid] = []
-            for position, item in enumerate(chunk):
-                event_id = item.fact.event_id
-                if event_id in stored:
-                    before = stored[event_id]
-                    same = before.incident_id == item.fact.incident_id and self._same_payload(
-                        before.payload_encrypted, item.payload
-                    )
-                elif event_id in first:
-                    earlier = first[event_id]
-                    same = (earlier.fact.incident_id, earlier.payload) == (
-                        item.fact.incident_id,
-                        item.payload,
-                    )
-                else:
-                    first[event_id] = item
-                    fresh.append(item)
-                    continue
-                if not same:
-                    rest = list(chunk[position:])
-                    break
-                duplicates.append(item)
-            add_events(session, [self._event_row(v.fact, v.payload, source, now) for v in fresh])
-            incidents = {v.fact.incident_id for v in fresh}
-            known = CallRepository(session, self.vault).get_many(
-                self.agency_id, incidents, for_update=True
-            )
-            batch = _Batch(Outbox(session))
-            batch.outbox.preload(
-                self.agency_id,
-                incidents,
-                without_call=[incident for incident, call in known.items() if call is None],
-            )
-            # Everything read is in memory now: the session writes the calls, texts and
-            # decisions of the whole chunk at the commit, each table in one statement.
-            with session.no_autoflush:
-                for item in fresh:
-                    self._apply(session, item.fact, now, known, batch=batch)
-            protect_phones(session, batch.protections, now)
+        first, end = _first_of_each_id(chunk)
+        # Encrypted before the transaction: SQLite's one writer is held that much less.
+        rows = [self._event_row(item, source, now) for item in first.values()]
+        with self.db.writing() as connection:
+            fresh, duplicates, rest = self._store_new(connection, chunk, first, end, rows)
+            self._fold_facts(connection, [item.fact for item in fresh], now)
         return fresh, duplicates, rest
 
-    def _event_row(
-        self, fact: CallFact, payload: dict[str, Any], source: str, now: datetime
-    ) -> CadEventRow:
-        return CadEventRow(
-            agency_id=self.agency_id,
-            event_id=fact.event_id,
-            incident_id=fact.incident_id,
-            type=fact.type.value,
-            occurred_at=fact.occurred_at,
-            received_at=now,
-            source=source,
-            payload_encrypted=self.vault.encrypt(json.dumps(payload)),
-        )
+    def _store_new(
+        self,
+        connection: Connection,
+        chunk: Sequence[_Valid],
+        first: dict[str, _Valid],
+        end: int,
+        rows: Sequence[dict[str, Any]],
+    ) -> tuple[list[_Valid], list[_Valid], list[_Valid]]:
+        """Store the events of ``rows`` (those of ``first``) whose ids are new in one
+        statement, and sort the chunk as :meth:`_fold_together` returns it. The ids
+        stored before are read back only when there are any, to compare the repeats
+        with what they first were."""
+        added = add_new_events(connection, rows)
+        stored = stored_events(connection, self.agency_id, first.keys() - added)
+        fresh: list[_Valid] = []
+        duplicates: list[_Valid] = []
+        for position, item in enumerate(chunk[:end]):
+            before = stored.get(item.fact.event_id)
+            if before is None:
+                (fresh if first[item.fact.event_id] is item else duplicates).append(item)
+            elif before.incident_id == item.fact.incident_id and self._same_payload(
+                before.payload_encrypted, item.payload
+            ):
+                duplicates.append(item)
+            else:
+                end = position
+                break
+        # Events stored above behind that repeat fold after it, in a later transaction,
+        # as if the events had come one by one: taken back (a rare case).
+        take_back_events(connection, self.agency_id, added - {v.fact.event_id for v in fresh})
+        return fresh, duplicates, list(chunk[end:])
+
+    def _event_row(self, item: _Valid, source: str, now: datetime) -> dict[str, Any]:
+        """The ``cad_events`` row of an accepted event."""
+        fact = item.fact
+        return {
+            "agency_id": self.agency_id,
+            "event_id": fact.event_id,
+            "incident_id": fact.incident_id,
+            "type": fact.type.value,
+            "occurred_at": fact.occurred_at,
+            "received_at": now,
+            "source": source,
+            "payload_encrypted": self.vault.encrypt(json.dumps(item.payload)),
+        }
 
     def _log_accepted(self, fact: CallFact, source: str) -> None:
         log_event(
@@ -237,34 +226,33 @@ class Intake(IntakeRefusals):
 
     def _fold_alone(self, item: _Valid, source: str, keep_rejected: bool) -> IntakeResult:
         """One event in its own transaction, tried again when a concurrent insert of
-        the same id or call won the race (it then finds the row)."""
-        fact, payload = item.fact, item.payload
+        the same call won the race (it then finds the row)."""
         for attempt in range(self._RETRIES):
             try:
-                return self._fold(fact, payload, source, keep_rejected)
+                return self._fold(item, source, keep_rejected)
             except (IntegrityError, OperationalError):
                 if attempt < self._RETRIES - 1:
                     continue
-                self._keep_after_failure(payload, source, keep_rejected)
+                self._keep_after_failure(item.payload, source, keep_rejected)
                 raise
             except Exception:
-                self._keep_after_failure(payload, source, keep_rejected)
+                self._keep_after_failure(item.payload, source, keep_rejected)
                 raise
         raise AssertionError("unreachable")
 
-    def _fold(
-        self, fact: CallFact, payload: dict[str, Any], source: str, keep_rejected: bool
-    ) -> IntakeResult:
+    def _fold(self, item: _Valid, source: str, keep_rejected: bool) -> IntakeResult:
+        fact, payload = item.fact, item.payload
         now = self.clock.now()
-        with self.db.transaction() as session:
-            # Checked and inserted in one transaction: an id stored by another process
-            # in between is found by the insert and compared like any other repeat.
-            stored = stored_event(session, self.agency_id, fact.event_id)
-            if stored is None:
-                if add_event(session, self._event_row(fact, payload, source, now)):
-                    self._apply(session, fact, now)
-                else:
-                    stored = stored_event(session, self.agency_id, fact.event_id)
+        row = self._event_row(item, source, now)
+        with self.db.writing() as connection:
+            # Stored only if its id is new, in one statement: an id stored by another
+            # process meanwhile is found and compared like any other repeat.
+            if add_new_events(connection, [row]):
+                stored = None
+                self._fold_facts(connection, [fact], now)
+            else:
+                found = stored_events(connection, self.agency_id, [fact.event_id])
+                stored = found[fact.event_id]
         if stored is not None:
             if stored.incident_id != fact.incident_id:
                 return self._conflicting_id(fact, payload, source, keep_rejected)
@@ -274,53 +262,43 @@ class Intake(IntakeRefusals):
         self._log_accepted(fact, source)
         return IntakeResult(fact.event_id, "accepted")
 
+    def _fold_facts(self, connection: Connection, facts: Sequence[CallFact], now: datetime) -> None:
+        """Fold the facts in order into their calls: the calls read (locked) with their
+        texts in one query, each fact folded against them in memory, then every table
+        written in one statement (call_batch.py), the numbers to protect in one more."""
+        fold = _Fold(connection, CallBatch(connection, self.vault, self.agency_id))
+        fold.calls.load(fact.incident_id for fact in facts)
+        for fact in facts:
+            self._apply(fold, fact, now)
+        fold.calls.write(now)
+        protect_phones(connection, fold.protections, now)
+
     def _apply(
-        self,
-        session: Session,
-        fact: CallFact,
-        now: Any,
-        known: dict[str, StoredCall | None] | None = None,
-        seen: frozenset[str] = frozenset(),
-        *,
-        batch: _Batch | None = None,
-    ) -> Call:
+        self, fold: _Fold, fact: CallFact, now: datetime, seen: frozenset[str] = frozenset()
+    ) -> None:
         """Fold one fact into its call and carry out what ``decide`` returned: the
         number's protection and opt-out, the call's texts and decisions, then the hold
         of the call it was merged into (and so on along a chain of merges; ``seen``
-        stops a loop). ``known`` holds the calls this transaction has
-        locked and folded so far (None: not yet existing), kept up to date here, so the
-        events of a batch do not read their call again."""
-        calls = CallRepository(session, self.vault)
-        if known is not None and fact.incident_id in known:
-            stored = known[fact.incident_id]
-        else:
-            stored = calls.get(self.agency_id, fact.incident_id, for_update=True)
-        call = stored.call if stored else new_call(self.agency_id, fact.incident_id)
-        decision = decide(call, fact, self.policy, now)
+        stops a loop)."""
+        calls = fold.calls
+        held = calls.held(fact.incident_id)
+        decision = decide(held.call, fact, self.policy, now)
         call_type = self.policy.call_type(decision.call.call_type_code)
-        row = calls.save(
-            decision.call,
-            stored.row if stored else None,
-            now,
-            call_type.category if call_type else None,
-        )
-        if known is not None:
-            known[fact.incident_id] = StoredCall(row, decision.call)
+        calls.save(held, decision.call, call_type.category if call_type else None)
+        phone_hash = calls.phone_hash(held)
         for beyond in decision.beyond_the_call:
             match beyond:
-                case ProtectNumber() if row.phone_hash and batch is not None:
-                    # The first protection of the batch's moment stands (the same
+                case ProtectNumber() if phone_hash:
+                    # The first protection of the transaction's moment stands (the same
                     # ``until`` for all of them), as when they are written one by one.
-                    batch.protections.setdefault(row.phone_hash, (beyond.until, beyond.reason))
-                case ProtectNumber() if row.phone_hash:
-                    protect_phone(session, row.phone_hash, beyond.until, beyond.reason, now)
-                case OptOutNumber() if row.phone_hash is not None:
-                    # A batch does not flush as it goes; the opt-out an earlier event of
-                    # it added must be in the database for this one to find it.
-                    session.flush()
-                    set_opt_out(session, self.agency_id, row.phone_hash, True, now, "cad")
-        outbox = batch.outbox if batch is not None else Outbox(session)
-        self._carry_out(session, outbox, row, fact, decision.actions, now)
+                    fold.protections.setdefault(phone_hash, (beyond.until, beyond.reason))
+                case OptOutNumber() if phone_hash is not None:
+                    # Rare: the ORM's opt-out code, in the fold's transaction, written
+                    # at once so that a later event of the transaction finds it.
+                    with Session(bind=fold.connection) as session:
+                        set_opt_out(session, self.agency_id, phone_hash, True, now, "cad")
+                        session.flush()
+        self._carry_out(calls, held, fact, decision.actions, now)
         for beyond in decision.beyond_the_call:
             if isinstance(beyond, HoldIncident) and beyond.incident_id not in seen:
                 hold = CallFact(
@@ -330,7 +308,7 @@ class Intake(IntakeRefusals):
                     type=FactType.UPDATED,
                     hold=beyond.reason,
                 )
-                self._apply(session, hold, now, known, seen | {fact.incident_id}, batch=batch)
+                self._apply(fold, hold, now, seen | {fact.incident_id})
                 log_event(
                     log,
                     "incident_held",
@@ -338,13 +316,11 @@ class Intake(IntakeRefusals):
                     incident=beyond.incident_id,
                     reason=beyond.reason,
                 )
-        return decision.call
 
     def _carry_out(
         self,
-        session: Session,
-        outbox: Outbox,
-        row: CallRow,
+        calls: CallBatch,
+        held: HeldCall,
         fact: CallFact,
         actions: Sequence[Action],
         now: datetime,
@@ -353,7 +329,7 @@ class Intake(IntakeRefusals):
         for action in actions:
             match action:
                 case ScheduleText():
-                    if outbox.schedule(row, action, now) is not None:
+                    if calls.schedule(held, action, now):
                         log_event(
                             log,
                             "text_scheduled",
@@ -363,7 +339,7 @@ class Intake(IntakeRefusals):
                             suppressed=action.suppressed_reason or "",
                         )
                 case CancelPending():
-                    cancelled = outbox.cancel_pending(row, action, now)
+                    cancelled = calls.cancel_pending(held, action, now)
                     if cancelled:
                         log_event(
                             log,
@@ -373,12 +349,27 @@ class Intake(IntakeRefusals):
                             reason=action.reason,
                         )
                 case RecordDecision():
-                    record_decision(
-                        session,
-                        row,
+                    calls.record_decision(
+                        held,
                         action.code,
                         decided_at=now,
                         event_id=fact.event_id,
                         event_at=fact.occurred_at,
                         kind=action.kind.value if action.kind else None,
                     )
+
+
+def _first_of_each_id(chunk: Sequence[_Valid]) -> tuple[dict[str, _Valid], int]:
+    """The first event of each id, up to the first repeat within the chunk that is
+    another event (a changed payload, another incident), and that repeat's position
+    (the chunk's length if none): what comes from there on is not stored with the
+    events before it."""
+    first: dict[str, _Valid] = {}
+    for position, item in enumerate(chunk):
+        earlier = first.setdefault(item.fact.event_id, item)
+        if earlier is not item and (earlier.fact.incident_id, earlier.payload) != (
+            item.fact.incident_id,
+            item.payload,
+        ):
+            return first, position
+    return first, len(chunk)

@@ -4,7 +4,7 @@ An event that fails validation, a time ahead of its receipt, an id already used 
 another incident, a repeat that changes something dangerous: each is answered, kept in
 the dead letters (so nothing a CAD sent is lost) and, where it may carry a danger, its
 incident is held (fail closed). :class:`~callerconnect.service.intake.Intake` adds the
-fold on top; a hold is folded like any fact, through its ``_apply``.
+fold on top; a hold is folded like any fact, through its ``_fold_facts``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from callerconnect.adapters.cad.native import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -31,7 +31,6 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.repositories.events import add_dead_letter
 from callerconnect.adapters.db.tables import DeadLetterRow
 from callerconnect.clock import Clock
-from callerconnect.domain.calls import Call
 from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW, time_ahead
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.policy import Policy
@@ -245,8 +244,8 @@ class IntakeRefusals(ABC):
             )
             for attempt in range(self._RETRIES):
                 try:
-                    with self.db.transaction() as session:
-                        self._apply(session, fact, now)
+                    with self.db.writing() as connection:
+                        self._fold_facts(connection, [fact], now)
                     break
                 # A concurrent first insert of the call, a lock timeout, a deadlock
                 # with another transaction on the same calls: try again.
@@ -263,5 +262,5 @@ class IntakeRefusals(ABC):
             )
 
     @abstractmethod
-    def _apply(self, session: Session, fact: CallFact, now: Any) -> Call:
-        """Fold one fact into its call (the fold's, in service/intake.py)."""
+    def _fold_facts(self, connection: Connection, facts: Sequence[CallFact], now: datetime) -> None:
+        """Fold the facts into their calls (the fold's, in service/intake.py)."""

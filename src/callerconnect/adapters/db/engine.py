@@ -12,7 +12,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -131,9 +131,20 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        gate = self._writers.writing() if self._writers is not None else nullcontext()
-        with gate, self._sessions() as session, session.begin():
+        with self._writer_turn(), self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, for Core statements only (the
+        intake's fold): the session's identity map and unit of work cost more than the
+        few statements of a small transaction."""
+        with self._writer_turn(), self.engine.begin() as connection:
+            yield connection
+
+    def _writer_turn(self) -> AbstractContextManager[None]:
+        """On SQLite, this writer's turn at :class:`SqliteWriterGate`."""
+        return self._writers.writing() if self._writers is not None else nullcontext()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

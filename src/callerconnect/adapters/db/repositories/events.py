@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from callerconnect.adapters.db.tables import CadEventRow, DeadLetterRow
+from callerconnect.adapters.db.tables import Base, DeadLetterRow
 
+_EVENTS: Table = Base.metadata.tables["cad_events"]
 
-def event_exists(session: Session, agency_id: str, event_id: str) -> bool:
-    found = session.scalar(
-        select(CadEventRow.id).where(
-            CadEventRow.agency_id == agency_id, CadEventRow.event_id == event_id
-        )
-    )
-    return found is not None
+# Statements built once: building one costs more than running it for a single event.
+_STORED = select(_EVENTS.c.event_id, _EVENTS.c.incident_id, _EVENTS.c.payload_encrypted).where(
+    _EVENTS.c.agency_id == bindparam("agency_id"),
+    _EVENTS.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+# The events whose id is new, stored; the others left as they are, their ids not
+# returned (SQLite >= 3.35 and PostgreSQL both know ON CONFLICT … RETURNING).
+_INSERT_NEW = {
+    name: insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=[_EVENTS.c.agency_id, _EVENTS.c.event_id])
+    .returning(_EVENTS.c.event_id)
+    for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
+}
+_DELETE = delete(_EVENTS).where(
+    _EVENTS.c.agency_id == bindparam("agency_id"),
+    _EVENTS.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
 
 
 @dataclass(frozen=True)
@@ -30,55 +43,30 @@ class StoredEvent:
     payload_encrypted: str
 
 
-def stored_event(session: Session, agency_id: str, event_id: str) -> StoredEvent | None:
-    """The event first stored under this id, if any."""
-    found = session.execute(
-        select(CadEventRow.incident_id, CadEventRow.payload_encrypted).where(
-            CadEventRow.agency_id == agency_id, CadEventRow.event_id == event_id
-        )
-    ).first()
-    return None if found is None else StoredEvent(found[0], found[1])
-
-
 def stored_events(
-    session: Session, agency_id: str, event_ids: Sequence[str]
+    connection: Connection, agency_id: str, event_ids: Collection[str]
 ) -> dict[str, StoredEvent]:
     """The events already stored under any of these ids: one query for a whole batch."""
     if not event_ids:
         return {}
-    events = CadEventRow.__table__.c
-    # Core on the session's connection: plain columns need none of the ORM's work,
-    # which costs more than the query itself for a single event.
-    found = session.connection().execute(
-        select(events.event_id, events.incident_id, events.payload_encrypted).where(
-            events.agency_id == agency_id, events.event_id.in_(set(event_ids))
-        )
-    )
+    found = connection.execute(_STORED, {"agency_id": agency_id, "event_ids": sorted(event_ids)})
     return {event_id: StoredEvent(incident, payload) for event_id, incident, payload in found}
 
 
-def add_events(session: Session, rows: Sequence[CadEventRow]) -> None:
-    """Store a batch's new events in one multi-row insert. A concurrent insert of one
-    of the ids fails the whole transaction (IntegrityError): the caller folds the
-    events one by one then (service/intake.py)."""
-    if rows:
-        # Core, not the unit of work: no ids are needed back, so one executemany.
-        columns = [column.key for column in CadEventRow.__table__.columns if column.key != "id"]
-        session.connection().execute(
-            insert(CadEventRow),
-            [{key: getattr(row, key) for key in columns} for row in rows],
-        )
+def add_new_events(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Store the events (the columns of ``cad_events`` but its id) whose ids are not
+    stored yet, in one statement; the ids stored. An id stored by a transaction still
+    open is waited for (PostgreSQL), then counts as stored before."""
+    if not rows:
+        return set()
+    statement = _INSERT_NEW[connection.dialect.name]
+    return set(connection.execute(statement, list(rows)).scalars())
 
 
-def add_event(session: Session, row: CadEventRow) -> bool:
-    """Store an accepted event; False if another transaction stored the same id first."""
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+def take_back_events(connection: Connection, agency_id: str, event_ids: Collection[str]) -> None:
+    """Remove events this transaction stored (and will not fold after all)."""
+    if event_ids:
+        connection.execute(_DELETE, {"agency_id": agency_id, "event_ids": sorted(event_ids)})
 
 
 def add_dead_letter(session: Session, row: DeadLetterRow) -> int:

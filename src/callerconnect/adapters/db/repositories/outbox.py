@@ -1,18 +1,17 @@
 """The outbox: each text a call is to receive, its status moves, and the claims of
-the rows that are due."""
+the rows that are due. (The intake creates and cancels call texts with its calls, in
+call_batch.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from callerconnect.adapters.db.tables import CallRow, OutboxRow, TextStatusChangeRow
-from callerconnect.domain.lifecycle import CancelPending, ScheduleText
-from callerconnect.domain.messages import CALL_TEXT_KINDS, COUNTS_AS_SENT, TextKind, TextStatus
+from callerconnect.adapters.db.tables import OutboxRow, TextStatusChangeRow
+from callerconnect.domain.messages import COUNTS_AS_SENT, TextKind, TextStatus
 
 
 class IllegalTransition(Exception):
@@ -31,68 +30,6 @@ class Outbox:
         self.session = session
         #: Texts the last :meth:`claim_due` failed as ``failed:worker_lost``.
         self.lost: list[int] = []
-        # The call texts of the incidents :meth:`preload` read, by dedupe key, kept up
-        # to date by :meth:`schedule`: a batch reads them once, not once per action.
-        self._texts: dict[str, OutboxRow] = {}
-        self._loaded: set[tuple[str, str]] = set()
-
-    def preload(
-        self, agency_id: str, incident_ids: Collection[str], *, without_call: Collection[str] = ()
-    ) -> None:
-        """Read the call texts of these incidents in one query (their calls locked
-        already, so no other transaction adds one meanwhile). Those ``without_call``
-        have none to read: a text is made with its call, and calls are never deleted."""
-        self._loaded |= {(agency_id, incident) for incident in without_call}
-        wanted = {(agency_id, incident) for incident in incident_ids} - self._loaded
-        if not wanted:
-            return
-        keys = [
-            dedupe_key(agency, incident, kind)
-            for agency, incident in wanted
-            for kind in CALL_TEXT_KINDS
-        ]
-        for row in self.session.scalars(select(OutboxRow).where(OutboxRow.dedupe_key.in_(keys))):
-            self._texts[row.dedupe_key] = row
-        self._loaded |= wanted
-
-    def _text(self, call_row: CallRow, kind: TextKind) -> OutboxRow | None:
-        key = dedupe_key(call_row.agency_id, call_row.incident_id, kind)
-        if (call_row.agency_id, call_row.incident_id) in self._loaded:
-            return self._texts.get(key)
-        return self.session.scalar(select(OutboxRow).where(OutboxRow.dedupe_key == key))
-
-    def schedule(self, call_row: CallRow, action: ScheduleText, now: datetime) -> OutboxRow | None:
-        """Create the text once; a reschedule only moves a text that is still waiting."""
-        key = dedupe_key(call_row.agency_id, call_row.incident_id, action.kind)
-        existing = self._text(call_row, action.kind)
-        if existing is not None:
-            if action.reschedule and existing.status == TextStatus.SCHEDULED:
-                existing.not_before = action.not_before
-                existing.expires_at = action.expires_at
-                existing.updated_at = now
-            return None
-        status = TextStatus.SUPPRESSED if action.suppressed_reason else TextStatus.SCHEDULED
-        row = OutboxRow(
-            agency_id=call_row.agency_id,
-            dedupe_key=key,
-            call=call_row,  # its id once flushed, with the call's if that is new too
-            kind=action.kind.value,
-            sequence=0,
-            status=status.value,
-            reason=action.suppressed_reason,
-            send_rank=action.kind.send_rank,
-            not_before=action.not_before,
-            expires_at=action.expires_at,
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-            finished_at=now if action.suppressed_reason else None,
-        )
-        self.session.add(row)
-        if (call_row.agency_id, call_row.incident_id) in self._loaded:
-            self._texts[key] = row
-        self._history(row, now)
-        return row
 
     def add_reply(
         self,
@@ -135,33 +72,6 @@ class Outbox:
         self.session.flush()
         self._history(row, now)
         return row
-
-    def cancel_pending(self, call_row: CallRow, action: CancelPending, now: datetime) -> int:
-        if (call_row.agency_id, call_row.incident_id) in self._loaded:
-            rows: Sequence[OutboxRow] = [
-                row
-                for kind in sorted(action.kinds)
-                if (
-                    row := self._texts.get(
-                        dedupe_key(call_row.agency_id, call_row.incident_id, kind)
-                    )
-                )
-                is not None
-                and row.status == TextStatus.SCHEDULED.value
-            ]
-        else:
-            if call_row.id is None:  # a call new in this transaction: give it its id
-                self.session.flush()
-            rows = self.session.scalars(
-                select(OutboxRow).where(
-                    OutboxRow.call_id == call_row.id,
-                    OutboxRow.status == TextStatus.SCHEDULED.value,
-                    OutboxRow.kind.in_([k.value for k in action.kinds]),
-                )
-            ).all()
-        for row in rows:
-            self._move(row, TextStatus.CANCELLED, now, reason=action.reason)
-        return len(rows)
 
     def transition(
         self,

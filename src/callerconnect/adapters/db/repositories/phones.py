@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from callerconnect.adapters.db.tables import OptOutRow, ProtectedPhoneRow
+from callerconnect.adapters.db.tables import Base, OptOutRow, ProtectedPhoneRow
 
 OPT_OUT_EVERY_AGENCY = "*"
 """The agency of an opt-out recorded before agencies were told apart (migration 0016)."""
@@ -54,53 +56,40 @@ def set_opt_out(
     return True
 
 
-def protect_phone(
-    session: Session, phone_hash: str, until: datetime, reason: str, now: datetime
-) -> None:
-    """Keep texts about other calls away from this phone until ``until`` (a later
-    protection extends an earlier one, never shortens it)."""
-    row = session.get(ProtectedPhoneRow, phone_hash, with_for_update=True)
-    if row is None:
-        try:
-            with session.begin_nested():
-                session.add(
-                    ProtectedPhoneRow(
-                        phone_hash=phone_hash, protected_until=until, reason=reason, changed_at=now
-                    )
-                )
-            return
-        except IntegrityError:  # another transaction protected it first: extend theirs
-            row = session.get(ProtectedPhoneRow, phone_hash, with_for_update=True)
-            assert row is not None
-    if row.protected_until < until:
-        row.protected_until, row.reason, row.changed_at = until, reason, now
+_PROTECTED: Table = Base.metadata.tables["protected_phones"]
+
+
+def _protect(insert: Any) -> Any:
+    """Insert a protection, or extend the one stored if it ends sooner."""
+    new = insert(_PROTECTED)
+    return new.on_conflict_do_update(
+        index_elements=[_PROTECTED.c.phone_hash],
+        set_={
+            "protected_until": new.excluded.protected_until,
+            "reason": new.excluded.reason,
+            "changed_at": new.excluded.changed_at,
+        },
+        where=_PROTECTED.c.protected_until < new.excluded.protected_until,
+    )
+
+
+_PROTECT = {"sqlite": _protect(sqlite.insert), "postgresql": _protect(postgresql.insert)}
 
 
 def protect_phones(
-    session: Session, wanted: Mapping[str, tuple[datetime, str]], now: datetime
+    connection: Connection, wanted: Mapping[str, tuple[datetime, str]], now: datetime
 ) -> None:
-    """:func:`protect_phone` for many phones (hash → until, reason) in two statements: one
-    locking read of those already protected, one insert of the others. A concurrent
-    first protection of one of them fails the transaction (IntegrityError), and the
-    caller folds its events one by one (service/intake.py)."""
+    """Keep texts about other calls away from these phones (hash → until, reason): one
+    upsert that a later protection extends and never shortens, atomic on both databases
+    (a concurrent first protection of the same phone is extended, not a failure)."""
     if not wanted:
         return
-    rows = session.scalars(
-        select(ProtectedPhoneRow)
-        .where(ProtectedPhoneRow.phone_hash.in_(sorted(wanted)))
-        .order_by(ProtectedPhoneRow.phone_hash)
-        .with_for_update()
-    )
-    found = set()
-    for row in rows:
-        found.add(row.phone_hash)
-        until, reason = wanted[row.phone_hash]
-        if row.protected_until < until:
-            row.protected_until, row.reason, row.changed_at = until, reason, now
-    session.add_all(
-        ProtectedPhoneRow(phone_hash=phone, protected_until=until, reason=reason, changed_at=now)
-        for phone, (until, reason) in sorted(wanted.items())
-        if phone not in found
+    connection.execute(
+        _PROTECT[connection.dialect.name],
+        [
+            {"phone_hash": phone, "protected_until": until, "reason": reason, "changed_at": now}
+            for phone, (until, reason) in sorted(wanted.items())  # in key order: no deadlock
+        ],
     )
 
 
