@@ -7,8 +7,9 @@ request, found from its TCP connection), and restarted at once, as a service man
 would. Leases are 2 s so a dead worker's texts come back quickly.
 
 Promises checked (see ``tests/support/crashes.py``): no eligible text lost; every
-duplicate is one copy per kill that landed between the provider's acceptance and the
-status write, and shows in the row's ``attempts``; every kill in that window did leave a
+duplicate is a copy its worker's kill left unrecorded — a send the provider had accepted
+or was still receiving when the worker died, at most one per send in flight of that
+worker — and shows in the row's ``attempts``; every kill in that window did leave a
 duplicate (the window is real and measured, not assumed away); nothing else in the
 worker logs (no failed pass, no traceback, no phone number). The heavier version is
 ``bench/crash_faults.py workers --calls N --kills K``.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from callerconnect.service.dispatch_options import MAX_IN_FLIGHT
 from tests.support.crashes import run_worker_crashes
 
 pytestmark = pytest.mark.postgres
@@ -36,4 +38,7 @@ def test_killed_workers_lose_no_text_and_every_duplicate_is_a_kill_in_the_window
     assert run.problems() == []
     assert run.window_kills_fired >= 3, run.summary()
     assert len(run.kills_fired) >= 6, run.summary()
-    assert sum(run.duplicates.values()) <= len(run.kills_fired)
+    # A kill can leave each of the worker's sends in flight accepted and unrecorded (on a
+    # starved machine several are): each copy is matched to one kill above, at most
+    # MAX_IN_FLIGHT a kill.
+    assert sum(run.duplicates.values()) <= len(run.kills_fired) * MAX_IN_FLIGHT

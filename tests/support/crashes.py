@@ -568,9 +568,24 @@ def _judge(
             # sending threads records a text before it takes the next one, so while the
             # copy waited to be recorded the worker's other threads, at most
             # MAX_IN_FLIGHT - 1 of them, could each send once more, not the thread itself.
-            kill = kill_of.get(copy.pid) if copy.pid is not None else None
+            #
+            # A copy that reached the fake only after its sender's kill was on its way
+            # when the worker died (a dead process sends nothing), so it was never
+            # recorded: on a loaded machine the fake's thread may read a request written
+            # just before the kill a good while after it. A copy whose sender could not
+            # be found had a sender that was gone by the time the fake looked at the
+            # connection (live workers are all candidates, and only kills end one here:
+            # unclean exits are a problem of their own): some kill before it explains it.
+            if copy.pid is None:
+                earlier_kills = [k for k in pool.kills if k.at <= copy.arrived]
+                if not earlier_kills:
+                    run.unexplained.append(ref)
+                else:
+                    used[max(earlier_kills, key=lambda k: k.at).pid] += 1
+                continue
+            kill = kill_of.get(copy.pid)
             later = [r for r in by_pid[copy.pid] if r.arrived > copy.arrived]
-            if kill is None or kill.at < copy.arrived - 0.05 or len(later) >= MAX_IN_FLIGHT:
+            if kill is None or (kill.at > copy.arrived and len(later) >= MAX_IN_FLIGHT):
                 run.unexplained.append(ref)
             else:
                 used[kill.pid] += 1
