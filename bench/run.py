@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
+from tests.support.crashes import children_of  # noqa: E402
 from tests.support.dispatch import TimedFakeTwilio, most_in_window  # noqa: E402
 from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E402
 from tests.support.smsc import FakeSmsc  # noqa: E402
@@ -173,7 +174,7 @@ class Node:
         """Resident memory of every process (a serve's forked processes each by name)."""
         sizes: dict[str, float] = {}
         for number, (role, process) in enumerate(self.processes):
-            children = process_children(process.pid)
+            children = children_of(process.pid)
             for index, pid in enumerate(children or [process.pid]):
                 try:
                     status = Path(f"/proc/{pid}/status").read_text()
@@ -191,7 +192,7 @@ class Node:
             cpu_seconds(pid)
             for name, process in self.processes
             if name == role
-            for pid in [process.pid, *process_children(process.pid)]
+            for pid in [process.pid, *children_of(process.pid)]
         )
 
     def stop(self) -> None:
@@ -679,17 +680,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_children(pid: int) -> list[int]:
-    """The processes ``pid`` forked (``serve --workers N``'s server processes)."""
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(child) for child in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return sorted(found)
 
 
 async def survey_load(

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -24,16 +25,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import TEST_INTAKE_KEY, TEST_SECRET
-from tests.support.crashes import free_port, healthy, pid_of_client, wait_until
+from tests.support.crashes import children_of, free_port, healthy, pid_of_client, wait_until
+from tests.support.dispatch import received
 
 CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
-
-
-def children_of(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(child) for child in (task / "children").read_text().split()}
-    return found
 
 
 def owner_of_connection(port: int, candidates: set[int]) -> int | None:
@@ -47,17 +42,11 @@ def owner_of_connection(port: int, candidates: set[int]) -> int | None:
         return pid_of_client(port, client_port, candidates)
 
 
-def received(number: int) -> dict[str, object]:
-    return {
-        "event_id": f"W-{number}-received",
-        "incident_id": f"W-{number}",
-        "occurred_at": "2026-01-05T10:00:00-05:00",
-        "type": "call.received",
-        "case_number": f"OP26-{number:06d}",
-        "priority": 4,
-        "call_type": {"code": "THEFT", "description": "Theft"},
-        "caller": {"phone": f"613-555-{number:04d}", "language": "en"},
-    }
+#: The calls posted: 200 confirmations, built once so that posting them again repeats them.
+CALLS = [
+    received(f"W-{n}", datetime(2026, 1, 5, 15, tzinfo=UTC), phone=f"613-555-{n:04d}")
+    for n in range(200)
+]
 
 
 @pytest.mark.slow
@@ -79,7 +68,7 @@ def test_two_serve_processes_share_the_address_survive_a_death_and_stop_together
     )
     try:
         wait_until(lambda: healthy(url), 60, "serve --workers 2 answering")
-        children = children_of(serve.pid)
+        children = set(children_of(serve.pid))
         assert len(children) == 2, children
 
         owners = {owner_of_connection(port, children) for _ in range(40)}
@@ -89,7 +78,7 @@ def test_two_serve_processes_share_the_address_survive_a_death_and_stop_together
         headers = {"Authorization": f"Bearer {TEST_INTAKE_KEY}"}
 
         def post(numbers: range) -> list[str]:
-            body = {"events": [received(n) for n in numbers]}
+            body = {"events": [CALLS[n] for n in numbers]}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
                 answer = http.post("/api/v1/cad/events", json=body)
             assert answer.status_code == 202, answer.text
@@ -106,7 +95,9 @@ def test_two_serve_processes_share_the_address_survive_a_death_and_stop_together
         # One process dies: another takes its place; the address answers throughout.
         killed = sorted(children)[0]
         os.kill(killed, signal.SIGKILL)
-        wait_until(lambda: len(children_of(serve.pid) - {killed}) == 2, 30, "a replacement process")
+        wait_until(
+            lambda: len(set(children_of(serve.pid)) - {killed}) == 2, 30, "a replacement process"
+        )
         assert healthy(url)
         assert "action=serve_process_ended" in (tmp_path / "serve.log").read_text()
         # The events again: each stored once, answered duplicate by either process.

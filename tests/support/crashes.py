@@ -75,6 +75,18 @@ def healthy(url: str) -> bool:
 # --- which process is on the other end of a connection ----------------------------------
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes ``pid`` forked and has not reaped (``serve --workers N``'s server
+    processes), in pid order; none once ``pid`` is gone."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return sorted(found)
+
+
 def _socket_inode(local_port: int, remote_port: int) -> str | None:
     """The inode of the TCP socket whose local port is ``local_port`` and remote port
     ``remote_port`` (both on this machine's loopback)."""
