@@ -13,6 +13,7 @@ import copy
 import itertools
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -111,6 +112,36 @@ def test_a_batch_folds_to_the_same_calls_and_texts_as_one_event_at_a_time(
     assert [r.event_id for r in batched] == [p["event_id"] for p in together]
     assert outcome(app, "B") == outcome(app, "A")
     assert len(outcome(app, "A")) == 60
+
+
+def test_concurrent_single_requests_fold_together_to_the_same_calls_and_texts(
+    app: Application,
+) -> None:
+    """Group commit (service/intake_groups.py): one event a request from many threads
+    at once, each thread with its own incidents (in order, as a CAD sends them), folds
+    to what one event at a time makes, each request answered as it would be alone, in
+    fewer transactions than requests."""
+    alone, together = feed("A", 40), feed("B", 40)
+    one_by_one = {p["event_id"]: app.intake.submit(p, "test").status for p in alone}
+    by_incident: dict[str, list[dict[str, Any]]] = {}
+    for payload in together:
+        by_incident.setdefault(payload["incident_id"], []).append(payload)
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(12)]
+    for number, events in enumerate(by_incident.values()):
+        lanes[number % len(lanes)] += events
+
+    def post(lane: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(p["event_id"], app.intake.submit(p, "test").status) for p in lane]
+
+    with counting(app) as counts, ThreadPoolExecutor(len(lanes)) as pool:
+        answered = [answer for lane in pool.map(post, lanes) for answer in lane]
+
+    assert len(answered) == len(together)
+    assert {event_id.removeprefix("B-"): status for event_id, status in answered} == {
+        event_id.removeprefix("A-"): status for event_id, status in one_by_one.items()
+    }
+    assert outcome(app, "B") == outcome(app, "A")
+    assert counts.commits < len(together)  # requests that waited were folded together
 
 
 def test_answers_come_in_request_order_with_rejections_and_repeats_in_place(

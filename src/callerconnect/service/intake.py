@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from callerconnect.adapters.cad.native import DEFAULT_MAX_EVENT_BYTES
+from callerconnect.adapters.crypto import Vault
+from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.repositories.call_batch import CallBatch, HeldCall
 from callerconnect.adapters.db.repositories.events import (
     add_new_events,
@@ -27,6 +30,8 @@ from callerconnect.adapters.db.repositories.events import (
     take_back_events,
 )
 from callerconnect.adapters.db.repositories.phones import protect_phones, set_opt_out
+from callerconnect.clock import Clock
+from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
     Action,
@@ -38,7 +43,9 @@ from callerconnect.domain.lifecycle import (
     ScheduleText,
     decide,
 )
+from callerconnect.domain.policy import Policy
 from callerconnect.logs import log_event
+from callerconnect.service.intake_groups import FoldGroups
 from callerconnect.service.intake_refusals import IntakeRefusals
 from callerconnect.service.intake_result import IntakeResult
 
@@ -48,12 +55,16 @@ log = logging.getLogger("callerconnect.intake")
 #: dominates by then) and holds the calls' row locks, or SQLite's one writer, longer.
 FOLD_CHUNK = 250
 
+#: Groups of requests one process folds at the same moment on PostgreSQL: while one
+#: waits for its commit, the next is folding. (SQLite's writers take turns anyway.)
+FOLDS_AT_ONCE_POSTGRESQL = 2
+
 
 @dataclass(frozen=True)
 class _Valid:
     """An event that passed validation: its place in the request, its fact, its JSON."""
 
-    index: int
+    index: tuple[int, int]  # the request's place in its group, the event's in its request
     fact: CallFact
     payload: dict[str, Any]
 
@@ -72,6 +83,32 @@ class Intake(IntakeRefusals):
     """The fold: valid events stored and folded into their calls, in chunks (the
     refusals, dead letters and holds are :class:`IntakeRefusals`')."""
 
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        policy: Policy,
+        clock: Clock,
+        agency_id: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+    ) -> None:
+        super().__init__(
+            db,
+            vault,
+            policy,
+            clock,
+            agency_id,
+            max_event_bytes=max_event_bytes,
+            max_clock_skew=max_clock_skew,
+        )
+        self._groups: FoldGroups[Any, list[IntakeResult]] = FoldGroups(
+            self._fold_requests,
+            max_events=FOLD_CHUNK,
+            folds_at_once=FOLDS_AT_ONCE_POSTGRESQL if db.is_postgresql else 1,
+        )
+
     def submit(self, payload: Any, source: str, *, keep_rejected: bool = True) -> IntakeResult:
         """Validate and fold one native event; a rejected one goes to the dead letters
         (unless it already is one, being replayed)."""
@@ -85,6 +122,9 @@ class Intake(IntakeRefusals):
         correctness allows: one per :data:`FOLD_CHUNK` events, in request order (so the
         events of one incident fold in the order sent). Answers come in request order.
 
+        Requests that come while another is folding are folded together with the other
+        requests waiting (service/intake_groups.py), each still answered on its own.
+
         Rejected events are answered (and their incidents held) before anything of the
         batch is folded, so a danger in an unreadable event is never behind a text its
         neighbours scheduled. A transaction that fails is rolled back whole and each of
@@ -92,26 +132,40 @@ class Intake(IntakeRefusals):
         never takes the others down. If an event fails even alone, the others are still
         folded, then the error is raised (a 5xx: the CAD sends the batch again and the
         folded events come back ``duplicate``)."""
-        results: list[IntakeResult | None] = [None] * len(payloads)
+        return self._groups.submit((source, keep_rejected), list(payloads))
+
+    def _fold_requests(
+        self, key: Hashable, requests: list[Sequence[Any]]
+    ) -> list[list[IntakeResult] | BaseException]:
+        """Several requests' events folded as one batch, in the order they came; each
+        request's answer: its results, or its first failure. A request an event of
+        which could not even be checked (its dead letter or hold not written) folds
+        nothing, as if it had come alone: an unwritten hold must not let a text out."""
+        source, keep_rejected = cast(tuple[str, bool], key)
+        answers: list[list[IntakeResult | BaseException | None] | BaseException] = []
         valid: list[_Valid] = []
-        for index, payload in enumerate(payloads):
-            checked = self._check(payload, source, keep_rejected)
-            if isinstance(checked, IntakeResult):
-                results[index] = checked
-            else:
-                valid.append(_Valid(index, checked, payload))
-        failure: Exception | None = None
+        for number, payloads in enumerate(requests):
+            try:
+                checked = [self._check(payload, source, keep_rejected) for payload in payloads]
+            except Exception as error:
+                answers.append(error)
+                continue
+            results: list[IntakeResult | BaseException | None] = []
+            for index, outcome in enumerate(checked):
+                if isinstance(outcome, IntakeResult):
+                    results.append(outcome)
+                else:
+                    results.append(None)
+                    valid.append(_Valid((number, index), outcome, payloads[index]))
+            answers.append(results)
         for start in range(0, len(valid), FOLD_CHUNK):
             chunk = valid[start : start + FOLD_CHUNK]
             for item, result in self._fold_chunk(chunk, source, keep_rejected):
-                if isinstance(result, Exception):
-                    failure = failure or result
-                else:
-                    results[item.index] = result
-        if failure is not None:
-            raise failure
-        assert all(result is not None for result in results)
-        return [result for result in results if result is not None]
+                number, index = item.index
+                request = answers[number]
+                assert isinstance(request, list)
+                request[index] = result
+        return [_answer_of(request) for request in answers]
 
     def _fold_chunk(
         self, chunk: Sequence[_Valid], source: str, keep_rejected: bool
@@ -357,6 +411,19 @@ class Intake(IntakeRefusals):
                         event_at=fact.occurred_at,
                         kind=action.kind.value if action.kind else None,
                     )
+
+
+def _answer_of(
+    request: list[IntakeResult | BaseException | None] | BaseException,
+) -> list[IntakeResult] | BaseException:
+    """A request's answer: its first failure, or else its results."""
+    if isinstance(request, BaseException):
+        return request
+    for result in request:
+        if isinstance(result, BaseException):
+            return result
+    assert all(result is not None for result in request)
+    return [result for result in request if isinstance(result, IntakeResult)]
 
 
 def _first_of_each_id(chunk: Sequence[_Valid]) -> tuple[dict[str, _Valid], int]:

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from callerconnect.bootstrap import Application
 from callerconnect.service.envelopes import (
@@ -26,6 +25,7 @@ from callerconnect.service.envelopes import (
 from callerconnect.service.intake import Intake
 from callerconnect.web.limits import BodyTooLarge
 from callerconnect.web.openapi import error_answer, json_answer, json_body, ref
+from callerconnect.web.threads import Threads
 
 __all__ = ["MAX_JSON_DEPTH", "build_intake_router", "error_response", "parse_json"]
 
@@ -88,10 +88,16 @@ _INTAKE_REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 _RESULTS = "IntakeResults"
 
+#: Threads folding a process's CAD requests. Requests that arrive while one folds are
+#: folded together (service/intake_groups.py), so a few threads keep the database busy;
+#: requests beyond them wait in the queue and join the next group.
+INTAKE_THREADS = 8
+
 
 def build_intake_router(app: Application) -> APIRouter:
     router = APIRouter(prefix="/api/v1/cad", tags=["CAD intake"])
     limits = app.settings.intake
+    threads = Threads(INTAKE_THREADS, "intake")
 
     def key_used(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
         """The id of the intake key the request carries, or None when it carries none.
@@ -148,7 +154,7 @@ def build_intake_router(app: Application) -> APIRouter:
         request: Request, source: str, size: int | None, raw: bytes | None = None
     ) -> JSONResponse:
         sample = raw[:_OVERSIZE_SAMPLE] if raw is not None else b""
-        refusal = await run_in_threadpool(
+        refusal = await threads.run(
             envelopes_of(request).too_large, sample, source, size, limits.max_body_bytes
         )
         return error_response(
@@ -222,7 +228,7 @@ def build_intake_router(app: Application) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         raw, source = body
-        return answer(await run_in_threadpool(envelopes_of(request).receive, raw, source, "native"))
+        return answer(await threads.run(envelopes_of(request).receive, raw, source, "native"))
 
     @router.post(
         "/eido",
@@ -246,6 +252,6 @@ def build_intake_router(app: Application) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         raw, source = body
-        return answer(await run_in_threadpool(envelopes_of(request).receive, raw, source, "eido"))
+        return answer(await threads.run(envelopes_of(request).receive, raw, source, "eido"))
 
     return router
