@@ -137,17 +137,42 @@ class SurveyService:
 
     def open(self, token: str, client: str) -> LinkOutcome:
         """Look a link up for display; records when it was first opened."""
+        return self.seen(token, client, opening=True) or self.recorded(token, client, opening=True)
+
+    def check(self, token: str, client: str) -> LinkOutcome:
+        """Like :meth:`open`, without recording an opening (form re-renders)."""
+        return self.seen(token, client, opening=False) or self.recorded(
+            token, client, opening=False
+        )
+
+    def seen(self, token: str, client: str, *, opening: bool) -> LinkOutcome | None:
+        """The link's outcome when one read-only statement tells it; None when the page
+        must write as well (an unknown token, whose guess is counted; a first opening),
+        which :meth:`recorded` then does. Never waits for a writer (one statement, one
+        snapshot), so the web layer may run it without a thread on SQLite."""
         now = self.clock.now()
-        outcome, link = self._look_up(token, client, now)
-        if outcome.status is LinkStatus.OPEN and link is not None and not link.opened:
+        link = self._known_link(token, client, now)
+        if link is None:
+            return None
+        outcome = self._judge(link, now)
+        if opening and outcome.status is LinkStatus.OPEN and not link.opened:
+            return None
+        return outcome
+
+    def recorded(self, token: str, client: str, *, opening: bool) -> LinkOutcome:
+        """The link's outcome with the writes :meth:`seen` left: the guess counted for
+        an unknown token, the first opening recorded (``opening``)."""
+        now = self.clock.now()
+        link = self._known_link(token, client, now)
+        if link is None:
+            with self.db.transaction() as session:
+                return self._guess(session, self._client_hash(client), self._window(now))
+        outcome = self._judge(link, now)
+        if opening and outcome.status is LinkStatus.OPEN and not link.opened:
             with self.db.transaction() as session:
                 if store.mark_opened(session, link.invitation_id, now):
                     log_event(log, "survey_opened", invitation_id=link.invitation_id)
         return outcome
-
-    def check(self, token: str, client: str) -> LinkOutcome:
-        """Like :meth:`open`, without recording an opening (form re-renders)."""
-        return self._look_up(token, client, self.clock.now())[0]
 
     def submit(self, token: str, answers: Answers, language: str, client: str) -> LinkOutcome:
         """Store a response once. Validate ``answers`` before calling (the domain's
@@ -173,22 +198,20 @@ class SurveyService:
         log_event(log, "survey_answered", invitation_id=link.invitation_id, channel=Channel.LINK)
         return replace(outcome, status=LinkStatus.RECORDED)
 
-    def _look_up(
-        self, token: str, client: str, now: datetime
-    ) -> tuple[LinkOutcome, LinkState | None]:
-        """:meth:`_resolve` for the pages that only show: one read-only statement for a
-        real token; a write (the guess counted) only for an unknown one."""
-        client_hash = self._client_hash(client)
-        window = self.limits.token_guesses.window_start(now)
-        link = None
-        if _TOKEN.fullmatch(token):
-            link = self._links(
-                token_hash(token), bucket=TOKEN_BUCKET, client_hash=client_hash, window_start=window
-            )
-        if link is None:
-            with self.db.transaction() as session:
-                return self._guess(session, client_hash, window), None
-        return self._judge(link, now), link
+    def _known_link(self, token: str, client: str, now: datetime) -> LinkState | None:
+        """The link of a well-formed, known ``token`` (with ``client``'s guesses in the
+        current window), in one read-only statement; None for any other token."""
+        if not _TOKEN.fullmatch(token):
+            return None
+        return self._links(
+            token_hash(token),
+            bucket=TOKEN_BUCKET,
+            client_hash=self._client_hash(client),
+            window_start=self._window(now),
+        )
+
+    def _window(self, now: datetime) -> datetime:
+        return self.limits.token_guesses.window_start(now)
 
     def _resolve(
         self, session: Session, token: str, client: str, now: datetime
