@@ -4,11 +4,12 @@ a transaction, on both databases: the same values, types and time zones."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import column, select, table
+from sqlalchemy import column, select, table, text
 from sqlalchemy.exc import DBAPIError
 
 from callerconnect.adapters.db import survey_store as store
@@ -142,3 +143,61 @@ def test_a_failed_read_raises_sqlalchemys_error_and_the_pool_goes_on(db: Databas
     with pytest.raises(DBAPIError):
         broken.one_or_none({})
     assert looked_up(db, "a" * 64) is not None
+
+
+# --- on the event loop (PostgreSQL's asynchronous connection; SQLite reads in line) -----
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[Database]:
+    database = Database.from_url(postgres_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def on_loop(lookup: LinkLookup, token_hash: str) -> LinkState | None:
+    return asyncio.run(
+        lookup.on_loop(token_hash, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW)
+    )
+
+
+def test_on_the_loop_the_lookup_reads_what_the_transaction_reads(pg: Database) -> None:
+    add_link(pg, "a" * 64)
+    add_link(pg, "b" * 64, opened=True, reason="excluded:domestic")
+    lookup = LinkLookup(pg.engine)
+    for token_hash in ("a" * 64, "b" * 64, "e" * 64):
+        assert on_loop(lookup, token_hash) == in_transaction(pg, token_hash)
+    link = on_loop(lookup, "a" * 64)
+    assert link is not None and link.expires_at.utcoffset() == timedelta(0)
+
+
+def test_on_the_loop_a_connection_the_server_dropped_is_replaced(pg: Database) -> None:
+    """A PostgreSQL restart (here: the server ends the connection's backend) costs the
+    next page nothing: the look-up connects again and answers."""
+    add_link(pg, "a" * 64)
+    lookup = LinkLookup(pg.engine)
+
+    async def twice() -> tuple[LinkState | None, LinkState | None]:
+        first = await lookup.on_loop(
+            "a" * 64, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW
+        )
+        connection = await lookup._read._loop_connection()
+        with pg.engine.begin() as admin:
+            admin.execute(
+                text("SELECT pg_terminate_backend(:pid)"), {"pid": connection.info.backend_pid}
+            )
+        second = await lookup.on_loop(
+            "a" * 64, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW
+        )
+        return first, second
+
+    first, second = asyncio.run(twice())
+    assert first is not None and first == second
+
+
+def test_on_the_loop_a_failed_read_raises_sqlalchemys_error(pg: Database) -> None:
+    broken = CompiledRead(pg.engine, select(column("id")).select_from(table("no_such_table")))
+    with pytest.raises(DBAPIError):
+        asyncio.run(broken.one_or_none_on_loop({}))

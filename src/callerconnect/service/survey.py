@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -151,7 +152,17 @@ class SurveyService:
         which :meth:`recorded` then does. Never waits for a writer (one statement, one
         snapshot), so the web layer may run it without a thread on SQLite."""
         now = self.clock.now()
-        link = self._known_link(token, client, now)
+        return self._seen(self._known_link(token, client, now), now, opening)
+
+    async def seen_on_loop(self, token: str, client: str, *, opening: bool) -> LinkOutcome | None:
+        """:meth:`seen` on the running event loop, for PostgreSQL (its round trip
+        awaited, not waited for in a thread)."""
+        now = self.clock.now()
+        query = self._link_query(token, client, now)
+        link = None if query is None else await self._links.on_loop(**query)
+        return self._seen(link, now, opening)
+
+    def _seen(self, link: LinkState | None, now: datetime, opening: bool) -> LinkOutcome | None:
         if link is None:
             return None
         outcome = self._judge(link, now)
@@ -201,14 +212,19 @@ class SurveyService:
     def _known_link(self, token: str, client: str, now: datetime) -> LinkState | None:
         """The link of a well-formed, known ``token`` (with ``client``'s guesses in the
         current window), in one read-only statement; None for any other token."""
+        query = self._link_query(token, client, now)
+        return None if query is None else self._links(**query)
+
+    def _link_query(self, token: str, client: str, now: datetime) -> dict[str, Any] | None:
+        """What the look-up of ``token`` asks (None for a token that is not well formed)."""
         if not _TOKEN.fullmatch(token):
             return None
-        return self._links(
-            token_hash(token),
-            bucket=TOKEN_BUCKET,
-            client_hash=self._client_hash(client),
-            window_start=self._window(now),
-        )
+        return {
+            "token_hash": token_hash(token),
+            "bucket": TOKEN_BUCKET,
+            "client_hash": self._client_hash(client),
+            "window_start": self._window(now),
+        }
 
     def _window(self, now: datetime) -> datetime:
         return self.limits.token_guesses.window_start(now)

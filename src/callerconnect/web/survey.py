@@ -142,26 +142,27 @@ class SurveyPages:
         self.https = application.settings.public_base_url.startswith("https://")
         self.css = (resources.files("callerconnect.web") / "static" / "survey.css").read_bytes()
         self.threads = Threads(DATABASE_THREADS, "survey-pages")
-        # SQLite reads a link from a file in the page cache, in about 40 µs that never
-        # wait for a writer (WAL): cheaper on the event loop than the hand-off to a
-        # thread, which also made the loop and the threads queue for the GIL (a p99 of
-        # 100 ms at 50 clients, 20 ms without). PostgreSQL's round trip stays off it.
-        self.reads_on_loop = not application.db.is_postgresql
+        # A link is read on the event loop, never in a thread: the hand-off put the loop,
+        # the threads (and PostgreSQL's processes) in a queue for the two cores and the
+        # GIL (a p99 of 100–130 ms at 50 clients, 20–40 ms without). SQLite reads it
+        # from the page cache in about 40 µs that never wait for a writer (WAL), in
+        # line; PostgreSQL's round trip is awaited on an asynchronous connection.
+        self.reads_in_line = not application.db.is_postgresql
 
     async def link(self, token: str, request: Request, *, opening: bool) -> LinkOutcome:
         """The outcome of ``token``'s link for ``request``'s client (its first opening
         recorded when ``opening``): read on the event loop where that is cheap, any
         write in a thread."""
         client = client_address(request)
-        if self.reads_on_loop:
+        if self.reads_in_line:
             seen = self.service.seen(token, client, opening=opening)
-            if seen is not None:
-                return seen
-            return await self.threads.run(
-                partial(self.service.recorded, token, client, opening=opening)
-            )
-        work = self.service.open if opening else self.service.check
-        return await self.threads.run(work, token, client)
+        else:
+            seen = await self.service.seen_on_loop(token, client, opening=opening)
+        if seen is not None:
+            return seen
+        return await self.threads.run(
+            partial(self.service.recorded, token, client, opening=opening)
+        )
 
     def language_of(
         self, request: Request, invitation: str | None, posted: str | None = None

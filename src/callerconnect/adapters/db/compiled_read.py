@@ -18,14 +18,22 @@ It is run outside any transaction — SQLite's connections are in autocommit mod
 (``engine.py``), a PostgreSQL connection is put in autocommit for the statement — so a
 look-up costs one round trip, without a ``BEGIN`` and a ``ROLLBACK`` around it.
 Only for statements that read: nothing here commits.
+
+On PostgreSQL, :meth:`CompiledRead.one_or_none_on_loop` runs the same statement on the
+event loop itself, on an asynchronous connection of its own: a page waits for the
+server's answer without a thread. Handing the look-up to a thread put four hops on the
+operating system's scheduler (loop → thread → server → thread → loop) with every
+process's threads and the server's on two cores: a p99 of 130 ms at 50 clients.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psycopg
 from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -56,6 +64,8 @@ class CompiledRead:
         self._row = namedtuple("_Row", [column.key for column in columns])  # type: ignore[misc]
         self._autocommit = dialect.name == "postgresql"
         self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
+        # The event loop's own connection (one_or_none_on_loop) and the loop it is on.
+        self._on_loop: tuple[asyncio.AbstractEventLoop, psycopg.AsyncConnection[Any]] | None = None
 
     def one_or_none(self, values: Mapping[str, Any]) -> Any:
         """The one row the statement finds for ``values`` (its columns by name), or None."""
@@ -83,6 +93,43 @@ class CompiledRead:
             raise DBAPIError.instance(self._sql, parameters, error, self._driver_error) from error
         finally:
             connection.close()  # back to the pool (or, invalidated, discarded)
+        return self._row_of(rows)
+
+    async def one_or_none_on_loop(self, values: Mapping[str, Any]) -> Any:
+        """:meth:`one_or_none` on the running event loop, on PostgreSQL only: one
+        asynchronous connection per loop, in autocommit, shared by the loop's pages
+        (psycopg runs their statements one after another on it). A connection the server
+        dropped is replaced and the statement sent once more, as ``pool_pre_ping``
+        does for :meth:`one_or_none`."""
+        parameters = self._parameters(values)
+        for attempt in (1, 2):
+            connection = await self._loop_connection()
+            try:
+                async with connection.cursor() as cursor:
+                    await cursor.execute(self._sql, parameters)
+                    rows = await cursor.fetchmany(2)
+                return self._row_of(rows)
+            except psycopg.Error as error:
+                self._on_loop = None
+                await connection.close()
+                if attempt == 1 and connection.broken:
+                    continue
+                raise DBAPIError.instance(self._sql, parameters, error, psycopg.Error) from error
+        raise AssertionError("unreachable")
+
+    async def _loop_connection(self) -> psycopg.AsyncConnection[Any]:
+        loop = asyncio.get_running_loop()
+        if self._on_loop is not None and self._on_loop[0] is loop:
+            return self._on_loop[1]
+        # The arguments SQLAlchemy's engine would connect with (URL, options).
+        arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
+        connection = await psycopg.AsyncConnection.connect(
+            *arguments, **{**options, "autocommit": True}
+        )
+        self._on_loop = (loop, connection)
+        return connection
+
+    def _row_of(self, rows: Any) -> Any:
         if len(rows) > 1:
             raise ValueError("the statement found more than one row")
         if not rows:

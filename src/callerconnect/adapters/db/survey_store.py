@@ -181,15 +181,28 @@ class LinkLookup:
     def __call__(
         self, token_hash: str, *, bucket: str, client_hash: str, window_start: datetime
     ) -> LinkState | None:
-        row = self._read.one_or_none(
-            {
-                "token_hash": token_hash,
-                "bucket": bucket,
-                "client_hash": client_hash,
-                "window_start": window_start,
-            }
+        row = self._read.one_or_none(_link_values(token_hash, bucket, client_hash, window_start))
+        return None if row is None else _link_of(row)
+
+    async def on_loop(
+        self, token_hash: str, *, bucket: str, client_hash: str, window_start: datetime
+    ) -> LinkState | None:
+        """The same look-up on the running event loop (PostgreSQL only)."""
+        row = await self._read.one_or_none_on_loop(
+            _link_values(token_hash, bucket, client_hash, window_start)
         )
         return None if row is None else _link_of(row)
+
+
+def _link_values(
+    token_hash: str, bucket: str, client_hash: str, window_start: datetime
+) -> dict[str, Any]:
+    return {
+        "token_hash": token_hash,
+        "bucket": bucket,
+        "client_hash": client_hash,
+        "window_start": window_start,
+    }
 
 
 def _link_of(row: Any) -> LinkState:
