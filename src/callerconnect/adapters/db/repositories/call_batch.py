@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, insert, select, 
 from sqlalchemy.engine import Connection
 
 from callerconnect.adapters.crypto import Vault
+from callerconnect.adapters.db.bulk_insert import BulkInsert
 from callerconnect.adapters.db.repositories.calls import (
     CALL_STATE_COLUMNS,
     call_from_columns,
@@ -65,8 +66,8 @@ def _calls_with_texts(incidents: ColumnElement[bool]) -> Select[Any]:
 _READ_CALLS = _calls_with_texts(_CALLS.c.incident_id.in_(bindparam("incident_ids", expanding=True)))
 # An IN list is rendered anew at each execution: one incident (a single event) needs none.
 _READ_CALL = _calls_with_texts(_CALLS.c.incident_id == bindparam("incident_id"))
-_INSERT_CALLS = insert(_CALLS).returning(_CALLS.c.id, _CALLS.c.incident_id)
-_INSERT_TEXTS = insert(_OUTBOX).returning(_OUTBOX.c.id, _OUTBOX.c.dedupe_key)
+_INSERT_CALLS = BulkInsert(_CALLS, returning=[_CALLS.c.id, _CALLS.c.incident_id])
+_INSERT_TEXTS = BulkInsert(_OUTBOX, returning=[_OUTBOX.c.id, _OUTBOX.c.dedupe_key])
 _INSERT_HISTORY = insert(_HISTORY)
 _INSERT_DECISIONS = insert(_DECISIONS)
 # Updates by id of the columns their parameters name (those that changed): one
@@ -273,7 +274,7 @@ class CallBatch:
                 changed["row_id"] = held.id
                 changed_calls.setdefault(tuple(sorted(changed)), []).append(changed)
         if new_calls:
-            inserted = self.connection.execute(_INSERT_CALLS, [h.stored for h in new_calls])
+            inserted = _INSERT_CALLS(self.connection, [h.stored for h in new_calls])
             ids = {incident: call_id for call_id, incident in inserted}
             for held in new_calls:
                 held.id = ids[held.call.incident_id]
@@ -318,7 +319,7 @@ class CallBatch:
                     changed.setdefault(tuple(sorted(row)), []).append(row)
                     text.values = {}
         if new:
-            inserted = self.connection.execute(_INSERT_TEXTS, [t.values for t in new.values()])
+            inserted = _INSERT_TEXTS(self.connection, [t.values for t in new.values()])
             for text_id, key in inserted:
                 new[key].id = text_id
                 new[key].values = {}

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from callerconnect.adapters.db.bulk_insert import BulkInsert
 from callerconnect.adapters.db.tables import Base, DeadLetterRow
 
 _EVENTS: Table = Base.metadata.tables["cad_events"]
@@ -22,12 +22,11 @@ _STORED = select(_EVENTS.c.event_id, _EVENTS.c.incident_id, _EVENTS.c.payload_en
 )
 # The events whose id is new, stored; the others left as they are, their ids not
 # returned (SQLite >= 3.35 and PostgreSQL both know ON CONFLICT … RETURNING).
-_INSERT_NEW = {
-    name: insert(_EVENTS)
-    .on_conflict_do_nothing(index_elements=[_EVENTS.c.agency_id, _EVENTS.c.event_id])
-    .returning(_EVENTS.c.event_id)
-    for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
-}
+_INSERT_NEW = BulkInsert(
+    _EVENTS,
+    returning=[_EVENTS.c.event_id],
+    skip_conflicts_on=[_EVENTS.c.agency_id, _EVENTS.c.event_id],
+)
 _DELETE = delete(_EVENTS).where(
     _EVENTS.c.agency_id == bindparam("agency_id"),
     _EVENTS.c.event_id.in_(bindparam("event_ids", expanding=True)),
@@ -59,8 +58,7 @@ def add_new_events(connection: Connection, rows: Sequence[Mapping[str, Any]]) ->
     open is waited for (PostgreSQL), then counts as stored before."""
     if not rows:
         return set()
-    statement = _INSERT_NEW[connection.dialect.name]
-    return set(connection.execute(statement, list(rows)).scalars())
+    return set(_INSERT_NEW(connection, rows).scalars())
 
 
 def take_back_events(connection: Connection, agency_id: str, event_ids: Collection[str]) -> None:

@@ -1,0 +1,139 @@
+"""``BulkInsert`` (adapters/db/bulk_insert.py) stores what SQLAlchemy's own multi-row
+insert stores, on both databases: every column type the intake writes (text, integers,
+booleans, UTC times, JSON, NULLs), the ids returned for every row, repeats of a unique
+key skipped. On PostgreSQL it sends one array per column."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+from callerconnect.adapters.db.bulk_insert import BulkInsert
+from callerconnect.adapters.db.tables import UtcDateTime
+
+METADATA = MetaData()
+ROWS = Table(
+    "bulk_insert_check",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False),
+    Column("count", Integer),
+    Column("flag", Boolean),
+    Column("at", UtcDateTime),
+    Column("notes", Text),
+    Column("extra", JSON),
+    UniqueConstraint("key"),
+)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url)
+    METADATA.drop_all(engine)
+    METADATA.create_all(engine)
+    try:
+        yield engine
+    finally:
+        METADATA.drop_all(engine)
+        engine.dispose()
+
+
+def stored(engine: Engine) -> dict[str, tuple[Any, ...]]:
+    with engine.connect() as connection:
+        found = connection.execute(select(ROWS).order_by(ROWS.c.key))
+        return {row.key: tuple(row)[2:] for row in found}
+
+
+row_values = st.fixed_dictionaries(
+    {
+        "count": st.none() | st.integers(-(2**31), 2**31 - 1),
+        "flag": st.none() | st.booleans(),
+        "at": st.none() | st.integers(0, 10**6).map(lambda s: T0 + timedelta(seconds=s)),
+        "notes": st.none() | st.text(alphabet=st.characters(exclude_characters="\x00")),
+        "extra": st.none()
+        | st.dictionaries(st.text(max_size=5), st.lists(st.text(max_size=5), max_size=3)),
+    }
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(row_values, min_size=1, max_size=40))
+def test_it_stores_what_a_plain_insert_stores_and_returns_every_row(
+    engine: Engine, rows: list[dict[str, Any]]
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(ROWS.delete())
+    bulk = [{"key": f"bulk-{n}", **values} for n, values in enumerate(rows)]
+    plain = [{"key": f"plain-{n}", **values} for n, values in enumerate(rows)]
+    with engine.begin() as connection:
+        returned = BulkInsert(ROWS, returning=[ROWS.c.id, ROWS.c.key])(connection, bulk).all()
+        connection.execute(insert(ROWS), plain)
+    assert sorted(key for _, key in returned) == sorted(row["key"] for row in bulk)
+    assert len({row_id for row_id, _ in returned}) == len(bulk)
+    found = stored(engine)
+    for n in range(len(rows)):
+        assert found[f"bulk-{n}"] == found[f"plain-{n}"]
+
+
+def test_repeats_of_the_unique_key_are_skipped_and_not_returned(engine: Engine) -> None:
+    add = BulkInsert(ROWS, returning=[ROWS.c.key], skip_conflicts_on=[ROWS.c.key])
+    first = [{"key": "a", "count": 1}, {"key": "b", "count": 2}]
+    with engine.begin() as connection:
+        assert set(add(connection, first).scalars()) == {"a", "b"}
+    again = [{"key": "b", "count": 20}, {"key": "c", "count": 3}]
+    with engine.begin() as connection:
+        assert set(add(connection, again).scalars()) == {"c"}
+    assert {key: values[0] for key, values in stored(engine).items()} == {"a": 1, "b": 2, "c": 3}
+
+
+def test_on_postgresql_the_statement_is_the_same_for_any_number_of_rows(
+    postgres_url: str,
+) -> None:
+    """What the module is for: one statement text (converted once by psycopg), one
+    array per column, however many rows."""
+    engine = create_engine(postgres_url)
+    METADATA.drop_all(engine)
+    METADATA.create_all(engine)
+    sent: list[tuple[str, Any]] = []
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _c, _k, statement, parameters, *_: sent.append((statement, parameters)),
+    )
+    try:
+        add = BulkInsert(ROWS, returning=[ROWS.c.id])
+        for size in (1, 7, 300):
+            with engine.begin() as connection:
+                rows = [{"key": f"{size}-{n}", "count": n} for n in range(size)]
+                assert len(add(connection, rows).all()) == size
+        inserts = [(s, p) for s, p in sent if s.startswith("INSERT")]
+        assert len(inserts) == 3
+        assert len({statement for statement, _ in inserts}) == 1
+        assert [len(parameters["count"]) for _, parameters in inserts] == [1, 7, 300]
+    finally:
+        METADATA.drop_all(engine)
+        engine.dispose()
