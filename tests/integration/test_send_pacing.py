@@ -21,7 +21,7 @@ import pytest
 from callerconnect.bootstrap import Application
 from callerconnect.clock import VirtualClock
 from callerconnect.service.dispatch_options import RATE_HEADROOM, DispatchOptions
-from callerconnect.service.send_pacing import LATE_TOLERANCE, SendPacing
+from callerconnect.service.send_pacing import LATE_TOLERANCE, WRITE_TOLERANCE, SendPacing
 from callerconnect.service.send_recheck import Prepared
 from tests.conftest import T0
 
@@ -84,11 +84,9 @@ def _pacing(app: Application, clock: VirtualClock) -> SendPacing:
 
 
 def _recheck(clock: VirtualClock, takes: timedelta) -> Callable[[int], Prepared | None]:
-    prepared = object()
-
     def recheck(outbox_id: int) -> Prepared | None:
         clock.advance(takes)
-        return prepared  # type: ignore[return-value]
+        return Prepared(outbox_id, None, "+16135550100", "text", f"ref-{outbox_id}", takes)  # type: ignore[arg-type]
 
     return recheck
 
@@ -142,3 +140,41 @@ def test_a_re_check_that_runs_past_its_slot_sends_only_if_the_slots_move_on_behi
     assert _most_in_one_second(sent) <= CAP
     gaps = [b - a for a, b in pairwise(sent)]
     assert min(gaps) >= timedelta(seconds=RATE_HEADROOM / CAP) - LATE_TOLERANCE
+
+
+@pytest.mark.parametrize("hop_ms", [0, 20, 40, 60, 200])
+def test_a_send_held_on_its_way_to_the_provider_past_its_slot_is_not_written(
+    app_factory: Callable[..., Application], sqlite_url: str, hop_ms: int
+) -> None:
+    """A starved machine can hold a text between the start of its send and the moment
+    its bytes are written (the hand-off to the SMPP link's loop, the HTTP client). The
+    provider asks ``in_time`` at that moment (``OutgoingSms.in_time``); what it writes
+    never crowds a second, however long the hop."""
+    late = [timedelta(milliseconds=hop_ms if k % 2 else 0) for k in range(6)]
+    clock = SteppedClock(T0, [timedelta(0)] * 6)
+    app = app_factory(sqlite_url)
+    pacing = _pacing(app, clock)
+    recheck = _recheck(clock, timedelta(0))
+    written: list[datetime] = []
+    reached: list[datetime] = []
+    lock = threading.Lock()
+
+    def work(k: int) -> None:
+        for outbox_id in range(k * 1000, k * 1000 + 40):
+            prepared = pacing.checked_in_slot(outbox_id, recheck)
+            if prepared is None:
+                continue
+            assert prepared.slot is not None
+            clock.sleep(late[k].total_seconds())  # on its way to the provider's edge
+            with lock:
+                reached.append(clock.now())
+                if pacing.in_time(prepared.slot):
+                    written.append(clock.now())
+
+    clock.run(work)
+    assert _most_in_one_second(written) <= CAP
+    assert len(written) >= 120, "the punctual threads' texts all went"
+    if timedelta(milliseconds=hop_ms) <= WRITE_TOLERANCE:
+        assert written == reached  # within the tolerance every text is written
+    if hop_ms >= 60:
+        assert _most_in_one_second(reached) > CAP  # unchecked, the second was crowded

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import smpp34
@@ -156,6 +157,38 @@ def test_confirmation_goes_over_the_bind_and_its_receipt_marks_it_delivered(
     [part] = parts(app)
     assert (part.message_id, part.status, part.parts) == (sub.message_id.lower(), "delivered", 1)
     assert [s for s, _, _ in history(app, confirmation.id)] == [
+        "scheduled",
+        "sending",
+        "sent",
+        "delivered",
+    ]
+
+
+def test_a_text_held_past_its_rate_slot_before_its_submit_sm_is_not_submitted(
+    app: Application, smsc: FakeSmsc
+) -> None:
+    """The rate slot is checked on the link's loop, just before the submit_sm is written
+    (a starved machine can hold the hand-off to the loop past the slot): a text too late
+    is not submitted, goes back to the queue without a failure, and goes in a later slot."""
+    pacing = app.dispatcher.pacing
+    in_time = pacing.in_time
+    asked: list[bool] = []
+
+    def late_once(slot: Any) -> bool:
+        answer = bool(asked) and in_time(slot)
+        asked.append(answer)
+        return answer
+
+    pacing.in_time = late_once  # type: ignore[method-assign]
+    submit(app, received("I-1", T0))
+    app.dispatcher.run_due()  # missed its slot at the link, back in the queue, sent again
+    wait_status(app, "I-1", "delivered")
+    confirmation = text(app, "I-1", "confirmation")
+    assert asked == [False, True]
+    assert len(smsc.submitted) == 1  # the late one was never written
+    assert [s for s, _, _ in history(app, confirmation.id)] == [
+        "scheduled",
+        "sending",
         "scheduled",
         "sending",
         "sent",

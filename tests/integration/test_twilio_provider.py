@@ -12,13 +12,14 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
-from callerconnect.adapters.sms.base import OutgoingSms, SendError, SmsProvider
+from callerconnect.adapters.sms.base import OutgoingSms, SendError, SlotMissed, SmsProvider
 from callerconnect.adapters.sms.twilio import TwilioProvider
 from tests.support.fake_twilio import FakeTwilio, Fault
 
@@ -143,6 +144,25 @@ def test_provider_reuses_its_client_across_many_sends(
 
     assert len(ids) == 5
     assert len(fake.messages) == 5
+
+
+def test_a_text_past_its_rate_slot_is_not_posted(
+    fake: FakeTwilio, provider: TwilioProvider
+) -> None:
+    """``in_time`` is asked at the last moment before the request: False (the text was
+    held past its rate slot) sends nothing and says so; True sends as ever."""
+    asked: list[bool] = []
+
+    def late() -> bool:
+        asked.append(False)
+        return False
+
+    with pytest.raises(SlotMissed):
+        provider.send(replace(sms(), in_time=late))
+    assert asked == [False]
+    assert fake.requests == []
+    provider.send(replace(sms(), in_time=lambda: True))
+    assert len(fake.requests) == 1
 
 
 def test_twilio_provider_satisfies_the_provider_interface(provider: TwilioProvider) -> None:

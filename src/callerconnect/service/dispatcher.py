@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
@@ -37,7 +38,13 @@ from callerconnect.adapters.db.repositories.outbox import Outbox
 from callerconnect.adapters.db.repositories.phones import set_opt_out
 from callerconnect.adapters.db.repositories.send_slots import defer_send_slots
 from callerconnect.adapters.db.tables import OutboxRow
-from callerconnect.adapters.sms.base import OutgoingSms, PushProvider, SendError, SendResult
+from callerconnect.adapters.sms.base import (
+    OutgoingSms,
+    PushProvider,
+    SendError,
+    SendResult,
+    SlotMissed,
+)
 from callerconnect.adapters.sms.phone import mask_phone
 from callerconnect.clock import Clock
 from callerconnect.domain.messages import COUNTS_AS_SENT, TextStatus
@@ -247,6 +254,7 @@ class Dispatcher:
         prepared = self.pacing.checked_in_slot(outbox_id, self.recheck.prepare)
         if prepared is None:
             return
+        slot = prepared.slot
         try:
             result = prepared.agency.provider.send(
                 OutgoingSms(
@@ -254,8 +262,12 @@ class Dispatcher:
                     body=prepared.body,
                     reference=prepared.reference,
                     validity_seconds=int(prepared.validity.total_seconds()),
+                    in_time=None if slot is None else partial(self.pacing.in_time, slot),
                 )
             )
+        except SlotMissed:
+            self.pacing.missed(outbox_id, slot)
+            return
         except SendError as error:
             self._record_failure(outbox_id, error, prepared.agency.provider.name)
             return

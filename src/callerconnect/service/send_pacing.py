@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from callerconnect.adapters.db.engine import Database
@@ -41,6 +42,12 @@ _LATE_SLOT_RETRIES = 2
 #: ``RATE_HEADROOM`` leaves between a slot and the one ``max_per_second`` later; the
 #: other half is for the request's way to the provider.
 LATE_TOLERANCE = timedelta(seconds=(RATE_HEADROOM - 1) / 2)
+#: How late after its slot a text's bytes may still be written, checked by the provider
+#: at that moment (``OutgoingSms.in_time``): what is left of the spare 5% but 10 ms for
+#: the way to the provider. A starved machine can hold a send between its start and the
+#: write longer than that; it then goes back to the queue instead of crowding the next
+#: second.
+WRITE_TOLERANCE = timedelta(seconds=RATE_HEADROOM - 1) - timedelta(milliseconds=10)
 #: A text sent back to the queue by a far slot is looked at again after this at most.
 PAUSE_RECHECK = timedelta(seconds=60)
 
@@ -97,12 +104,13 @@ class SendPacing:
                 # The re-check ran past the slot: send now only if the slots can move on
                 # behind this send.
                 with self.db.transaction() as session:
-                    if take_late_send(session, SMS_RATE, slot, interval, self.clock.now()):
-                        return prepared
+                    now = self.clock.now()
+                    if take_late_send(session, SMS_RATE, slot, interval, now):
+                        return replace(prepared, slot=now)
             else:
                 self.sleep_until(slot)
                 if self.clock.now() - slot <= LATE_TOLERANCE:
-                    return prepared
+                    return replace(prepared, slot=slot)
                 # Woken too late (a busy machine): going now could put one send more than
                 # the cap into a second with the next slots' sends.
             log_event(
@@ -115,6 +123,23 @@ class SendPacing:
         # Every slot tried was missed: back to the queue, to be claimed again at once.
         self.wait_in_queue(outbox_id, self.clock.now())
         return None
+
+    def in_time(self, slot: datetime) -> bool:
+        """Whether a text of ``slot`` may still be written to the provider now."""
+        return self.clock.now() - slot <= WRITE_TOLERANCE
+
+    def missed(self, outbox_id: int, slot: datetime | None) -> None:
+        """A text that reached the provider's edge too late for ``slot``: back to the
+        queue at once, to take a later slot (it was not sent; no attempt counted)."""
+        log_event(
+            log,
+            "sms_slot_missed",
+            level=logging.DEBUG,
+            outbox_id=outbox_id,
+            late_ms=int((self.clock.now() - slot).total_seconds() * 1000) if slot else 0,
+            at="provider",
+        )
+        self.wait_in_queue(outbox_id, self.clock.now())
 
     def reserve(self) -> datetime:
         """The next slot, taken unless it is beyond the horizon (then only returned)."""

@@ -49,6 +49,8 @@ class Prepared:
     body: str
     reference: str
     validity: timedelta
+    #: The rate slot it goes out in (set by send_pacing.py once it has one).
+    slot: datetime | None = None
 
 
 def holds(row: OutboxRow, owner: str) -> bool:

@@ -7,7 +7,7 @@ type or message text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -26,6 +26,16 @@ class OutgoingSms:
     body: str
     reference: str
     validity_seconds: int | None = None
+    #: Asked by the provider at the last moment before the text's bytes leave (the HTTP
+    #: request, the ``submit_sm``): False means the text missed its rate slot on the way
+    #: (a starved machine held it) and must not leave now; the provider then raises
+    #: :class:`SlotMissed` instead of sending. None: no slot to keep.
+    in_time: Callable[[], bool] | None = field(default=None, compare=False)
+
+    def check_in_time(self) -> None:
+        """Raise :class:`SlotMissed` if the text may no longer leave now."""
+        if self.in_time is not None and not self.in_time():
+            raise SlotMissed
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,11 @@ class SendResult:
     @property
     def all_ids(self) -> tuple[str, ...]:
         return self.part_ids or (self.provider_message_id,)
+
+
+class SlotMissed(Exception):
+    """The text was not sent: it reached the provider's edge too late for its rate slot.
+    Not a failure of the text; the dispatcher puts it back in the queue."""
 
 
 class SendError(Exception):

@@ -381,8 +381,10 @@ class TwilioProvider:
             raise SendError(
                 "invalid_number", retryable=False, detail="destination is not in E.164 form"
             )
+        form = self.form_for(message)
+        message.check_in_time()  # the last moment before the request is written
         try:
-            response = self._client.post(self._url, data=self.form_for(message))
+            response = self._client.post(self._url, data=form)
         except (httpx.ConnectTimeout, httpx.PoolTimeout):
             raise SendError(
                 "timeout", retryable=True, detail="could not connect in time; not sent"
