@@ -71,7 +71,8 @@ row_values = st.fixed_dictionaries(
         "count": st.none() | st.integers(-(2**31), 2**31 - 1),
         "flag": st.none() | st.booleans(),
         "at": st.none() | st.integers(0, 10**6).map(lambda s: T0 + timedelta(seconds=s)),
-        "notes": st.none() | st.text(alphabet=st.characters(exclude_characters="\x00")),
+        "notes": st.none()
+        | st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00")),
         "extra": st.none()
         | st.dictionaries(st.text(max_size=5), st.lists(st.text(max_size=5), max_size=3)),
     }
