@@ -14,7 +14,7 @@ change behind.)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -95,6 +95,24 @@ class Call:
         )
 
 
+_CALL_FIELDS = frozenset(f.name for f in fields(Call))
+
+
+def replaced(call: Call, **changes: Any) -> Call:
+    """``dataclasses.replace(call, **changes)``, at a tenth of its cost: the call's
+    attributes copied and the changes laid over them, without going through ``__init__``
+    (``Call`` checks nothing there). ``replace`` builds the keyword arguments of all
+    thirty-odd fields and sets each one on a frozen instance: about 19 µs, twice an event,
+    a fifth of the batched intake's CPU per event."""
+    unknown = changes.keys() - _CALL_FIELDS
+    if unknown:
+        raise TypeError(f"Call has no field {sorted(unknown)[0]!r}")
+    new = object.__new__(Call)
+    new.__dict__.update(call.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def _earliest(current: datetime | None, moment: datetime) -> datetime:
     return moment if current is None or moment < current else current
 
@@ -165,4 +183,4 @@ def fold(call: Call, fact: CallFact) -> Call:
     changes["field_times"] = MappingProxyType(times)
     changes["field_events"] = MappingProxyType(events)
     changes["first_seen"] = MappingProxyType(seen)
-    return replace(call, **changes)
+    return replaced(call, **changes)

@@ -17,11 +17,11 @@ to create a text that is already too late directly as ``suppressed:stale``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call, fold, outranked
+from callerconnect.domain.calls import MERGED_TARGET_UNKNOWN, Call, fold, outranked, replaced
 from callerconnect.domain.facts import CallFact
 from callerconnect.domain.messages import CALL_TEXT_KINDS, TextKind
 from callerconnect.domain.policy import (
@@ -148,18 +148,18 @@ def _decide_for_the_call(call: Call, fact: CallFact, policy: Policy, now: dateti
     if reported is not None and not reported.textable and after.blocked_reason is None:
         # An excluded classification blocks the call even when it arrives late and a
         # newer classification already stands: someone judged this call dangerous.
-        after = replace(after, blocked_reason=f"excluded:{reported.category}")
+        after = replaced(after, blocked_reason=f"excluded:{reported.category}")
     out_of_order = _danger_outranked(before, fact, policy)
     if out_of_order is not None and after.blocked_reason is None:
         # Fail closed (docs/intake.md, "Event time"): a danger that arrives after a
         # benign value stamped later may be the genuine later change, its stamp behind
         # because of a clock's drift; nothing can tell. So it blocks for good.
-        after = replace(after, blocked_reason=out_of_order)
+        after = replaced(after, blocked_reason=out_of_order)
     if fact.hold is not None and not is_stopping_danger(after.blocked_reason):
         # Fail closed (service/holds.py). A hold also replaces a milder lasting reason
         # (merged, cancelled, opted out): it says more, and what protects the number and
         # follows a merge reads it.
-        after = replace(after, blocked_reason=fact.hold)
+        after = replaced(after, blocked_reason=fact.hold)
     reason = eligibility(after, policy)
     actions: list[Action] = []
     # What the decision itself changes in the call, applied once at the end (nothing
@@ -177,7 +177,7 @@ def _decide_for_the_call(call: Call, fact: CallFact, policy: Policy, now: dateti
     if reason != ELIGIBLE:
         if after.texts_scheduled and reason != before.reason:
             actions.append(CancelPending(frozenset(CALL_TEXT_KINDS), _cancel_reason(reason)))
-        return Decision(replace(after, **outcome), tuple(actions))
+        return Decision(replaced(after, **outcome), tuple(actions))
 
     # Each text's moment is computed from the state alone, before and after the fact,
     # so a late event that moves a moment (an earlier start, a later clearance, another
@@ -206,7 +206,7 @@ def _decide_for_the_call(call: Call, fact: CallFact, policy: Policy, now: dateti
             actions.append(RecordDecision(late, kind))
         scheduled.add(kind)
     outcome["texts_scheduled"] = frozenset(scheduled)
-    return Decision(replace(after, **outcome), tuple(actions))
+    return Decision(replaced(after, **outcome), tuple(actions))
 
 
 #: Sticky reasons of a danger received after a benign value with a later stamp.

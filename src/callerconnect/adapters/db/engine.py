@@ -53,9 +53,7 @@ def _tune_sqlite(engine: Engine) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         # On the driver's connection: through exec_driver_sql, SQLAlchemy's execution
         # machinery cost more than the BEGIN itself (a twentieth of a single event).
-        connection.connection.driver_connection.execute(
-            "BEGIN" if read_only else "BEGIN IMMEDIATE"
-        )
+        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 #: Execution option of the connections that :meth:`Database.reading` hands out.
