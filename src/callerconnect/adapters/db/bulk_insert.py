@@ -25,6 +25,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.sql.dml import Insert
 
+#: Up to this many parameters psycopg caches a statement's conversion, so a few rows
+#: (a single event's call and text) go as the plain statement, whose conversion is cached
+#: and whose values need no arrays built.
+PSYCOPG_CACHED_PARAMETERS = 50
+
 
 class BulkInsert:
     """``INSERT INTO table`` for many rows (each with the same columns), returning the
@@ -48,7 +53,7 @@ class BulkInsert:
         self, connection: Connection, rows: Sequence[Mapping[str, Any]]
     ) -> CursorResult[*tuple[Any, ...]]:
         dialect = connection.dialect.name
-        if dialect != "postgresql":
+        if dialect != "postgresql" or len(rows) * len(rows[0]) <= PSYCOPG_CACHED_PARAMETERS:
             return connection.execute(self._plain_for(dialect), list(rows))
         columns = tuple(rows[0])
         arrays = {name: [row[name] for row in rows] for name in columns}
@@ -71,7 +76,8 @@ class BulkInsert:
 
     def _plain_for(self, dialect: str) -> Insert:
         if dialect not in self._plain:
-            statement = (sqlite.insert if dialect == "sqlite" else insert)(self._table)
+            make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect, insert)
+            statement = make(self._table)
             if self._skip_conflicts_on:
                 statement = statement.on_conflict_do_nothing(  # type: ignore[attr-defined]
                     index_elements=list(self._skip_conflicts_on)
