@@ -23,13 +23,17 @@ WINDOW = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 CLIENT = "c" * 64
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database.from_url(database_url)
+def opened(url: str) -> Iterator[Database]:
+    database = Database.from_url(url)
     try:
         yield database
     finally:
         database.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    yield from opened(database_url)
 
 
 def add_link(
@@ -150,11 +154,7 @@ def test_a_failed_read_raises_sqlalchemys_error_and_the_pool_goes_on(db: Databas
 
 @pytest.fixture
 def pg(postgres_url: str) -> Iterator[Database]:
-    database = Database.from_url(postgres_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
+    yield from opened(postgres_url)
 
 
 def on_loop(lookup: LinkLookup, token_hash: str) -> LinkState | None:

@@ -13,14 +13,13 @@ import json
 import logging
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from callerconnect.adapters.cad.native import DEFAULT_MAX_EVENT_BYTES
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.repositories.call_batch import CallBatch, HeldCall
@@ -31,7 +30,6 @@ from callerconnect.adapters.db.repositories.events import (
 )
 from callerconnect.adapters.db.repositories.phones import protect_phones, set_opt_out
 from callerconnect.clock import Clock
-from callerconnect.domain.event_time import DEFAULT_MAX_CLOCK_SKEW
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
     Action,
@@ -90,19 +88,9 @@ class Intake(IntakeRefusals):
         policy: Policy,
         clock: Clock,
         agency_id: str,
-        *,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+        **limits: Any,  # IntakeRefusals' (the most bytes an event, the clock skew allowed)
     ) -> None:
-        super().__init__(
-            db,
-            vault,
-            policy,
-            clock,
-            agency_id,
-            max_event_bytes=max_event_bytes,
-            max_clock_skew=max_clock_skew,
-        )
+        super().__init__(db, vault, policy, clock, agency_id, **limits)
         self._groups: FoldGroups[Any, list[IntakeResult]] = FoldGroups(
             self._fold_requests,
             max_events=FOLD_CHUNK,
