@@ -201,3 +201,35 @@ def test_on_the_loop_a_failed_read_raises_sqlalchemys_error(pg: Database) -> Non
     broken = CompiledRead(pg.engine, select(column("id")).select_from(table("no_such_table")))
     with pytest.raises(DBAPIError):
         asyncio.run(broken.one_or_none_on_loop({}))
+
+
+# --- in line on the event loop (SQLite's connection of the loop's own) ------------------
+
+
+@pytest.fixture
+def lite(sqlite_url: str) -> Iterator[Database]:
+    yield from opened(sqlite_url)
+
+
+def test_in_line_the_lookup_reads_what_the_transaction_reads_even_with_the_pool_empty(
+    lite: Database,
+) -> None:
+    """On the loop's own connection: the same answers, and no wait for the pool, whose
+    connections the threads (intake, webhooks) may all hold at that moment."""
+    add_link(lite, "a" * 64)
+    add_link(lite, "b" * 64, opened=True, reason="excluded:domestic")
+    expected = {h: in_transaction(lite, h) for h in ("a" * 64, "b" * 64, "e" * 64)}
+    lookup = LinkLookup(lite.engine)
+    held = [lite.engine.raw_connection() for _ in range(15)]  # the pool and its overflow
+    try:
+
+        async def read_all() -> dict[str, LinkState | None]:
+            return {
+                h: lookup.in_line(h, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW)
+                for h in expected
+            }
+
+        assert asyncio.run(read_all()) == expected
+    finally:
+        for connection in held:
+            connection.close()

@@ -138,29 +138,38 @@ class SurveyService:
 
     def open(self, token: str, client: str) -> LinkOutcome:
         """Look a link up for display; records when it was first opened."""
-        return self.seen(token, client, opening=True) or self.recorded(token, client, opening=True)
+        return self._seen_now(token, client, opening=True) or self.recorded(
+            token, client, opening=True
+        )
 
     def check(self, token: str, client: str) -> LinkOutcome:
         """Like :meth:`open`, without recording an opening (form re-renders)."""
-        return self.seen(token, client, opening=False) or self.recorded(
+        return self._seen_now(token, client, opening=False) or self.recorded(
             token, client, opening=False
         )
 
-    def seen(self, token: str, client: str, *, opening: bool) -> LinkOutcome | None:
+    def seen_in_line(self, token: str, client: str, *, opening: bool) -> LinkOutcome | None:
         """The link's outcome when one read-only statement tells it; None when the page
         must write as well (an unknown token, whose guess is counted; a first opening),
-        which :meth:`recorded` then does. Never waits for a writer (one statement, one
-        snapshot), so the web layer may run it without a thread on SQLite."""
+        which :meth:`recorded` then does. On SQLite, run on the event loop (its own
+        connection; a WAL read waits for no writer)."""
         now = self.clock.now()
-        return self._seen(self._known_link(token, client, now), now, opening)
+        query = self._link_query(token, client, now)
+        link = None if query is None else self._links.in_line(**query)
+        return self._seen(link, now, opening)
 
     async def seen_on_loop(self, token: str, client: str, *, opening: bool) -> LinkOutcome | None:
-        """:meth:`seen` on the running event loop, for PostgreSQL (its round trip
+        """:meth:`seen_in_line` on the running event loop, for PostgreSQL (its round trip
         awaited, not waited for in a thread)."""
         now = self.clock.now()
         query = self._link_query(token, client, now)
         link = None if query is None else await self._links.on_loop(**query)
         return self._seen(link, now, opening)
+
+    def _seen_now(self, token: str, client: str, *, opening: bool) -> LinkOutcome | None:
+        """:meth:`seen_in_line`'s answer from any thread (on a pooled connection)."""
+        now = self.clock.now()
+        return self._seen(self._known_link(token, client, now), now, opening)
 
     def _seen(self, link: LinkState | None, now: datetime, opening: bool) -> LinkOutcome | None:
         if link is None:

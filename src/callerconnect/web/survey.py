@@ -83,11 +83,10 @@ from callerconnect.web.survey_rendering import CASE_FIELD, Renderer
 from callerconnect.web.survey_routes import AgencyId, Token, declared_routes
 from callerconnect.web.threads import Threads
 
-#: Threads for the survey links' look-ups (submissions and landline feedback, rarer
-#: and waiting for SQLite's writer, use the shared thread pool). A look-up is one short statement,
-#: mostly Python (the GIL runs one thread at a time anyway); more threads only contend
-#: with the event loop for the GIL and, past the connection pool's five kept
-#: connections, open and close a connection per page.
+#: Threads for what a survey link's page writes: its first opening, an unknown token's
+#: count (the look-ups themselves run on the event loop; submissions and landline
+#: feedback, rarer, use the shared thread pool). Short work: more threads would only
+#: contend with the event loop for the GIL.
 DATABASE_THREADS = 4
 
 
@@ -155,7 +154,7 @@ class SurveyPages:
         write in a thread."""
         client = client_address(request)
         if self.reads_in_line:
-            seen = self.service.seen(token, client, opening=opening)
+            seen = self.service.seen_in_line(token, client, opening=opening)
         else:
             seen = await self.service.seen_on_loop(token, client, opening=opening)
         if seen is not None:

@@ -184,6 +184,15 @@ class LinkLookup:
         row = self._read.one_or_none(_link_values(token_hash, bucket, client_hash, window_start))
         return None if row is None else _link_of(row)
 
+    def in_line(
+        self, token_hash: str, *, bucket: str, client_hash: str, window_start: datetime
+    ) -> LinkState | None:
+        """The same look-up on the running event loop's own connection (SQLite only)."""
+        row = self._read.one_or_none_in_line(
+            _link_values(token_hash, bucket, client_hash, window_start)
+        )
+        return None if row is None else _link_of(row)
+
     async def on_loop(
         self, token_hash: str, *, bucket: str, client_hash: str, window_start: datetime
     ) -> LinkState | None:
