@@ -173,6 +173,7 @@ class CompiledRead:
             return self._on_loop[1]
         # The arguments SQLAlchemy's engine would connect with (URL, options).
         arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
+        options.setdefault("connect_timeout", 10)  # a page does not wait minutes for it
         connection = await psycopg.AsyncConnection.connect(
             *arguments, **{**options, "autocommit": True}
         )
