@@ -310,8 +310,12 @@ class IncidentSim:
             self.versions[name] = newest
             if field_danger(name, value, self.policy):
                 self.dangers.append((name, newest, f))
-            elif f.occurred_at <= self.clock + DEFAULT_MAX_CLOCK_SKEW:
-                # A correction; never one stamped ahead of its receipt.
+            elif self.max_skew is None or f.occurred_at <= self.clock + self.max_skew:
+                # A correction. With the intake's bound (always on in the product, at most
+                # a minute) one stamped further ahead of its receipt is refused before it
+                # gets here, and the danger stands (``refused_danger``). A simulation
+                # without the bound explores the fold's own rules: there the fold takes a
+                # newer value as it is told, whatever its stamp.
                 self.dangers = [d for d in self.dangers if d[0] != name or d[1] >= version]
 
     def fold(self, f: CallFact) -> Decision:
