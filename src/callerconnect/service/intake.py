@@ -53,10 +53,6 @@ log = logging.getLogger("callerconnect.intake")
 #: dominates by then) and holds the calls' row locks, or SQLite's one writer, longer.
 FOLD_CHUNK = 250
 
-#: Groups of requests one process folds at the same moment on PostgreSQL: while one
-#: waits for its commit, the next is folding. (SQLite's writers take turns anyway.)
-FOLDS_AT_ONCE_POSTGRESQL = 2
-
 
 @dataclass(frozen=True)
 class _Valid:
@@ -94,7 +90,10 @@ class Intake(IntakeRefusals):
         self._groups: FoldGroups[Any, list[IntakeResult]] = FoldGroups(
             self._fold_requests,
             max_events=FOLD_CHUNK,
-            folds_at_once=FOLDS_AT_ONCE_POSTGRESQL if db.is_postgresql else 1,
+            # One group at a time on both databases. On PostgreSQL two at once kept the
+            # server busy while the other group's Python ran, but the two cores were
+            # the limit: halving the groups cost a third more CPU an event.
+            folds_at_once=1,
         )
 
     def submit(self, payload: Any, source: str, *, keep_rejected: bool = True) -> IntakeResult:

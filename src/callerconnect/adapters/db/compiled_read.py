@@ -11,7 +11,7 @@ So :class:`CompiledRead` compiles the statement once for the engine's dialect, k
 its parameter order and the column types' converters (the same bind and result
 processors SQLAlchemy would apply, so values read and written are the same as through
 a ``Connection``), and runs it on a connection checked out of the engine's pool (its
-``pool_pre_ping`` still replaces a connection the server dropped).
+the pool's ping of a connection left idle still replaces one the server dropped).
 
 One statement needs no transaction around it: it reads one snapshot on both databases.
 It is run outside any transaction — SQLite's connections are in autocommit mode already
@@ -149,8 +149,8 @@ class CompiledRead:
         """:meth:`one_or_none` on the running event loop, on PostgreSQL only: one
         asynchronous connection per loop, in autocommit, shared by the loop's pages
         (psycopg runs their statements one after another on it). A connection the server
-        dropped is replaced and the statement sent once more, as ``pool_pre_ping``
-        does for :meth:`one_or_none`."""
+        dropped is replaced and the statement sent once more, as the pool's ping does
+        for :meth:`one_or_none` (``engine.py``)."""
         parameters = self._parameters(values)
         for attempt in (1, 2):
             connection = await self._loop_connection()
