@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,10 +29,12 @@ from sqlalchemy.exc import OperationalError
 
 from callerconnect.adapters.db.tables import CadEventRow, CallRow, DeadLetterRow, OutboxRow
 from callerconnect.bootstrap import Application
+from callerconnect.service.envelopes import Delivery, Envelopes
 from callerconnect.service.intake import FOLD_CHUNK
 from callerconnect.service.simulation import simulated_day
 from tests.conftest import T0
 from tests.support.dispatch import event, received
+from tests.support.live_server import LiveServer
 
 AppFactory = Callable[..., Application]
 
@@ -382,3 +385,91 @@ def test_batching_never_changes_what_the_events_decide(
         batched += app.intake.submit_many(together[start : start + cut], "test")
     assert [(r.status, r.rule) for r in batched] == [(r.status, r.rule) for r in one_by_one]
     assert outcome(app, f"B{run}") == outcome(app, f"A{run}")
+
+
+def test_concurrent_single_requests_over_http_fold_together_to_the_same_calls_and_texts(
+    app: Application, live_socket_server: LiveServer, auth: dict[str, str]
+) -> None:
+    """Over the real HTTP stack the requests that wait are gathered on the event loop
+    (web/request_groups.py): twelve clients posting one event a request, each with its
+    own incidents in order, make what one event at a time makes, each request answered
+    as alone, in fewer transactions than requests."""
+    alone, together = feed("A", 30), feed("B", 30)
+    one_by_one = {p["event_id"]: app.intake.submit(p, "test").status for p in alone}
+    by_incident: dict[str, list[dict[str, Any]]] = {}
+    for payload in together:
+        by_incident.setdefault(payload["incident_id"], []).append(payload)
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(12)]
+    for number, events in enumerate(by_incident.values()):
+        lanes[number % len(lanes)] += events
+
+    def post(lane: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        answered = []
+        with httpx.Client(base_url=live_socket_server.url, headers=auth, timeout=60) as client:
+            for payload in lane:
+                response = client.post("/api/v1/cad/events", json=payload)
+                # A lone rejected event is refused whole (422), its result still given.
+                assert response.status_code in (202, 422), response.text
+                (result,) = response.json()["results"]
+                answered.append((result["event_id"], result["status"]))
+        return answered
+
+    with counting(app) as counts, ThreadPoolExecutor(len(lanes)) as pool:
+        answered = [answer for lane in pool.map(post, lanes) for answer in lane]
+
+    assert len(answered) == len(together)
+    assert {event_id.removeprefix("B-"): status for event_id, status in answered} == {
+        event_id.removeprefix("A-"): status for event_id, status in one_by_one.items()
+    }
+    assert outcome(app, "B") == outcome(app, "A")
+    assert counts.commits < len(together)
+
+
+def answer_of(delivery: Delivery | Exception) -> Any:
+    """What a CAD is told of a body: its results and refusal, without the dead letters'
+    ids (numbered as they are written)."""
+    if isinstance(delivery, Exception):
+        return type(delivery).__name__
+    refusal = delivery.refusal
+    return (
+        [(r.event_id, r.status, r.field, r.rule) for r in delivery.results],
+        None if refusal is None else (refusal.kind, refusal.rejected.rule),
+    )
+
+
+def test_bodies_received_together_are_answered_as_each_alone(app: Application) -> None:
+    """``Envelopes.receive_native_many``: every kind of body (not JSON, not an event, an
+    empty batch, a lone rejected event, a batch with a rejection and a repeat, a reused
+    id) gets from a group the answer it gets alone, and the events make the same calls."""
+
+    def bodies(prefix: str) -> list[bytes]:
+        first = {**received(f"{prefix}-1", T0), "event_id": f"{prefix}-e1"}
+        reused = {**received(f"{prefix}-2", T0), "event_id": f"{prefix}-e1"}
+        bad = {**received(f"{prefix}-3", T0), "event_id": f"{prefix}-e3", "occurred_at": "-"}
+        fourth = {**received(f"{prefix}-4", T0), "event_id": f"{prefix}-e4"}
+        cleared = {
+            **event(f"{prefix}-1", "call.cleared", T0 + timedelta(minutes=30)),
+            "event_id": f"{prefix}-e5",
+        }
+        return [
+            json.dumps(first).encode(),
+            b"{not json",
+            b"[1, 2]",
+            b'{"events": []}',
+            json.dumps(bad).encode(),
+            json.dumps({"events": [dict(first), bad, fourth]}).encode(),
+            json.dumps(reused).encode(),
+            json.dumps(cleared).encode(),
+        ]
+
+    envelopes = Envelopes(app.intake, max_batch=100)
+    alone = [envelopes.receive(raw, "native:test", "native") for raw in bodies("A")]
+    together = envelopes.receive_native_many(bodies("B"), "native:test")
+
+    def renamed(answer: Any, prefix: str) -> Any:
+        return json.loads(json.dumps(answer).replace(f"{prefix}-", "X-"))
+
+    assert [renamed(answer_of(d), "B") for d in together] == [
+        renamed(answer_of(d), "A") for d in alone
+    ]
+    assert outcome(app, "B") == outcome(app, "A")

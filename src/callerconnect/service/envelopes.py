@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from callerconnect.adapters.cad.eido.fields import incident_ids
 from callerconnect.adapters.cad.eido.reader import EidoError
@@ -182,6 +182,49 @@ class Envelopes:
     ) -> Delivery:
         """One native event, or (``batches``) a ``{"events": [...]}`` batch of them.
         ``raw``: the bytes the body was decoded from, kept if it is refused whole."""
+        opened = self._open_native(body, source, batches, keep_rejected, raw)
+        if isinstance(opened, Delivery):
+            return opened
+        events, alone = opened
+        return _native_delivery(self._submit(events, source, keep_rejected), alone)
+
+    def receive_native_many(self, raws: Sequence[bytes], source: str) -> list[Delivery | Exception]:
+        """Several native bodies of one source, received together (the HTTP intake's
+        requests that came while others folded): each opened as :meth:`receive` opens
+        it, the events of all of them folded as one group (``Intake.submit_requests``).
+        Each body's answer is the one :meth:`receive` would have given it alone: its
+        delivery, or the exception it would have raised."""
+        answers: list[Delivery | Exception | None] = []
+        opened: list[tuple[int, list[Any], bool]] = []
+        for index, raw in enumerate(raws):
+            try:
+                body = self.decode(raw, source)
+                if isinstance(body, Refusal):
+                    answers.append(Delivery(refusal=body))
+                    continue
+                events = self._open_native(body, source, True, True, raw)
+            except Exception as error:  # a dead letter that could not be written
+                answers.append(error)
+                continue
+            if isinstance(events, Delivery):
+                answers.append(events)
+            else:
+                answers.append(None)
+                opened.append((index, *events))
+        folded = self.intake.submit_requests([events for _, events, _ in opened], source)
+        for (index, _, alone), outcome in zip(opened, folded, strict=True):
+            answers[index] = (
+                outcome
+                if isinstance(outcome, Exception)
+                else _native_delivery(cast(list[IntakeResult], outcome), alone)
+            )
+        return [answer for answer in answers if answer is not None]
+
+    def _open_native(
+        self, body: Any, source: str, batches: bool, keep_rejected: bool, raw: bytes | None
+    ) -> tuple[list[Any], bool] | Delivery:
+        """A native body's events, and whether it was one event alone (not a batch);
+        or the refusal of the whole body, already kept."""
         if isinstance(body, dict) and "events" in body and "event_id" not in body:
             if not batches:
                 return self._refuse(
@@ -220,7 +263,7 @@ class Envelopes:
                     keep_rejected,
                     raw,
                 )
-            return Delivery(self._submit(events, source, keep_rejected))
+            return events, False
         if not isinstance(body, dict):
             return self._refuse(
                 source,
@@ -231,13 +274,7 @@ class Envelopes:
                 keep_rejected,
                 raw,
             )
-        result = self._submit([body], source, keep_rejected)[0]
-        if result.status == "rejected":
-            rejected = EventRejected(
-                result.field or "(event)", result.rule or "rejected", result.error or "rejected"
-            )
-            return Delivery([result], Refusal("event", rejected, result.dead_letter_id))
-        return Delivery([result])
+        return [body], True
 
     def eido(
         self, body: Any, source: str, *, keep_rejected: bool = True, raw: bytes | None = None
@@ -285,3 +322,17 @@ class Envelopes:
         kept: str | bytes = raw if raw is not None else json.dumps(body)
         letter = self.intake.dead_letter(kept, source, rejected) if keep_rejected else None
         return Delivery(refusal=Refusal("envelope", rejected, letter))
+
+
+def _native_delivery(results: list[IntakeResult], alone: bool) -> Delivery:
+    """The delivery of a native body's folded events; a lone event that was rejected
+    refuses its body too (the HTTP intake answers it with a 422, not a 202)."""
+    if not alone:
+        return Delivery(results)
+    (result,) = results
+    if result.status == "rejected":
+        rejected = EventRejected(
+            result.field or "(event)", result.rule or "rejected", result.error or "rejected"
+        )
+        return Delivery([result], Refusal("event", rejected, result.dead_letter_id))
+    return Delivery([result])

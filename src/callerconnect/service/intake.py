@@ -121,6 +121,15 @@ class Intake(IntakeRefusals):
         folded events come back ``duplicate``)."""
         return self._groups.submit((source, keep_rejected), list(payloads))
 
+    def submit_requests(
+        self, requests: Sequence[Sequence[Any]], source: str
+    ) -> list[list[IntakeResult] | BaseException]:
+        """Several requests' events, already gathered by the caller (the HTTP intake
+        groups the requests that arrive while one group folds: web/intake_groups.py),
+        folded as one group: each request's results, or the exception it is to raise,
+        exactly as :meth:`submit_many` would have answered it alone."""
+        return self._fold_requests((source, True), [list(events) for events in requests])
+
     def _fold_requests(
         self, key: Hashable, requests: list[Sequence[Any]]
     ) -> list[list[IntakeResult] | BaseException]:

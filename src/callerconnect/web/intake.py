@@ -25,6 +25,7 @@ from callerconnect.service.envelopes import (
 from callerconnect.service.intake import Intake
 from callerconnect.web.limits import BodyTooLarge
 from callerconnect.web.openapi import error_answer, json_answer, json_body, ref
+from callerconnect.web.request_groups import RequestGroups
 from callerconnect.web.threads import Threads
 
 __all__ = ["MAX_JSON_DEPTH", "build_intake_router", "error_response", "parse_json"]
@@ -98,6 +99,8 @@ def build_intake_router(app: Application) -> APIRouter:
     router = APIRouter(prefix="/api/v1/cad", tags=["CAD intake"])
     limits = app.settings.intake
     threads = Threads(INTAKE_THREADS, "intake")
+    # Native bodies fold in groups gathered on the event loop (web/request_groups.py).
+    groups = RequestGroups(threads)
 
     def key_used(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
         """The id of the intake key the request carries, or None when it carries none.
@@ -228,7 +231,7 @@ def build_intake_router(app: Application) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         raw, source = body
-        return answer(await threads.run(envelopes_of(request).receive, raw, source, "native"))
+        return answer(await groups.receive(envelopes_of(request), raw, source))
 
     @router.post(
         "/eido",
