@@ -89,9 +89,9 @@ _INTAKE_REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 _RESULTS = "IntakeResults"
 
-#: Threads folding a process's CAD requests. Requests that arrive while one folds are
-#: folded together (service/intake_groups.py), so a few threads keep the database busy;
-#: requests beyond them wait in the queue and join the next group.
+#: Threads folding a process's CAD requests: a native group of each intake key at a
+#: time (web/request_groups.py), and EIDO documents and refusals of oversized bodies
+#: (those wait their turn in service/intake_groups.py). Work beyond them queues.
 INTAKE_THREADS = 8
 
 
