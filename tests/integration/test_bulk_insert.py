@@ -1,10 +1,11 @@
 """``BulkInsert`` (adapters/db/bulk_insert.py) stores what SQLAlchemy's own multi-row
 insert stores, on both databases: every column type the intake writes (text, integers,
 booleans, UTC times, JSON, NULLs), the ids returned for every row, repeats of a unique
-key skipped. On PostgreSQL it sends one array per column."""
+key skipped. On PostgreSQL it sends the rows as one JSON document."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,8 +116,8 @@ def test_on_postgresql_the_statement_is_the_same_for_any_number_of_rows(
     postgres_url: str,
 ) -> None:
     """What the module is for: one statement text (converted once by psycopg), one
-    array per column, however many rows; a few rows (a single event's) go as the plain
-    statement, whose conversion psycopg caches."""
+    JSON document of the rows, however many rows; a few rows (a single event's) go as
+    the plain statement, whose conversion psycopg caches."""
     engine = create_engine(postgres_url)
     METADATA.drop_all(engine)
     METADATA.create_all(engine)
@@ -135,10 +136,10 @@ def test_on_postgresql_the_statement_is_the_same_for_any_number_of_rows(
         inserts = [(s, p) for s, p in sent if s.startswith("INSERT")]
         assert len(inserts) == 4
         single, *many = inserts
-        assert "unnest" not in single[0] and single[1] == {"key": "1-0", "count": 0}
+        assert "json_to_recordset" not in single[0] and single[1] == {"key": "1-0", "count": 0}
         assert len({statement for statement, _ in many}) == 1
-        assert "unnest" in many[0][0]
-        assert [len(parameters["count"]) for _, parameters in many] == [30, 70, 300]
+        assert "json_to_recordset" in many[0][0]
+        assert [len(json.loads(parameters["rows"])) for _, parameters in many] == [30, 70, 300]
     finally:
         METADATA.drop_all(engine)
         engine.dispose()
