@@ -117,25 +117,27 @@ def test_a_batch_folds_to_the_same_calls_and_texts_as_one_event_at_a_time(
     assert len(outcome(app, "A")) == 60
 
 
-def test_concurrent_single_requests_fold_together_to_the_same_calls_and_texts(
-    app: Application,
-) -> None:
-    """Group commit (service/intake_groups.py): one event a request from many threads
-    at once, each thread with its own incidents (in order, as a CAD sends them), folds
-    to what one event at a time makes, each request answered as it would be alone, in
-    fewer transactions than requests."""
-    alone, together = feed("A", 40), feed("B", 40)
-    one_by_one = {p["event_id"]: app.intake.submit(p, "test").status for p in alone}
+def incident_lanes(events: list[dict[str, Any]], count: int) -> list[list[dict[str, Any]]]:
+    """The events dealt to ``count`` clients, each incident's events all to one client in
+    their order (as a CAD sends them)."""
     by_incident: dict[str, list[dict[str, Any]]] = {}
-    for payload in together:
+    for payload in events:
         by_incident.setdefault(payload["incident_id"], []).append(payload)
-    lanes: list[list[dict[str, Any]]] = [[] for _ in range(12)]
-    for number, events in enumerate(by_incident.values()):
-        lanes[number % len(lanes)] += events
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(count)]
+    for number, incident_events in enumerate(by_incident.values()):
+        lanes[number % count] += incident_events
+    return lanes
 
-    def post(lane: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        return [(p["event_id"], app.intake.submit(p, "test").status) for p in lane]
 
+def lanes_fold_as_one_by_one(
+    app: Application, calls: int, post: Callable[[list[dict[str, Any]]], list[tuple[str, str]]]
+) -> None:
+    """A day of ``calls`` calls posted by twelve clients at once (``post`` sends one
+    client's events, one a request, and gives each event's status) makes what one event
+    at a time makes, each answered as alone, in fewer transactions than requests."""
+    alone, together = feed("A", calls), feed("B", calls)
+    one_by_one = {p["event_id"]: app.intake.submit(p, "test").status for p in alone}
+    lanes = incident_lanes(together, 12)
     with counting(app) as counts, ThreadPoolExecutor(len(lanes)) as pool:
         answered = [answer for lane in pool.map(post, lanes) for answer in lane]
 
@@ -145,6 +147,20 @@ def test_concurrent_single_requests_fold_together_to_the_same_calls_and_texts(
     }
     assert outcome(app, "B") == outcome(app, "A")
     assert counts.commits < len(together)  # requests that waited were folded together
+
+
+def test_concurrent_single_requests_fold_together_to_the_same_calls_and_texts(
+    app: Application,
+) -> None:
+    """Group commit (service/intake_groups.py): one event a request from many threads
+    at once, each thread with its own incidents (in order, as a CAD sends them), folds
+    to what one event at a time makes, each request answered as it would be alone, in
+    fewer transactions than requests."""
+
+    def post(lane: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(p["event_id"], app.intake.submit(p, "test").status) for p in lane]
+
+    lanes_fold_as_one_by_one(app, 40, post)
 
 
 def test_answers_come_in_request_order_with_rejections_and_repeats_in_place(
@@ -394,14 +410,6 @@ def test_concurrent_single_requests_over_http_fold_together_to_the_same_calls_an
     (web/request_groups.py): twelve clients posting one event a request, each with its
     own incidents in order, make what one event at a time makes, each request answered
     as alone, in fewer transactions than requests."""
-    alone, together = feed("A", 30), feed("B", 30)
-    one_by_one = {p["event_id"]: app.intake.submit(p, "test").status for p in alone}
-    by_incident: dict[str, list[dict[str, Any]]] = {}
-    for payload in together:
-        by_incident.setdefault(payload["incident_id"], []).append(payload)
-    lanes: list[list[dict[str, Any]]] = [[] for _ in range(12)]
-    for number, events in enumerate(by_incident.values()):
-        lanes[number % len(lanes)] += events
 
     def post(lane: list[dict[str, Any]]) -> list[tuple[str, str]]:
         answered = []
@@ -414,15 +422,7 @@ def test_concurrent_single_requests_over_http_fold_together_to_the_same_calls_an
                 answered.append((result["event_id"], result["status"]))
         return answered
 
-    with counting(app) as counts, ThreadPoolExecutor(len(lanes)) as pool:
-        answered = [answer for lane in pool.map(post, lanes) for answer in lane]
-
-    assert len(answered) == len(together)
-    assert {event_id.removeprefix("B-"): status for event_id, status in answered} == {
-        event_id.removeprefix("A-"): status for event_id, status in one_by_one.items()
-    }
-    assert outcome(app, "B") == outcome(app, "A")
-    assert counts.commits < len(together)
+    lanes_fold_as_one_by_one(app, 30, post)
 
 
 def answer_of(delivery: Delivery | Exception) -> Any:
