@@ -473,3 +473,23 @@ def test_bodies_received_together_are_answered_as_each_alone(app: Application) -
         renamed(answer_of(d), "A") for d in alone
     ]
     assert outcome(app, "B") == outcome(app, "A")
+
+
+def test_a_group_whose_fold_fails_fails_only_the_bodies_it_was_folding(
+    app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure of the fold itself is the answer of the bodies whose events it folded;
+    a body refused before (not JSON) keeps its own refusal and dead letter."""
+
+    def broken(*_: Any) -> Any:
+        raise OperationalError("INSERT", {}, Exception("the server went away"))
+
+    monkeypatch.setattr(app.intake, "submit_requests", broken)
+    envelopes = Envelopes(app.intake, max_batch=100)
+    first, refused, second = envelopes.receive_native_many(
+        [json.dumps(received("I-1", T0)).encode(), b"{not json", b'{"events": [{}]}'],
+        "native:test",
+    )
+    assert isinstance(first, OperationalError) and isinstance(second, OperationalError)
+    assert isinstance(refused, Delivery) and refused.refusal is not None
+    assert refused.refusal.kind == "malformed" and refused.refusal.dead_letter_id is not None

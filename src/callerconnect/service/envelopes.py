@@ -211,7 +211,12 @@ class Envelopes:
             else:
                 answers.append(None)
                 opened.append((index, *events))
-        folded = self.intake.submit_requests([events for _, events, _ in opened], source)
+        if not opened:
+            return [answer for answer in answers if answer is not None]
+        try:
+            folded = self.intake.submit_requests([events for _, events, _ in opened], source)
+        except Exception as error:  # for the bodies it was folding; the refused keep theirs
+            folded = [error] * len(opened)
         for (index, _, alone), outcome in zip(opened, folded, strict=True):
             answers[index] = (
                 outcome
