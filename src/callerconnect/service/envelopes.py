@@ -211,8 +211,6 @@ class Envelopes:
             else:
                 answers.append(None)
                 opened.append((index, *events))
-        if not opened:
-            return [answer for answer in answers if answer is not None]
         try:
             folded = self.intake.submit_requests([events for _, events, _ in opened], source)
         except Exception as error:  # for the bodies it was folding; the refused keep theirs
@@ -223,7 +221,7 @@ class Envelopes:
                 if isinstance(outcome, Exception)
                 else _native_delivery(cast(list[IntakeResult], outcome), alone)
             )
-        return [answer for answer in answers if answer is not None]
+        return cast(list[Delivery | Exception], answers)  # every None filled in above
 
     def _open_native(
         self, body: Any, source: str, batches: bool, keep_rejected: bool, raw: bytes | None

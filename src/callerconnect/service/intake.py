@@ -125,9 +125,14 @@ class Intake(IntakeRefusals):
         self, requests: Sequence[Sequence[Any]], source: str
     ) -> list[list[IntakeResult] | BaseException]:
         """Several requests' events, already gathered by the caller (the HTTP intake
-        groups the requests that arrive while one group folds: web/intake_groups.py),
+        groups the requests that arrive while one group folds: web/request_groups.py),
         folded as one group: each request's results, or the exception it is to raise,
-        exactly as :meth:`submit_many` would have answered it alone."""
+        exactly as :meth:`submit_many` would have answered it alone. The caller keeps
+        to one group at a time for its source; a group of another source may fold
+        beside it, as two processes' groups do (their row locks, or SQLite's writer
+        gate, keep them apart)."""
+        if not requests:
+            return []
         return self._fold_requests((source, True), [list(events) for events in requests])
 
     def _fold_requests(

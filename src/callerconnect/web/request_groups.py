@@ -31,9 +31,12 @@ MAX_BYTES = 1 << 20
 
 @dataclass
 class _Waiting:
+    """The requests of one (intake, source) while a task folds them: it exists exactly
+    as long as that task runs."""
+
     envelopes: Envelopes
+    source: str
     requests: list[tuple[bytes, asyncio.Future[Delivery]]] = field(default_factory=list)
-    folding: bool = False
 
 
 class RequestGroups:
@@ -49,29 +52,28 @@ class RequestGroups:
         """``raw`` folded with the requests waiting beside it; its delivery, or the
         exception it would have raised alone."""
         key = (id(envelopes.intake), source)
-        waiting = self._waiting.get(key)
-        if waiting is None:
-            waiting = self._waiting[key] = _Waiting(envelopes)
         future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
-        waiting.requests.append((raw, future))
-        if not waiting.folding:
-            waiting.folding = True
-            task = asyncio.create_task(self._fold_while_waiting(key, waiting, source))
+        waiting = self._waiting.get(key)
+        if waiting is None:  # nothing folding: a task starts, with this request first
+            waiting = self._waiting[key] = _Waiting(envelopes, source)
+            task = asyncio.create_task(self._fold_while_waiting(key, waiting))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        waiting.requests.append((raw, future))
         return await future
 
-    async def _fold_while_waiting(
-        self, key: tuple[int, str], waiting: _Waiting, source: str
-    ) -> None:
-        """Fold groups until nothing waits any more."""
+    async def _fold_while_waiting(self, key: tuple[int, str], waiting: _Waiting) -> None:
+        """Fold groups until nothing waits any more (no await between the last check
+        and the end, so a request that comes after finds no entry and starts a task)."""
         group: list[tuple[bytes, asyncio.Future[Delivery]]] = []
         try:
             while waiting.requests:
                 group = _take_group(waiting.requests)
                 try:
                     answers: list[Delivery | Exception] = await self._threads.run(
-                        waiting.envelopes.receive_native_many, [raw for raw, _ in group], source
+                        waiting.envelopes.receive_native_many,
+                        [raw for raw, _ in group],
+                        waiting.source,
                     )
                 except Exception as error:  # never leave a request waiting for ever
                     answers = [error] * len(group)
@@ -86,12 +88,9 @@ class RequestGroups:
         except BaseException:  # cancelled: the server is stopping
             for _, future in [*group, *waiting.requests]:
                 future.cancel()
-            waiting.requests.clear()
             raise
         finally:
-            waiting.folding = False
-            if not waiting.requests:
-                self._waiting.pop(key, None)
+            del self._waiting[key]
 
 
 def _take_group(

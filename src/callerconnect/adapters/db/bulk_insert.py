@@ -23,10 +23,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, Text, bindparam, cast, column, func, insert, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Table,
+    Text,
+    TypeDecorator,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Dialect
 from sqlalchemy.sql.dml import Insert
@@ -56,8 +69,8 @@ class BulkInsert:
         self._returning = tuple(returning)
         self._skip_conflicts_on = tuple(skip_conflicts_on)
         self._plain: dict[str, Insert] = {}
-        self._from_json: dict[tuple[str, ...], Insert] = {}
-        self._encoders: dict[tuple[str, ...], list[tuple[str, Encoder]]] = {}
+        #: For each set of columns: the statement, and each column's encoder.
+        self._from_json: dict[tuple[str, ...], tuple[Insert, list[tuple[str, Encoder]]]] = {}
 
     def __call__(
         self, connection: Connection, rows: Sequence[Mapping[str, Any]]
@@ -66,26 +79,17 @@ class BulkInsert:
         if dialect != "postgresql" or len(rows) * len(rows[0]) <= PSYCOPG_CACHED_PARAMETERS:
             return connection.execute(self._plain_for(dialect), list(rows))
         columns = tuple(rows[0])
-        encoders = self._encoders_for(columns, connection.dialect)
+        statement, encoders = self._from_json_for(columns, connection.dialect)
         document = json.dumps(
             [{name: encode(row[name]) for name, encode in encoders} for row in rows],
             separators=(",", ":"),
         )
-        return connection.execute(self._from_json_for(columns), {"rows": document})
-
-    def _encoders_for(
-        self, columns: tuple[str, ...], dialect: Dialect
-    ) -> list[tuple[str, Encoder]]:
-        """For each column, what turns a value into the JSON value whose text the server
-        casts to the column's type (built once for each set of columns)."""
-        if columns not in self._encoders:
-            self._encoders[columns] = [
-                (name, self._encoder(self._table.c[name], dialect)) for name in columns
-            ]
-        return self._encoders[columns]
+        return connection.execute(statement, {"rows": document})
 
     @staticmethod
     def _encoder(column: Column[Any], dialect: Dialect) -> Encoder:
+        """What turns a value of ``column`` into the JSON value whose text the server
+        casts to the column's type."""
         column_type = column.type
         if isinstance(column_type, JSON):
             # The column's JSON as text, which the server casts: ``None`` is JSON's
@@ -93,15 +97,16 @@ class BulkInsert:
             none_as_null = getattr(column_type, "none_as_null", False)
             return lambda value: None if value is None and none_as_null else json.dumps(value)
         convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+        stored = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
+        if isinstance(stored, Date | DateTime):
 
-        def encode(value: Any) -> Any:
-            if convert is not None:
-                value = convert(value)
-            if isinstance(value, datetime | date):
-                return value.isoformat()
-            return value
+            def in_iso_8601(value: Any) -> Any:
+                if convert is not None:
+                    value = convert(value)
+                return None if value is None else value.isoformat()
 
-        return encode
+            return in_iso_8601
+        return convert if convert is not None else _as_is
 
     def _plain_for(self, dialect: str) -> Insert:
         if dialect not in self._plain:
@@ -116,8 +121,11 @@ class BulkInsert:
             )
         return self._plain[dialect]
 
-    def _from_json_for(self, columns: tuple[str, ...]) -> Insert:
-        """The statement for rows of these columns (built once for each set)."""
+    def _from_json_for(
+        self, columns: tuple[str, ...], dialect: Dialect
+    ) -> tuple[Insert, list[tuple[str, Encoder]]]:
+        """The statement for rows of these columns, and each column's encoder (built
+        once for each set)."""
         if columns not in self._from_json:
             table = self._table
             rows = (
@@ -132,7 +140,13 @@ class BulkInsert:
                 statement = statement.on_conflict_do_nothing(
                     index_elements=list(self._skip_conflicts_on)
                 )
+            encoders = [(name, self._encoder(table.c[name], dialect)) for name in columns]
             self._from_json[columns] = (
-                statement.returning(*self._returning) if self._returning else statement
+                statement.returning(*self._returning) if self._returning else statement,
+                encoders,
             )
         return self._from_json[columns]
+
+
+def _as_is(value: Any) -> Any:
+    return value
