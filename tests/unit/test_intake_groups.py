@@ -108,12 +108,13 @@ def test_a_fold_that_raises_answers_its_whole_group_and_the_next_ones_still_fold
     assert groups.submit("k", [7]) == [14]  # the turn was handed on
 
 
-def test_postgresql_folds_two_groups_at_once_never_more() -> None:
+def test_one_group_folds_at_a_time() -> None:
     fold = Recorder(pause=0.02)
-    groups: FoldGroups[int, list[int]] = FoldGroups(fold, max_events=3, folds_at_once=2)
+    groups: FoldGroups[int, list[int]] = FoldGroups(fold, max_events=3)
     answers = submit_all(groups, [("k", [n]) for n in range(30)])
     assert answers == [[2 * n] for n in range(30)]
-    assert fold.most_at_once == 2
+    assert fold.most_at_once == 1
+    assert len(fold.groups) < 30  # requests that waited were folded together
 
 
 @settings(max_examples=30, deadline=None)
@@ -124,15 +125,12 @@ def test_postgresql_folds_two_groups_at_once_never_more() -> None:
         max_size=16,
     ),
     st.integers(1, 6),
-    st.integers(1, 3),
 )
 def test_any_mix_of_requests_is_answered_exactly_as_alone(
-    requests: list[tuple[str, list[int]]], max_events: int, at_once: int
+    requests: list[tuple[str, list[int]]], max_events: int
 ) -> None:
     fold = Recorder(pause=0.001, fail_on=13)
-    groups: FoldGroups[int, list[int]] = FoldGroups(
-        fold, max_events=max_events, folds_at_once=at_once
-    )
+    groups: FoldGroups[int, list[int]] = FoldGroups(fold, max_events=max_events)
     answers = submit_all(groups, requests)
     for (_, payloads), answer in zip(requests, answers, strict=True):
         if 13 in payloads:
@@ -140,7 +138,7 @@ def test_any_mix_of_requests_is_answered_exactly_as_alone(
         else:
             assert answer == [2 * p for p in payloads]
     assert sum(len(group) for _, group in fold.groups) == len(requests)
-    assert fold.most_at_once <= at_once
+    assert fold.most_at_once == 1
 
 
 def test_one_request_alone_folds_at_once() -> None:

@@ -90,10 +90,6 @@ class Intake(IntakeRefusals):
         self._groups: FoldGroups[Any, list[IntakeResult]] = FoldGroups(
             self._fold_requests,
             max_events=FOLD_CHUNK,
-            # One group at a time on both databases. On PostgreSQL two at once kept the
-            # server busy while the other group's Python ran, but the two cores were
-            # the limit: halving the groups cost a third more CPU an event.
-            folds_at_once=1,
         )
 
     def submit(self, payload: Any, source: str, *, keep_rejected: bool = True) -> IntakeResult:
