@@ -92,7 +92,7 @@ def test_it_stores_what_a_plain_insert_stores_and_returns_every_row(
     bulk = [{"key": f"bulk-{n}", **values} for n, values in enumerate(rows)]
     plain = [{"key": f"plain-{n}", **values} for n, values in enumerate(rows)]
     with engine.begin() as connection:
-        returned = BulkInsert(ROWS, returning=[ROWS.c.id, ROWS.c.key])(connection, bulk).all()
+        returned = BulkInsert(ROWS, returning=[ROWS.c.id, ROWS.c.key])(connection, bulk)
         connection.execute(insert(ROWS), plain)
     assert sorted(key for _, key in returned) == sorted(row["key"] for row in bulk)
     assert len({row_id for row_id, _ in returned}) == len(bulk)
@@ -105,10 +105,10 @@ def test_repeats_of_the_unique_key_are_skipped_and_not_returned(engine: Engine) 
     add = BulkInsert(ROWS, returning=[ROWS.c.key], skip_conflicts_on=[ROWS.c.key])
     first = [{"key": "a", "count": 1}, {"key": "b", "count": 2}]
     with engine.begin() as connection:
-        assert set(add(connection, first).scalars()) == {"a", "b"}
+        assert {key for (key,) in add(connection, first)} == {"a", "b"}
     again = [{"key": "b", "count": 20}, {"key": "c", "count": 3}]
     with engine.begin() as connection:
-        assert set(add(connection, again).scalars()) == {"c"}
+        assert {key for (key,) in add(connection, again)} == {"c"}
     assert {key: values[0] for key, values in stored(engine).items()} == {"a": 1, "b": 2, "c": 3}
 
 
@@ -132,7 +132,7 @@ def test_on_postgresql_the_statement_is_the_same_for_any_number_of_rows(
         for size in (1, 30, 70, 300):
             with engine.begin() as connection:
                 rows = [{"key": f"{size}-{n}", "count": n} for n in range(size)]
-                assert len(add(connection, rows).all()) == size
+                assert len(add(connection, rows)) == size
         inserts = [(s, p) for s, p in sent if s.startswith("INSERT")]
         assert len(inserts) == 4
         single, *many = inserts

@@ -17,6 +17,12 @@ casts to the column's type what SQLAlchemy would have sent. One array per column
 Python: 35–42 µs of CPU a row of ``cad_events``, against 12 µs for the document, which
 ``json.dumps`` writes in C. On SQLite, with no round trip to save, it is the plain
 statement, executed for the rows.
+
+A single row (a single CAD event's, its call's, its text's) goes as the plain statement,
+and so do a few rows on SQLite, one execution each: the rows of a small transaction,
+where SQLAlchemy's execution would cost more than the statements
+(:class:`~callerconnect.adapters.db.driver_statement.DriverStatement` runs them, and the
+document, on the driver's cursor).
 """
 
 from __future__ import annotations
@@ -41,16 +47,17 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, CursorResult, Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import Insert
+
+from callerconnect.adapters.db.driver_statement import DriverStatement
 
 #: A value as it goes into the JSON document of the rows.
 Encoder = Callable[[Any], Any]
 
-#: Up to this many parameters psycopg caches a statement's conversion, so a few rows
-#: (a single event's call and text) go as the plain statement, whose conversion is cached
-#: and whose values need no document built.
-PSYCOPG_CACHED_PARAMETERS = 50
+#: Up to this many rows SQLite takes them one execution each (a few microseconds in
+#: the driver); more go as SQLAlchemy's multi-row statement.
+SQLITE_ROWS_ONE_BY_ONE = 16
 
 
 class BulkInsert:
@@ -69,22 +76,31 @@ class BulkInsert:
         self._returning = tuple(returning)
         self._skip_conflicts_on = tuple(skip_conflicts_on)
         self._plain: dict[str, Insert] = {}
+        self._one_row: dict[str, DriverStatement] = {}
         #: For each set of columns: the statement, and each column's encoder.
-        self._from_json: dict[tuple[str, ...], tuple[Insert, list[tuple[str, Encoder]]]] = {}
+        self._from_json: dict[
+            tuple[str, ...], tuple[DriverStatement, list[tuple[str, Encoder]]]
+        ] = {}
 
     def __call__(
         self, connection: Connection, rows: Sequence[Mapping[str, Any]]
-    ) -> CursorResult[*tuple[Any, ...]]:
+    ) -> list[tuple[Any, ...]]:
+        """Insert ``rows``: the ``returning`` columns of each row stored."""
+        if not rows:
+            return []
         dialect = connection.dialect.name
-        if dialect != "postgresql" or len(rows) * len(rows[0]) <= PSYCOPG_CACHED_PARAMETERS:
-            return connection.execute(self._plain_for(dialect), list(rows))
+        if len(rows) == 1 or (dialect != "postgresql" and len(rows) <= SQLITE_ROWS_ONE_BY_ONE):
+            one = self._one_row_for(dialect)
+            return [stored for row in rows for stored in one.fetch(connection, row)]
+        if dialect != "postgresql":
+            return [tuple(row) for row in connection.execute(self._plain_for(dialect), list(rows))]
         columns = tuple(rows[0])
         statement, encoders = self._from_json_for(columns, connection.dialect)
         document = json.dumps(
             [{name: encode(row[name]) for name, encode in encoders} for row in rows],
             separators=(",", ":"),
         )
-        return connection.execute(statement, {"rows": document})
+        return statement.fetch(connection, {"rows": document})
 
     @staticmethod
     def _encoder(column: Column[Any], dialect: Dialect) -> Encoder:
@@ -121,9 +137,14 @@ class BulkInsert:
             )
         return self._plain[dialect]
 
+    def _one_row_for(self, dialect: str) -> DriverStatement:
+        if dialect not in self._one_row:
+            self._one_row[dialect] = DriverStatement(self._plain_for(dialect))
+        return self._one_row[dialect]
+
     def _from_json_for(
         self, columns: tuple[str, ...], dialect: Dialect
-    ) -> tuple[Insert, list[tuple[str, Encoder]]]:
+    ) -> tuple[DriverStatement, list[tuple[str, Encoder]]]:
         """The statement for rows of these columns, and each column's encoder (built
         once for each set)."""
         if columns not in self._from_json:
@@ -142,7 +163,9 @@ class BulkInsert:
                 )
             encoders = [(name, self._encoder(table.c[name], dialect)) for name in columns]
             self._from_json[columns] = (
-                statement.returning(*self._returning) if self._returning else statement,
+                DriverStatement(
+                    statement.returning(*self._returning) if self._returning else statement
+                ),
                 encoders,
             )
         return self._from_json[columns]

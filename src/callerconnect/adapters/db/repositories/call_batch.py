@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Select, String, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.bulk_insert import BulkInsert
+from callerconnect.adapters.db.driver_statement import DriverStatement
 from callerconnect.adapters.db.repositories.calls import (
     CALL_STATE_COLUMNS,
     call_from_columns,
@@ -63,17 +64,33 @@ def _calls_with_texts(incidents: ColumnElement[bool]) -> Select[Any]:
     )
 
 
-_READ_CALLS = _calls_with_texts(_CALLS.c.incident_id.in_(bindparam("incident_ids", expanding=True)))
-# An IN list is rendered anew at each execution: one incident (a single event) needs none.
-_READ_CALL = _calls_with_texts(_CALLS.c.incident_id == bindparam("incident_id"))
+# An IN list of a given length, one statement for each power of two (the list padded
+# with its last incident): a few statements, each compiled once and, on PostgreSQL,
+# prepared by psycopg, whatever the number of incidents.
+_READ_CALLS: dict[int, DriverStatement] = {}
+_READ_CALL = DriverStatement(_calls_with_texts(_CALLS.c.incident_id == bindparam("incident_id")))
 _INSERT_CALLS = BulkInsert(_CALLS, returning=[_CALLS.c.id, _CALLS.c.incident_id])
 _INSERT_TEXTS = BulkInsert(_OUTBOX, returning=[_OUTBOX.c.id, _OUTBOX.c.dedupe_key])
-_INSERT_HISTORY = insert(_HISTORY)
-_INSERT_DECISIONS = insert(_DECISIONS)
+_INSERT_HISTORY = DriverStatement(insert(_HISTORY))
+_INSERT_DECISIONS = DriverStatement(insert(_DECISIONS))
 # Updates by id of the columns their parameters name (those that changed): one
 # executemany for each set of changed columns.
-_UPDATE_CALLS = update(_CALLS).where(_CALLS.c.id == bindparam("row_id"))
-_UPDATE_TEXTS = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
+_UPDATE_CALLS = DriverStatement(update(_CALLS).where(_CALLS.c.id == bindparam("row_id")))
+_UPDATE_TEXTS = DriverStatement(update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id")))
+#: Where the incident and the text's columns are in a row of :func:`_calls_with_texts`.
+_INCIDENT_AT = _STORED_COLUMNS.index("incident_id")
+_TEXT_COLUMNS_AT = len(_STORED_COLUMNS)
+
+
+def _read_calls(incident_ids: list[str]) -> tuple[DriverStatement, dict[str, str]]:
+    """The statement reading several incidents' calls, and its parameters."""
+    slots = 1 << (len(incident_ids) - 1).bit_length()
+    if slots not in _READ_CALLS:
+        names = [bindparam(f"incident_{n}", type_=String) for n in range(slots)]
+        _READ_CALLS[slots] = DriverStatement(_calls_with_texts(_CALLS.c.incident_id.in_(names)))
+    padded = incident_ids + incident_ids[-1:] * (slots - len(incident_ids))
+    return _READ_CALLS[slots], {f"incident_{n}": incident for n, incident in enumerate(padded)}
+
 
 _CALL_KINDS = {kind.value: kind for kind in CALL_TEXT_KINDS}
 
@@ -130,25 +147,23 @@ class CallBatch:
         if not wanted:
             return
         self._calls.update(dict.fromkeys(wanted))
-        found = (
-            self.connection.execute(
-                _READ_CALL, {"agency_id": self.agency_id, "incident_id": wanted[0]}
-            )
-            if len(wanted) == 1
-            else self.connection.execute(
-                _READ_CALLS, {"agency_id": self.agency_id, "incident_ids": wanted}
-            )
-        )
-        for row in found.mappings():
-            held = self._calls[row["incident_id"]]
+        if len(wanted) == 1:
+            statement, incidents = _READ_CALL, {"incident_id": wanted[0]}
+        else:
+            statement, incidents = _read_calls(wanted)
+        at = _TEXT_COLUMNS_AT
+        for row in statement.fetch(self.connection, {"agency_id": self.agency_id, **incidents}):
+            incident_id = row[_INCIDENT_AT]
+            held = self._calls[incident_id]
             if held is None:
-                stored = {name: row[name] for name in _STORED_COLUMNS}
-                held = HeldCall(call_from_columns(stored, self.vault), row["id"], stored)
+                stored = dict(zip(_STORED_COLUMNS, row[:at], strict=True))
+                held = HeldCall(call_from_columns(stored, self.vault), row[0], stored)
                 held.category = stored["call_category"]
-                self._calls[row["incident_id"]] = held
-            kind = _CALL_KINDS.get(row["text_kind"])
-            if kind is not None and row["text_sequence"] == 0:
-                held.texts[kind] = HeldText(row["text_id"], TextStatus(row["text_status"]), {})
+                self._calls[incident_id] = held
+            text_id, text_kind, text_sequence, text_status = row[at:]
+            kind = _CALL_KINDS.get(text_kind)
+            if kind is not None and text_sequence == 0:
+                held.texts[kind] = HeldText(text_id, TextStatus(text_status), {})
 
     def held(self, incident_id: str) -> HeldCall:
         """The incident's call as folded so far in this transaction (read and locked
@@ -279,12 +294,11 @@ class CallBatch:
             for held in new_calls:
                 held.id = ids[held.call.incident_id]
         for rows in changed_calls.values():
-            self.connection.execute(_UPDATE_CALLS, rows)
+            _UPDATE_CALLS.run_many(self.connection, rows)
         self._write_texts()
         if self._decisions:
-            self.connection.execute(
-                _INSERT_DECISIONS,
-                [{"call_id": d.call.id, **d.values} for d in self._decisions],
+            _INSERT_DECISIONS.run_many(
+                self.connection, [{"call_id": d.call.id, **d.values} for d in self._decisions]
             )
         self._touched.clear()
         self._history.clear()
@@ -324,9 +338,9 @@ class CallBatch:
                 new[key].id = text_id
                 new[key].values = {}
         for rows in changed.values():
-            self.connection.execute(_UPDATE_TEXTS, rows)
+            _UPDATE_TEXTS.run_many(self.connection, rows)
         if self._history:
-            self.connection.execute(
-                _INSERT_HISTORY,
+            _INSERT_HISTORY.run_many(
+                self.connection,
                 [{"outbox_id": text.id, **values} for text, values in self._history],
             )

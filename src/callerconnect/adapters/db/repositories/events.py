@@ -58,7 +58,7 @@ def add_new_events(connection: Connection, rows: Sequence[Mapping[str, Any]]) ->
     open is waited for (PostgreSQL), then counts as stored before."""
     if not rows:
         return set()
-    return set(_INSERT_NEW(connection, rows).scalars())
+    return {event_id for (event_id,) in _INSERT_NEW(connection, rows)}
 
 
 def take_back_events(connection: Connection, agency_id: str, event_ids: Collection[str]) -> None:
