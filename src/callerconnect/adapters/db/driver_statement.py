@@ -88,14 +88,20 @@ class DriverStatement:
 
     def run_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement for each of ``rows`` (each with the same names), in one
-        ``executemany`` (psycopg sends them in one round trip); nothing comes back."""
+        ``executemany`` (psycopg sends them in one round trip); nothing comes back. A
+        single row is executed plainly, as SQLAlchemy does (psycopg's executemany opens a
+        pipeline, which costs more than one statement)."""
         if not rows:
             return
+        many = len(rows) > 1
+        # Compiled as for many rows either way: no RETURNING of the new ids added.
         compiled = self._compiled_for(connection.dialect, True, tuple(rows[0]))
-        parameters = [_parameters(compiled, row) for row in rows]
+        parameters = (
+            [_parameters(compiled, row) for row in rows] if many else _parameters(compiled, rows[0])
+        )
         cursor = connection.connection.cursor()
         try:
-            _run(connection, cursor, compiled.sql, parameters, many=True)
+            _run(connection, cursor, compiled.sql, parameters, many=many)
         finally:
             cursor.close()
 
