@@ -198,8 +198,10 @@ def test_backlog_uses_the_whole_rate_cap(
         )
     assert len(arrivals) == CALLS
     # The cap is used, not just respected: slots are RATE_HEADROOM (5 %) apart, so the
-    # span is ~3.03 s of an ideal 2.9 s on an idle machine (printed above). A loaded CI
-    # machine can lose a slot or two; the bound only catches a dispatcher that idles
-    # between texts (timings themselves are for bench/, not assertions).
-    assert span <= ideal * RATE_HEADROOM * 1.5
+    # span is ~3.03 s of an ideal 2.9 s on an idle machine (printed above). A CI machine
+    # with two cores and both busy loses slots: 3.54 s once, 5.88 s (about every other
+    # slot) on a slow day. So the bound only catches a dispatcher that stalls (a second's
+    # poll between texts, a lease waited out: 30 s here); how much of the cap is used is
+    # the bench's figure (bench/run.py, >= 0.95), not an assertion.
+    assert span <= ideal * RATE_HEADROOM * 3
     assert_within_cap(arrivals)
