@@ -183,7 +183,7 @@ def test_on_the_loop_a_connection_the_server_dropped_is_replaced(pg: Database) -
         first = await lookup.on_loop(
             "a" * 64, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW
         )
-        connection = await lookup._read._loop_connection()
+        connection = await lookup._together._read._loop_connection()
         with pg.engine.begin() as admin:
             admin.execute(
                 text("SELECT pg_terminate_backend(:pid)"), {"pid": connection.info.backend_pid}
@@ -201,6 +201,125 @@ def test_on_the_loop_a_failed_read_raises_sqlalchemys_error(pg: Database) -> Non
     broken = CompiledRead(pg.engine, select(column("id")).select_from(table("no_such_table")))
     with pytest.raises(DBAPIError):
         asyncio.run(broken.one_or_none_on_loop({}))
+
+
+def test_on_the_loop_look_ups_waiting_together_each_read_what_they_read_alone(
+    pg: Database,
+) -> None:
+    """Pages whose look-ups come while another is out are read in one statement
+    (``LinkLookupsTogether``): each still gets its own link's state, its own client's
+    hits in its own window, or None, whatever else is in the group (more than one
+    statement's worth included)."""
+    links = [f"{n:064x}" for n in range(12)]
+    for n, token_hash in enumerate(links):
+        add_link(
+            pg,
+            token_hash,
+            opened=n % 3 == 0,
+            reason="excluded:domestic" if n % 4 == 1 else "eligible",
+            blocked_reason="ineligible:opted_out" if n % 5 == 2 else None,
+        )
+    clients = [f"{n:x}" * 64 for n in range(3)]
+    windows = [WINDOW, WINDOW - timedelta(minutes=1)]
+    with pg.transaction() as session:
+        for n, client in enumerate(clients):
+            for _ in range(n + 1):
+                store.record_hit(
+                    session, "survey_token", client, WINDOW, forget_before=WINDOW - timedelta(1)
+                )
+    unknown = ["f" * 64, "e" * 64]
+    wanted = [
+        (token_hash, clients[n % 3], windows[n % 2])
+        for n, token_hash in enumerate(links * 12 + unknown * 5)  # 154: three statements
+    ]
+
+    def alone(token_hash: str, client: str, window: datetime) -> LinkState | None:
+        with pg.transaction() as session:
+            return store.link_state(
+                session, token_hash, bucket="survey_token", client_hash=client, window_start=window
+            )
+
+    expected = {key: alone(*key) for key in set(wanted)}
+    lookup = LinkLookup(pg.engine)
+    statements: list[int] = []
+    read = lookup._together._read
+    all_on_loop = read.all_on_loop
+
+    async def counted(values: dict[str, str]) -> list[object]:
+        statements.append(1)
+        return await all_on_loop(values)
+
+    read.all_on_loop = counted  # type: ignore[method-assign]
+
+    async def together() -> list[LinkState | None]:
+        return await asyncio.gather(
+            *(
+                lookup.on_loop(
+                    token_hash, bucket="survey_token", client_hash=client, window_start=window
+                )
+                for token_hash, client, window in wanted
+            )
+        )
+
+    answers = asyncio.run(together())
+    assert answers == [expected[key] for key in wanted]
+    assert any(link is not None and link.client_hits == 3 for link in answers)
+    assert sum(link is None for link in answers) == len(unknown) * 5
+    assert len(statements) == 3  # 64 + 64 + 26
+
+
+def test_on_the_loop_a_failed_group_fails_each_of_its_pages_and_the_next_is_read(
+    pg: Database,
+) -> None:
+    add_link(pg, "a" * 64)
+    lookup = LinkLookup(pg.engine)
+    read = lookup._together._read
+    all_on_loop = read.all_on_loop
+    failures = [1]
+
+    async def failing_once(values: dict[str, str]) -> list[object]:
+        if failures:
+            failures.pop()
+            raise DBAPIError("SELECT", {}, Exception("injected"))
+        return await all_on_loop(values)
+
+    read.all_on_loop = failing_once  # type: ignore[method-assign]
+
+    async def pages() -> list[object]:
+        def page() -> object:
+            return lookup.on_loop(
+                "a" * 64, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW
+            )
+
+        first = await asyncio.gather(page(), page(), return_exceptions=True)
+        return [*first, await page()]
+
+    first, second, later = asyncio.run(pages())
+    assert isinstance(first, DBAPIError) and isinstance(second, DBAPIError)
+    assert later == in_transaction(pg, "a" * 64)
+
+
+def test_on_the_loop_a_page_given_up_leaves_the_others_answered(pg: Database) -> None:
+    add_link(pg, "a" * 64)
+    lookup = LinkLookup(pg.engine)
+
+    async def pages() -> list[object]:
+        def page() -> asyncio.Task[LinkState | None]:
+            return asyncio.ensure_future(
+                lookup.on_loop(
+                    "a" * 64, bucket="survey_token", client_hash=CLIENT, window_start=WINDOW
+                )
+            )
+
+        tasks = [page() for _ in range(5)]
+        await asyncio.sleep(0)
+        tasks[2].cancel()  # its client went away
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    answers = asyncio.run(pages())
+    assert isinstance(answers[2], asyncio.CancelledError)
+    expected = in_transaction(pg, "a" * 64)
+    assert [a for n, a in enumerate(answers) if n != 2] == [expected] * 4
 
 
 # --- in line on the event loop (SQLite's connection of the loop's own) ------------------

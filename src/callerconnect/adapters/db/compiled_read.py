@@ -151,14 +151,24 @@ class CompiledRead:
         (psycopg runs their statements one after another on it). A connection the server
         dropped is replaced and the statement sent once more, as the pool's ping does
         for :meth:`one_or_none` (``engine.py``)."""
+        return self._row_of(await self._rows_on_loop(values, 2))
+
+    async def all_on_loop(self, values: Mapping[str, Any]) -> list[Any]:
+        """Every row the statement finds for ``values``, as :meth:`one_or_none_on_loop`
+        runs it."""
+        rows = await self._rows_on_loop(values, None)
+        return [self._converted(row) for row in rows]
+
+    async def _rows_on_loop(self, values: Mapping[str, Any], at_most: int | None) -> Any:
         parameters = self._parameters(values)
         for attempt in (1, 2):
             connection = await self._loop_connection()
             try:
                 async with connection.cursor() as cursor:
                     await cursor.execute(self._sql, parameters)
-                    rows = await cursor.fetchmany(2)
-                return self._row_of(rows)
+                    if at_most is None:
+                        return await cursor.fetchall()
+                    return await cursor.fetchmany(at_most)
             except psycopg.Error as error:
                 self._on_loop = None
                 await connection.close()
@@ -185,10 +195,13 @@ class CompiledRead:
             raise ValueError("the statement found more than one row")
         if not rows:
             return None
+        return self._converted(rows[0])
+
+    def _converted(self, row: Any) -> Any:
         return self._row(
             *(
                 value if convert is None else convert(value)
-                for value, convert in zip(rows[0], self._result_converters, strict=True)
+                for value, convert in zip(row, self._result_converters, strict=True)
             )
         )
 
