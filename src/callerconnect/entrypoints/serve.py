@@ -4,6 +4,7 @@ starts the web server (the demo too), so every server has the same defences."""
 from __future__ import annotations
 
 import argparse
+import gc
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,12 @@ def run_server(
         ),
         timeout_keep_alive=int(max(1, limits.keep_alive_timeout.total_seconds())),
     )
+    # Everything built so far (the modules, the application, the routes: some 150,000
+    # objects) lives as long as the process: left to the collector, each full collection
+    # walked them all, a pause of 150-300 ms for every page in flight on a slow machine
+    # (1% of the survey pages at 50 clients). Frozen, collections walk what requests
+    # leave behind.
+    gc.freeze()
     uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
 
 

@@ -15,7 +15,8 @@ day's texts are opened at once), so :func:`link_state` answers everything the pa
 needs in one read-only statement, built once: no write, and so on SQLite no write lock,
 unless the link is opened for the first time or the token is unknown. The page runs it
 through :class:`LinkLookup`: compiled once, on a driver connection, outside a
-transaction (compiled_read.py).
+transaction (compiled_read.py); on PostgreSQL the look-ups of the pages waiting on the
+event loop are read in one statement (:class:`LinkLookupsTogether`).
 """
 
 from __future__ import annotations
