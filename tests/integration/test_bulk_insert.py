@@ -7,77 +7,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Integer,
     MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     create_engine,
     event,
     insert,
-    select,
 )
 from sqlalchemy.engine import Engine
 
 from callerconnect.adapters.db.bulk_insert import BulkInsert
-from callerconnect.adapters.db.tables import UtcDateTime
+from tests.support.typed_rows import row_values, stored, tables_created, typed_rows_table
 
 METADATA = MetaData()
-ROWS = Table(
-    "bulk_insert_check",
-    METADATA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(32), nullable=False),
-    Column("count", Integer),
-    Column("flag", Boolean),
-    Column("at", UtcDateTime),
-    Column("notes", Text),
-    Column("extra", JSON),
-    UniqueConstraint("key"),
-)
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ROWS = typed_rows_table("bulk_insert_check", METADATA)
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    METADATA.drop_all(engine)
-    METADATA.create_all(engine)
-    try:
+    with tables_created(database_url, METADATA) as engine:
         yield engine
-    finally:
-        METADATA.drop_all(engine)
-        engine.dispose()
-
-
-def stored(engine: Engine) -> dict[str, tuple[Any, ...]]:
-    with engine.connect() as connection:
-        found = connection.execute(select(ROWS).order_by(ROWS.c.key))
-        return {row.key: tuple(row)[2:] for row in found}
-
-
-row_values = st.fixed_dictionaries(
-    {
-        "count": st.none() | st.integers(-(2**31), 2**31 - 1),
-        "flag": st.none() | st.booleans(),
-        "at": st.none() | st.integers(0, 10**6).map(lambda s: T0 + timedelta(seconds=s)),
-        "notes": st.none()
-        | st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00")),
-        "extra": st.none()
-        | st.dictionaries(st.text(max_size=5), st.lists(st.text(max_size=5), max_size=3)),
-    }
-)
 
 
 @settings(
@@ -96,7 +49,7 @@ def test_it_stores_what_a_plain_insert_stores_and_returns_every_row(
         connection.execute(insert(ROWS), plain)
     assert sorted(key for _, key in returned) == sorted(row["key"] for row in bulk)
     assert len({row_id for row_id, _ in returned}) == len(bulk)
-    found = stored(engine)
+    found = stored(engine, ROWS)
     for n in range(len(rows)):
         assert found[f"bulk-{n}"] == found[f"plain-{n}"]
 
@@ -109,7 +62,11 @@ def test_repeats_of_the_unique_key_are_skipped_and_not_returned(engine: Engine) 
     again = [{"key": "b", "count": 20}, {"key": "c", "count": 3}]
     with engine.begin() as connection:
         assert {key for (key,) in add(connection, again)} == {"c"}
-    assert {key: values[0] for key, values in stored(engine).items()} == {"a": 1, "b": 2, "c": 3}
+    assert {key: values[0] for key, values in stored(engine, ROWS).items()} == {
+        "a": 1,
+        "b": 2,
+        "c": 3,
+    }
 
 
 def test_on_postgresql_the_statement_is_the_same_for_any_number_of_rows(

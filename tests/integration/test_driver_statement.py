@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
-    JSON,
-    Boolean,
     Column,
     Integer,
     MetaData,
-    String,
     Table,
-    Text,
-    UniqueConstraint,
     bindparam,
     create_engine,
     event,
@@ -36,28 +30,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from callerconnect.adapters.db.driver_statement import DriverStatement
-from callerconnect.adapters.db.tables import UtcDateTime
+from tests.support.typed_rows import row_values, stored, tables_created, typed_rows_table
 
 METADATA = MetaData()
-ROWS = Table(
-    "driver_statement_check",
-    METADATA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(32), nullable=False),
-    Column("count", Integer),
-    Column("flag", Boolean),
-    Column("at", UtcDateTime),
-    Column("notes", Text),
-    Column("extra", JSON),
-    UniqueConstraint("key"),
-)
+ROWS = typed_rows_table("driver_statement_check", METADATA)
 WITH_DEFAULT = Table(
     "driver_statement_default",
     METADATA,
     Column("id", Integer, primary_key=True),
     Column("count", Integer, default=0),
 )
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 VALUES = ("count", "flag", "at", "notes", "extra")
 
 INSERT = DriverStatement(insert(ROWS))
@@ -68,34 +50,8 @@ UPDATE = DriverStatement(update(ROWS).where(ROWS.c.key == bindparam("row_key")))
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    METADATA.drop_all(engine)
-    METADATA.create_all(engine)
-    try:
+    with tables_created(database_url, METADATA) as engine:
         yield engine
-    finally:
-        METADATA.drop_all(engine)
-        engine.dispose()
-
-
-def stored(engine: Engine) -> dict[str, tuple[Any, ...]]:
-    """Every row as SQLAlchemy reads it, by key: the values but the id and the key."""
-    with engine.connect() as connection:
-        found = connection.execute(select(ROWS).order_by(ROWS.c.key))
-        return {row.key: tuple(row)[2:] for row in found}
-
-
-row_values = st.fixed_dictionaries(
-    {
-        "count": st.none() | st.integers(-(2**31), 2**31 - 1),
-        "flag": st.none() | st.booleans(),
-        "at": st.none() | st.integers(0, 10**6).map(lambda s: T0 + timedelta(seconds=s)),
-        "notes": st.none()
-        | st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00")),
-        "extra": st.none()
-        | st.dictionaries(st.text(max_size=5), st.lists(st.text(max_size=5), max_size=3)),
-    }
-)
 
 
 @settings(
@@ -114,7 +70,7 @@ def test_it_writes_and_reads_what_a_connection_writes_and_reads(
         returned = INSERT_RETURNING.fetch(connection, driver[0])
         connection.execute(insert(ROWS), plain)
     assert [(key, at) for _, key, at in returned] == [("driver-0", driver[0]["at"])]
-    found = stored(engine)
+    found = stored(engine, ROWS)
     for n in range(len(rows)):
         assert found[f"driver-{n}"] == found[f"plain-{n}"]
     # Changed (each row a few of its columns), then read back, both ways.
@@ -144,10 +100,10 @@ def test_a_constraint_it_breaks_raises_sqlalchemys_error_and_the_transaction_rol
     with pytest.raises(IntegrityError), engine.begin() as connection:
         INSERT.fetch(connection, {"key": "a", "count": 1})
         INSERT.fetch(connection, {"key": "a", "count": 2})
-    assert stored(engine) == {}
+    assert stored(engine, ROWS) == {}
     with engine.begin() as connection:  # the pool's connection works on
         INSERT.fetch(connection, {"key": "a", "count": 3})
-    assert stored(engine)["a"][0] == 3
+    assert stored(engine, ROWS)["a"][0] == 3
 
 
 def test_the_engines_listeners_see_each_statement_and_can_make_it_fail(engine: Engine) -> None:
@@ -167,7 +123,7 @@ def test_the_engines_listeners_see_each_statement_and_can_make_it_fail(engine: E
     with pytest.raises(OperationalError), engine.begin() as connection:
         INSERT.fetch(connection, {"key": "d"})
         INSERT.fetch(connection, {"key": "refuse-me"})
-    assert set(stored(engine)) == {"a", "b", "c"}
+    assert set(stored(engine, ROWS)) == {"a", "b", "c"}
 
 
 def test_a_literal_of_the_statement_itself_is_sent_with_the_values_given(engine: Engine) -> None:
@@ -215,7 +171,7 @@ def test_on_postgresql_a_connection_the_server_dropped_is_invalidated(postgres_u
             INSERT.fetch(connection, {"key": "after"})
             now = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
         assert now != lost
-        assert set(stored(engine)) == {"after"}
+        assert set(stored(engine, ROWS)) == {"after"}
     finally:
         METADATA.drop_all(engine)
         engine.dispose()
