@@ -157,7 +157,7 @@ class CallBatch:
             held = self._calls[incident_id]
             if held is None:
                 stored = dict(zip(_STORED_COLUMNS, row[:at], strict=True))
-                held = HeldCall(call_from_columns(stored, self.vault), row[0], stored)
+                held = HeldCall(call_from_columns(stored, self.vault), stored["id"], stored)
                 held.category = stored["call_category"]
                 self._calls[incident_id] = held
             text_id, text_kind, text_sequence, text_status = row[at:]
