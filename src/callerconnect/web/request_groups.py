@@ -16,9 +16,9 @@ hand-off, and one thread runs while the loop reads the next requests.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
+from callerconnect.loop_groups import LoopGroups
 from callerconnect.service.envelopes import Delivery, Envelopes
 from callerconnect.web.threads import Threads
 
@@ -29,80 +29,33 @@ MAX_REQUESTS = 250
 MAX_BYTES = 1 << 20
 
 
-@dataclass
-class _Waiting:
-    """The requests of one (intake, source) while a task folds them: it exists exactly
-    as long as that task runs."""
-
-    envelopes: Envelopes
-    source: str
-    requests: list[tuple[bytes, asyncio.Future[Delivery]]] = field(default_factory=list)
-
-
 class RequestGroups:
     """Native CAD bodies of each (intake, source), folded a group at a time in
-    ``threads``."""
+    ``threads`` (the gathering itself: loop_groups.py)."""
 
     def __init__(self, threads: Threads) -> None:
         self._threads = threads
-        self._waiting: dict[tuple[int, str], _Waiting] = {}
-        self._tasks: set[asyncio.Task[None]] = set()  # kept: the loop holds tasks weakly
+        self._groups: LoopGroups[bytes, Delivery] = LoopGroups(_fitting)
 
     async def receive(self, envelopes: Envelopes, raw: bytes, source: str) -> Delivery:
         """``raw`` folded with the requests waiting beside it; its delivery, or the
         exception it would have raised alone."""
-        key = (id(envelopes.intake), source)
-        future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
-        waiting = self._waiting.get(key)
-        if waiting is None:  # nothing folding: a task starts, with this request first
-            waiting = self._waiting[key] = _Waiting(envelopes, source)
-            task = asyncio.create_task(self._fold_while_waiting(key, waiting))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        waiting.requests.append((raw, future))
-        return await future
 
-    async def _fold_while_waiting(self, key: tuple[int, str], waiting: _Waiting) -> None:
-        """Fold groups until nothing waits any more (no await between the last check
-        and the end, so a request that comes after finds no entry and starts a task)."""
-        group: list[tuple[bytes, asyncio.Future[Delivery]]] = []
-        try:
-            while waiting.requests:
-                group = _take_group(waiting.requests)
-                try:
-                    answers: list[Delivery | Exception] = await self._threads.run(
-                        waiting.envelopes.receive_native_many,
-                        [raw for raw, _ in group],
-                        waiting.source,
-                    )
-                except Exception as error:  # never leave a request waiting for ever
-                    answers = [error] * len(group)
-                for (_, future), answer in zip(group, answers, strict=True):
-                    if future.done():  # its client went away
-                        continue
-                    if isinstance(answer, Exception):
-                        future.set_exception(answer)
-                    else:
-                        future.set_result(answer)
-                group = []
-        except BaseException:  # cancelled: the server is stopping
-            for _, future in [*group, *waiting.requests]:
-                future.cancel()
-            raise
-        finally:
-            del self._waiting[key]
+        async def fold(bodies: list[bytes]) -> list[Delivery | Exception]:
+            answers: list[Delivery | Exception] = await self._threads.run(
+                envelopes.receive_native_many, bodies, source
+            )
+            return answers
+
+        return await self._groups.submit((id(envelopes.intake), source), raw, fold)
 
 
-def _take_group(
-    requests: list[tuple[bytes, asyncio.Future[Delivery]]],
-) -> list[tuple[bytes, asyncio.Future[Delivery]]]:
-    """The first waiting requests that fit in a group, taken out of ``requests``."""
-    size, count = len(requests[0][0]), 1
-    while count < min(len(requests), MAX_REQUESTS):
-        size += len(requests[count][0])
+def _fitting(bodies: Sequence[bytes]) -> int:
+    """How many of the first waiting bodies fit in a group."""
+    size, count = len(bodies[0]), 1
+    while count < min(len(bodies), MAX_REQUESTS):
+        size += len(bodies[count])
         if size > MAX_BYTES:
             break
         count += 1
-    group = requests[:count]
-    del requests[:count]
-    return group
+    return count

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -61,6 +60,7 @@ from callerconnect.adapters.db.tables import (
     SurveyResponseRow,
     WebRateHitRow,
 )
+from callerconnect.loop_groups import LoopGroups
 
 __all__ = [
     "FEEDBACK_REASONS",
@@ -270,17 +270,12 @@ class LinkLookupsTogether:
 
     def __init__(self, engine: Engine) -> None:
         self._read = CompiledRead(engine, _LINK_STATES)
-        # Each event loop its own look-ups and reading task (a test may run several).
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiting] = (
-            weakref.WeakKeyDictionary()
+        self._groups: LoopGroups[dict[str, Any], Any] = LoopGroups(
+            lambda waiting: min(len(waiting), self.MAX_KEYS)
         )
 
     async def look_up(self, values: Mapping[str, Any]) -> Any:
         """The row of ``values``' link, or None for an unknown token."""
-        loop = asyncio.get_running_loop()
-        waiting = self._loops.get(loop)
-        if waiting is None:
-            waiting = self._loops[loop] = _Waiting()
         key = {
             "token_hash": values["token_hash"],
             "bucket": values["bucket"],
@@ -288,43 +283,15 @@ class LinkLookupsTogether:
             # In ISO 8601 with its offset, which the server reads as a timestamptz.
             "window_start": _utc(values["window_start"]).isoformat(),
         }
-        found: asyncio.Future[Any] = loop.create_future()
-        waiting.look_ups.append((key, found))
-        if waiting.reading is None or waiting.reading.done():
-            waiting.reading = loop.create_task(self._read_waiting(waiting))
-        return await found
+        # One group at a time on each event loop (each has its own connection).
+        return await self._groups.submit(asyncio.get_running_loop(), key, self._read_group)
 
-    async def _read_waiting(self, waiting: _Waiting) -> None:
-        while waiting.look_ups:
-            group = waiting.look_ups[: self.MAX_KEYS]
-            del waiting.look_ups[: self.MAX_KEYS]
-            try:
-                rows = await self._read.all_on_loop({"keys": _numbered_keys(group)})
-            except Exception as error:
-                for _, found in group:
-                    if not found.done():
-                        found.set_exception(error)
-                continue
-            by_number = {row.number: row for row in rows}
-            for number, (_, found) in enumerate(group):
-                if not found.done():  # a page whose client went away is cancelled
-                    found.set_result(by_number.get(number))
-
-
-_LookUp = tuple[Mapping[str, Any], "asyncio.Future[Any]"]
-
-
-@dataclass
-class _Waiting:
-    """One event loop's look-ups waiting, and the task reading them."""
-
-    look_ups: list[_LookUp] = field(default_factory=list)
-    reading: asyncio.Task[None] | None = None
-
-
-def _numbered_keys(group: list[_LookUp]) -> str:
-    """The JSON document of a group's keys, each numbered by its place in the group."""
-    return json.dumps([{"number": number, **key} for number, (key, _) in enumerate(group)])
+    async def _read_group(self, keys: list[dict[str, Any]]) -> list[Any]:
+        """Each key's row, or None."""
+        document = json.dumps([{"number": n, **key} for n, key in enumerate(keys)])
+        rows = await self._read.all_on_loop({"keys": document})
+        by_number = {row.number: row for row in rows}
+        return [by_number.get(number) for number in range(len(keys))]
 
 
 def _utc(moment: datetime) -> datetime:
