@@ -200,7 +200,7 @@ def test_on_the_loop_a_connection_the_server_dropped_is_replaced(pg: Database) -
 def test_on_the_loop_a_failed_read_raises_sqlalchemys_error(pg: Database) -> None:
     broken = CompiledRead(pg.engine, select(column("id")).select_from(table("no_such_table")))
     with pytest.raises(DBAPIError):
-        asyncio.run(broken.one_or_none_on_loop({}))
+        asyncio.run(broken.all_on_loop({}))
 
 
 def test_on_the_loop_look_ups_waiting_together_each_read_what_they_read_alone(

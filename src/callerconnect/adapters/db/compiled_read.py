@@ -21,7 +21,7 @@ Only for statements that read: nothing here commits.
 
 On SQLite, :meth:`CompiledRead.one_or_none_in_line` runs it on the event loop itself,
 on a connection of the loop's own (a read under WAL takes about 40 µs and waits for no
-writer). On PostgreSQL, :meth:`CompiledRead.one_or_none_on_loop` runs the same statement on the
+writer). On PostgreSQL, :meth:`CompiledRead.all_on_loop` runs the statement on the
 event loop itself, on an asynchronous connection of its own: a page waits for the
 server's answer without a thread. Handing the look-up to a thread put four hops on the
 operating system's scheduler (loop → thread → server → thread → loop) with every
@@ -71,7 +71,7 @@ class CompiledRead:
         self._row = namedtuple("_Row", [column.key for column in columns])  # type: ignore[misc]
         self._autocommit = dialect.name == "postgresql"
         self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
-        # The event loop's own connection (one_or_none_on_loop, one_or_none_in_line) and
+        # The event loop's own connection (all_on_loop, one_or_none_in_line) and
         # the loop it is on.
         self._on_loop: tuple[asyncio.AbstractEventLoop, psycopg.AsyncConnection[Any]] | None = None
         self._in_line: tuple[asyncio.AbstractEventLoop, Any] | None = None
@@ -145,30 +145,21 @@ class CompiledRead:
         self._in_line = (loop, connection)
         return connection
 
-    async def one_or_none_on_loop(self, values: Mapping[str, Any]) -> Any:
-        """:meth:`one_or_none` on the running event loop, on PostgreSQL only: one
-        asynchronous connection per loop, in autocommit, shared by the loop's pages
-        (psycopg runs their statements one after another on it). A connection the server
-        dropped is replaced and the statement sent once more, as the pool's ping does
-        for :meth:`one_or_none` (``engine.py``)."""
-        return self._row_of(await self._rows_on_loop(values, 2))
-
     async def all_on_loop(self, values: Mapping[str, Any]) -> list[Any]:
-        """Every row the statement finds for ``values``, as :meth:`one_or_none_on_loop`
-        runs it."""
-        rows = await self._rows_on_loop(values, None)
-        return [self._converted(row) for row in rows]
-
-    async def _rows_on_loop(self, values: Mapping[str, Any], at_most: int | None) -> Any:
+        """Every row the statement finds for ``values``, read on the running event loop,
+        on PostgreSQL only: one asynchronous connection per loop, in autocommit, shared
+        by the loop's pages (psycopg runs their statements one after another on it;
+        ``survey_store.LinkLookupsTogether`` reads the pages waiting in one). A
+        connection the server dropped is replaced and the statement sent once more, as
+        the pool's ping does for :meth:`one_or_none` (``engine.py``)."""
         parameters = self._parameters(values)
         for attempt in (1, 2):
             connection = await self._loop_connection()
             try:
                 async with connection.cursor() as cursor:
                     await cursor.execute(self._sql, parameters)
-                    if at_most is None:
-                        return await cursor.fetchall()
-                    return await cursor.fetchmany(at_most)
+                    rows = await cursor.fetchall()
+                return [self._converted(row) for row in rows]
             except psycopg.Error as error:
                 self._on_loop = None
                 await connection.close()

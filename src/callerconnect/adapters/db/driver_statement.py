@@ -54,6 +54,8 @@ class _Compiled:
     #: A converter for each column the statement returns (None: as the driver gives it);
     #: none for a statement that returns no rows.
     results: tuple[Converter | None, ...]
+    #: Whether any of them converts.
+    converts: bool
 
 
 class DriverStatement:
@@ -62,6 +64,8 @@ class DriverStatement:
 
     def __init__(self, statement: ClauseElement) -> None:
         self._statement = statement
+        # Only an INSERT or an UPDATE writes the columns its parameters name.
+        self._is_dml = bool(getattr(statement, "is_dml", False))
         self._compiled: dict[tuple[str, bool, tuple[str, ...] | None], _Compiled] = {}
 
     def fetch(self, connection: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -76,7 +80,7 @@ class DriverStatement:
         finally:
             cursor.close()
         results = compiled.results
-        if not any(results):
+        if not compiled.converts:
             return [tuple(row) for row in rows]
         return [
             tuple(
@@ -106,12 +110,12 @@ class DriverStatement:
             cursor.close()
 
     def _compiled_for(self, dialect: Dialect, many: bool, names: tuple[str, ...]) -> _Compiled:
-        # Only an INSERT or an UPDATE writes the columns its parameters name.
-        is_dml = getattr(self._statement, "is_dml", False)
-        key = (dialect.name, many, tuple(sorted(names)) if is_dml else None)
+        key = (dialect.name, many, tuple(sorted(names)) if self._is_dml else None)
         found = self._compiled.get(key)
         if found is None:
-            found = self._compiled[key] = self._compile(dialect, many, names if is_dml else None)
+            found = self._compiled[key] = self._compile(
+                dialect, many, names if self._is_dml else None
+            )
         return found
 
     def _compile(self, dialect: Dialect, many: bool, names: Sequence[str] | None) -> _Compiled:
@@ -143,7 +147,12 @@ class DriverStatement:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
         return _Compiled(
-            compiled.string, binds, compiled.positiontup is not None, own_values, results
+            compiled.string,
+            binds,
+            compiled.positiontup is not None,
+            own_values,
+            results,
+            any(results),
         )
 
 
