@@ -31,9 +31,10 @@ from tests.support.dispatch import received
 CLI = [sys.executable, "-m", "callerconnect.entrypoints.cli"]
 
 
-def owner_of_connection(port: int, candidates: set[int]) -> int | None:
-    """Which process answers a new kept-alive connection (the server end of it)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+def owner_of_connection(port: int, candidates: set[int], timeout: float = 5) -> int | None:
+    """Which process answers a new kept-alive connection (the server end of it); a
+    ``TimeoutError`` when no answer comes within ``timeout`` seconds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
         request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
         connection.sendall(request)
         assert connection.recv(4096).startswith(b"HTTP/1.1 200")
@@ -98,7 +99,18 @@ def test_two_serve_processes_share_the_address_survive_a_death_and_stop_together
         wait_until(
             lambda: len(set(children_of(serve.pid)) - {killed}) == 2, 30, "a replacement process"
         )
-        assert healthy(url)
+        serving = set(children_of(serve.pid))
+        (replacement,) = serving - children
+        # While the replacement starts, and once it answers, no connection waits: the
+        # kernel hands one only to a process whose server accepts already.
+        answered_by: set[int | None] = set()
+        deadline = time.monotonic() + 60
+        while replacement not in answered_by:
+            assert time.monotonic() < deadline, "the replacement never answered"
+            try:
+                answered_by.add(owner_of_connection(port, serving, timeout=1))
+            except TimeoutError:
+                pytest.fail("a connection waited over a second for a process still starting")
         assert "action=serve_process_ended" in (tmp_path / "serve.log").read_text()
         # The events again: each stored once, answered duplicate by either process.
         with ThreadPoolExecutor(8) as pool:

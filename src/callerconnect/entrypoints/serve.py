@@ -94,21 +94,21 @@ def _serve_in_processes(args: argparse.Namespace, settings: Settings, address: s
     """``--workers N``: the application is built in each forked child, never here, so no
     connection or thread crosses a fork (entrypoints/serve_processes.py)."""
     from callerconnect.entrypoints.serve_processes import (
-        listening_socket,
-        reserved_port,
+        bound_socket,
         supervise,
     )
     from callerconnect.logs import configure_logging
 
     configure_logging(settings.log_level, log_format=args.log_format)
-    reserved = reserved_port(args.host, args.port)
+    reserved = bound_socket(args.host, args.port)
 
     def serve_child() -> int:
         reserved.close()  # the child's copy; the supervisor keeps the address
         with running_application(settings, settings.log_level, args.log_format) as application:
-            # Listening only once the application is built: until then the kernel gives
-            # every new connection to the processes already answering.
-            sock = listening_socket(args.host, args.port)
+            # Bound only once the application is built, listening only once the server
+            # accepts: until then the kernel gives every new connection to the processes
+            # already answering (serve_processes.bound_socket).
+            sock = bound_socket(args.host, args.port)
             run_server(
                 application,
                 host=args.host,

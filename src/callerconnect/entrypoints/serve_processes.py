@@ -41,23 +41,20 @@ QUICK_DEATH_SECONDS = 10.0
 QUICK_DEATHS_TO_GIVE_UP = 3
 
 
-def reserved_port(host: str, port: int) -> socket.socket:
-    """The address held by the supervisor between children: bound, never listening, so
-    the kernel hands it no connection (a listening socket nobody accepts on would
-    swallow them)."""
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to the shared address with ``SO_REUSEPORT``, not listening.
+
+    The supervisor holds one between children, so the address stays theirs; the kernel
+    hands a socket no connection until it listens (a listening socket nobody accepts on
+    would swallow them). Each child gets its own, and the server listens on it only when
+    it starts accepting (asyncio's ``create_server``): a child that listened as soon as
+    its application was built was given connections while its server was still starting,
+    and on a slow machine they waited over a second. Once listening, the kernel spreads
+    new connections evenly over the children's sockets; one socket shared by all of them
+    let whichever process was awake take most of them (44 of 50 kept-alive connections
+    went to one of two processes)."""
     sock = _reuse_port_socket(host)
     sock.bind((host, port))
-    return sock
-
-
-def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A child's own listening socket on the shared address. With ``SO_REUSEPORT`` the
-    kernel spreads new connections evenly over the children's sockets; one socket
-    shared by all of them let whichever process was awake take most of them (44 of 50
-    kept-alive connections went to one of two processes)."""
-    sock = _reuse_port_socket(host)
-    sock.bind((host, port))
-    sock.listen(backlog)
     return sock
 
 
