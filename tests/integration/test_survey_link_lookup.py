@@ -5,11 +5,13 @@ a transaction, on both databases: the same values, types and time zones."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import column, select, table, text
+from sqlalchemy import column, literal, select, table, text
 from sqlalchemy.exc import DBAPIError
 
 from callerconnect.adapters.db import survey_store as store
@@ -322,6 +324,27 @@ def test_on_the_loop_a_page_given_up_leaves_the_others_answered(pg: Database) ->
     assert [a for n, a in enumerate(answers) if n != 2] == [expected] * 4
 
 
+def test_on_the_loop_each_connection_is_closed_by_the_next_loop_or_the_disposal(
+    postgres_url: str,
+) -> None:
+    """The loop's connections are no pool's: one left open warns wherever the collector
+    finds it. A read on a new loop closes the old loop's; disposing of the database, the
+    last one."""
+    database = Database.from_url(postgres_url)
+    read = CompiledRead(database.engine, select(literal(1).label("one")))
+
+    async def connection_of_this_loop() -> Any:
+        await read.all_on_loop({})
+        return await read._loop_connection()
+
+    first = asyncio.run(connection_of_this_loop())
+    second = asyncio.run(connection_of_this_loop())
+    assert first is not second
+    assert first.closed and not second.closed
+    database.dispose()
+    assert second.closed
+
+
 # --- in line on the event loop (SQLite's connection of the loop's own) ------------------
 
 
@@ -352,3 +375,24 @@ def test_in_line_the_lookup_reads_what_the_transaction_reads_even_with_the_pool_
     finally:
         for connection in held:
             connection.close()
+
+
+def test_in_line_each_connection_is_closed_by_the_next_loop_or_the_disposal(
+    sqlite_url: str,
+) -> None:
+    database = Database.from_url(sqlite_url)
+    read = CompiledRead(database.engine, select(literal(1).label("one")))
+
+    async def connection_of_this_loop() -> Any:
+        assert read.one_or_none_in_line({}) == (1,)
+        return read._loop_sqlite_connection()
+
+    first = asyncio.run(connection_of_this_loop())
+    second = asyncio.run(connection_of_this_loop())
+    assert first is not second
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        first.execute("SELECT 1")
+    second.execute("SELECT 1")
+    database.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):
+        second.execute("SELECT 1")

@@ -26,11 +26,17 @@ event loop itself, on an asynchronous connection of its own: a page waits for th
 server's answer without a thread. Handing the look-up to a thread put four hops on the
 operating system's scheduler (loop → thread → server → thread → loop) with every
 process's threads and the server's on two cores: a p99 of 130 ms at 50 clients.
+
+Those connections of a loop's own are no pool's: :func:`close_reads_of` closes them
+when the engine is disposed (``Database.dispose``), and a loop's connection is closed
+when a read on another loop replaces it (each test's ``asyncio.run`` is a new loop).
+One left to the garbage collector warns, in whatever later code it is collected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -46,6 +52,18 @@ Converter = Callable[[Any], Any]
 #: Seconds a read on the event loop waits for a SQLite lock before it fails (rare: a WAL
 #: read takes no lock but while the file is recovered).
 IN_LINE_BUSY_TIMEOUT = 0.1
+
+#: The reads of each engine, whose own connections its disposal closes.
+_READS_OF: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[CompiledRead]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def close_reads_of(engine: Engine) -> None:
+    """Close the connections of their own that ``engine``'s reads opened (on an event
+    loop, or in line); a later read opens another."""
+    for read in list(_READS_OF.get(engine, ())):
+        read.close()
 
 
 class CompiledRead:
@@ -77,6 +95,17 @@ class CompiledRead:
         self._in_line: tuple[asyncio.AbstractEventLoop, Any] | None = None
         # An in-memory database lives in the pool's one connection: no other can see it.
         self._own_connection_possible = not isinstance(engine.pool, StaticPool)
+        _READS_OF.setdefault(engine, weakref.WeakSet()).add(self)
+
+    def close(self) -> None:
+        """Close the connections of this read's own. Synchronous, so that it also works
+        once their event loop has ended: libpq's connection is finished directly."""
+        on_loop, self._on_loop = self._on_loop, None
+        if on_loop is not None:
+            on_loop[1].pgconn.finish()
+        in_line, self._in_line = self._in_line, None
+        if in_line is not None:
+            in_line[1].close()
 
     def one_or_none(self, values: Mapping[str, Any]) -> Any:
         """The one row the statement finds for ``values`` (its columns by name), or None."""
@@ -130,8 +159,11 @@ class CompiledRead:
 
     def _loop_sqlite_connection(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self._in_line is not None and self._in_line[0] is loop:
-            return self._in_line[1]
+        if self._in_line is not None:
+            if self._in_line[0] is loop:
+                return self._in_line[1]
+            self._in_line[1].close()  # another loop's, ended or not using it any more
+            self._in_line = None
         arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
         connection = self._engine.dialect.loaded_dbapi.connect(
             *arguments,
@@ -170,8 +202,11 @@ class CompiledRead:
 
     async def _loop_connection(self) -> psycopg.AsyncConnection[Any]:
         loop = asyncio.get_running_loop()
-        if self._on_loop is not None and self._on_loop[0] is loop:
-            return self._on_loop[1]
+        if self._on_loop is not None:
+            if self._on_loop[0] is loop:
+                return self._on_loop[1]
+            self._on_loop[1].pgconn.finish()  # another loop's, which may have ended
+            self._on_loop = None
         # The arguments SQLAlchemy's engine would connect with (URL, options).
         arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
         options.setdefault("connect_timeout", 10)  # a page does not wait minutes for it

@@ -22,6 +22,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from callerconnect.adapters.db.compiled_read import close_reads_of
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -204,6 +206,7 @@ class Database:
             return False
 
     def dispose(self) -> None:
+        close_reads_of(self.engine)
         self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
