@@ -17,7 +17,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from callerconnect.adapters.crypto import Vault
@@ -64,11 +78,48 @@ def _calls_with_texts(incidents: ColumnElement[bool]) -> Select[Any]:
     )
 
 
-# An IN list of a given length, one statement for each power of two (the list padded
-# with its last incident): a few statements, each compiled once and, on PostgreSQL,
-# prepared by psycopg, whatever the number of incidents.
-_READ_CALLS: dict[int, DriverStatement] = {}
+def _listed_calls_with_texts() -> Select[Any]:
+    """PostgreSQL: :func:`_calls_with_texts` for the incidents of one array parameter,
+    each looked up (and locked) on its own in the (agency, incident) index, in the
+    array's order (sorted, so two transactions lock overlapping sets in one order).
+
+    A join the planner could reorder read, on a young table (never analysed: a new
+    deployment, a history being loaded), every call of the agency and kept those asked
+    for, the agency's equality taken for a few rows: 40-80 ms a batch of 500 events,
+    growing with the table. The subquery with its ``LIMIT`` (at most one call an
+    incident: the index is unique) is not merged into the join, so each incident is
+    one index look-up whatever the statistics say."""
+    wanted = (
+        func.unnest(cast(bindparam("incident_ids"), ARRAY(String)))
+        .table_valued("incident_id")
+        .render_derived(name="wanted")
+    )
+    call = (
+        select(*(_CALLS.c[name] for name in _STORED_COLUMNS))
+        .where(
+            _CALLS.c.agency_id == bindparam("agency_id"),
+            _CALLS.c.incident_id == wanted.c.incident_id,
+        )
+        .limit(literal_column("1"))
+        .with_for_update()
+        .lateral("call")
+    )
+    return select(
+        *(call.c[name] for name in _STORED_COLUMNS),
+        _OUTBOX.c.id.label("text_id"),
+        _OUTBOX.c.kind.label("text_kind"),
+        _OUTBOX.c.sequence.label("text_sequence"),
+        _OUTBOX.c.status.label("text_status"),
+    ).select_from(wanted.join(call, true()).outerjoin(_OUTBOX, _OUTBOX.c.call_id == call.c.id))
+
+
 _READ_CALL = DriverStatement(_calls_with_texts(_CALLS.c.incident_id == bindparam("incident_id")))
+# Several incidents. On SQLite, an IN list of a given length, one statement for each
+# power of two (the list padded with its last incident): a few statements, each compiled
+# once, whatever the number of incidents.
+_READ_CALLS: dict[int, DriverStatement] = {}
+# On PostgreSQL, :func:`_listed_calls_with_texts`: one statement, prepared by psycopg.
+_READ_CALLS_LISTED = DriverStatement(_listed_calls_with_texts())
 _INSERT_CALLS = BulkInsert(_CALLS, returning=[_CALLS.c.id, _CALLS.c.incident_id])
 _INSERT_TEXTS = BulkInsert(_OUTBOX, returning=[_OUTBOX.c.id, _OUTBOX.c.dedupe_key])
 _INSERT_HISTORY = DriverStatement(insert(_HISTORY))
@@ -82,8 +133,8 @@ _INCIDENT_AT = _STORED_COLUMNS.index("incident_id")
 _TEXT_COLUMNS_AT = len(_STORED_COLUMNS)
 
 
-def _read_calls(incident_ids: list[str]) -> tuple[DriverStatement, dict[str, str]]:
-    """The statement reading several incidents' calls, and its parameters."""
+def _read_calls(incident_ids: list[str]) -> tuple[DriverStatement, dict[str, Any]]:
+    """The statement reading several incidents' calls on SQLite, and its parameters."""
     slots = 1 << (len(incident_ids) - 1).bit_length()
     if slots not in _READ_CALLS:
         names = [bindparam(f"incident_{n}", type_=String) for n in range(slots)]
@@ -147,8 +198,11 @@ class CallBatch:
         if not wanted:
             return
         self._calls.update(dict.fromkeys(wanted))
+        incidents: dict[str, Any]
         if len(wanted) == 1:
             statement, incidents = _READ_CALL, {"incident_id": wanted[0]}
+        elif self.connection.dialect.name == "postgresql":
+            statement, incidents = _READ_CALLS_LISTED, {"incident_ids": wanted}
         else:
             statement, incidents = _read_calls(wanted)
         at = _TEXT_COLUMNS_AT
