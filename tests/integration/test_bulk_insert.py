@@ -54,6 +54,18 @@ def test_it_stores_what_a_plain_insert_stores_and_returns_every_row(
         assert found[f"bulk-{n}"] == found[f"plain-{n}"]
 
 
+@pytest.mark.parametrize("count", [1, 5, 40])
+def test_without_returning_it_stores_every_row_and_returns_none(engine: Engine, count: int) -> None:
+    """A table whose new ids nobody needs (a text's history, a call's decisions): one
+    row, a few (one by one on SQLite), many (one statement)."""
+    rows = [{"key": f"k-{n}", "count": n, "notes": None} for n in range(count)]
+    with engine.begin() as connection:
+        assert BulkInsert(ROWS)(connection, rows) == []
+    assert {key: values[0] for key, values in stored(engine, ROWS).items()} == {
+        f"k-{n}": n for n in range(count)
+    }
+
+
 def test_repeats_of_the_unique_key_are_skipped_and_not_returned(engine: Engine) -> None:
     add = BulkInsert(ROWS, returning=[ROWS.c.key], skip_conflicts_on=[ROWS.c.key])
     first = [{"key": "a", "count": 1}, {"key": "b", "count": 2}]

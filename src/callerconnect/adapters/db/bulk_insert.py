@@ -16,7 +16,7 @@ casts to the column's type what SQLAlchemy would have sent. One array per column
 (``unnest``) did the same, but psycopg builds array literals element by element in
 Python: 35–42 µs of CPU a row of ``cad_events``, against 12 µs for the document, which
 ``json.dumps`` writes in C. On SQLite, with no round trip to save, it is the plain
-statement, executed for the rows.
+statement, executed for the rows (in one ``executemany`` when nothing is read back).
 
 A single row (a single CAD event's, its call's, its text's) goes as the plain statement,
 and so do a few rows on SQLite, one execution each: the rows of a small transaction,
@@ -89,6 +89,10 @@ class BulkInsert:
         if not rows:
             return []
         dialect = connection.dialect.name
+        if dialect != "postgresql" and not self._returning:
+            # Nothing to read back: the rows in one executemany.
+            self._one_row_for(dialect).run_many(connection, rows)
+            return []
         if len(rows) == 1 or (dialect != "postgresql" and len(rows) <= SQLITE_ROWS_ONE_BY_ONE):
             one = self._one_row_for(dialect)
             return [stored for row in rows for stored in one.fetch(connection, row)]
