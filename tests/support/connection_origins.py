@@ -3,7 +3,7 @@
 The suite turns every warning into an error (pyproject), so a connection some test leaves
 open fails whichever later test the garbage collector happens to collect it in, with
 nothing in the message about where it came from (``PYTHONTRACEMALLOC`` would say, but
-slowed the suite tenfold). With this plugin each connection remembers the stack that
+slowed the suite over tenfold). With this plugin each connection remembers the stack that
 opened it, and the warning of one collected open carries that stack::
 
     ./scripts/test.sh -p tests.support.connection_origins -n 2 tests/integration
