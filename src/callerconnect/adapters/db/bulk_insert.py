@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
     Date,
     DateTime,
     Table,
@@ -106,28 +107,6 @@ class BulkInsert:
         )
         return statement.fetch(connection, {"rows": document})
 
-    @staticmethod
-    def _encoder(column: Column[Any], dialect: Dialect) -> Encoder:
-        """What turns a value of ``column`` into the JSON value whose text the server
-        casts to the column's type."""
-        column_type = column.type
-        if isinstance(column_type, JSON):
-            # The column's JSON as text, which the server casts: ``None`` is JSON's
-            # ``null`` unless the column stores it as SQL NULL.
-            none_as_null = getattr(column_type, "none_as_null", False)
-            return lambda value: None if value is None and none_as_null else json.dumps(value)
-        convert = column_type.dialect_impl(dialect).bind_processor(dialect)
-        stored = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
-        if isinstance(stored, Date | DateTime):
-
-            def in_iso_8601(value: Any) -> Any:
-                if convert is not None:
-                    value = convert(value)
-                return None if value is None else value.isoformat()
-
-            return in_iso_8601
-        return convert if convert is not None else _as_is
-
     def _plain_for(self, dialect: str) -> Insert:
         if dialect not in self._plain:
             make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect, insert)
@@ -165,7 +144,7 @@ class BulkInsert:
                 statement = statement.on_conflict_do_nothing(
                     index_elements=list(self._skip_conflicts_on)
                 )
-            encoders = [(name, self._encoder(table.c[name], dialect)) for name in columns]
+            encoders = [(name, json_value_encoder(table.c[name], dialect)) for name in columns]
             self._from_json[columns] = (
                 DriverStatement(
                     statement.returning(*self._returning) if self._returning else statement
@@ -173,6 +152,29 @@ class BulkInsert:
                 encoders,
             )
         return self._from_json[columns]
+
+
+def json_value_encoder(column: ColumnElement[Any], dialect: Dialect) -> Encoder:
+    """What turns a value of ``column`` into the JSON value whose text the server casts
+    to the column's type: the column type's own bind conversion first (a UTC time made
+    aware UTC, a naive one refused), a time then in ISO 8601, JSON as its text."""
+    column_type = column.type
+    if isinstance(column_type, JSON):
+        # The column's JSON as text, which the server casts: ``None`` is JSON's
+        # ``null`` unless the column stores it as SQL NULL.
+        none_as_null = getattr(column_type, "none_as_null", False)
+        return lambda value: None if value is None and none_as_null else json.dumps(value)
+    convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+    stored = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
+    if isinstance(stored, Date | DateTime):
+
+        def in_iso_8601(value: Any) -> Any:
+            if convert is not None:
+                value = convert(value)
+            return None if value is None else value.isoformat()
+
+        return in_iso_8601
+    return convert if convert is not None else _as_is
 
 
 def _as_is(value: Any) -> Any:

@@ -159,11 +159,9 @@ class CompiledRead:
 
     def _loop_sqlite_connection(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self._in_line is not None:
-            if self._in_line[0] is loop:
-                return self._in_line[1]
-            self._in_line[1].close()  # another loop's, ended or not using it any more
-            self._in_line = None
+        if self._in_line is not None and self._in_line[0] is loop:
+            return self._in_line[1]
+        self.close()  # another loop's connection, if any: that loop ended or reads no more
         arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
         connection = self._engine.dialect.loaded_dbapi.connect(
             *arguments,
@@ -202,11 +200,9 @@ class CompiledRead:
 
     async def _loop_connection(self) -> psycopg.AsyncConnection[Any]:
         loop = asyncio.get_running_loop()
-        if self._on_loop is not None:
-            if self._on_loop[0] is loop:
-                return self._on_loop[1]
-            self._on_loop[1].pgconn.finish()  # another loop's, which may have ended
-            self._on_loop = None
+        if self._on_loop is not None and self._on_loop[0] is loop:
+            return self._on_loop[1]
+        self.close()  # another loop's connection, if any: that loop ended or reads no more
         # The arguments SQLAlchemy's engine would connect with (URL, options).
         arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
         options.setdefault("connect_timeout", 10)  # a page does not wait minutes for it

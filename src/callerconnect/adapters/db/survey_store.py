@@ -25,7 +25,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
@@ -52,6 +52,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from callerconnect.adapters.db.bulk_insert import json_value_encoder
 from callerconnect.adapters.db.compiled_read import CompiledRead
 from callerconnect.adapters.db.tables import (
     CallRow,
@@ -270,6 +271,11 @@ class LinkLookupsTogether:
 
     def __init__(self, engine: Engine) -> None:
         self._read = CompiledRead(engine, _LINK_STATES)
+        # In ISO 8601 with its offset, which the server reads as a timestamptz; a naive
+        # time refused, as the column itself refuses one.
+        self._window_start = json_value_encoder(
+            WebRateHitRow.__table__.c.window_start, engine.dialect
+        )
         self._groups: LoopGroups[dict[str, Any], Any] = LoopGroups(
             lambda waiting: min(len(waiting), self.MAX_KEYS)
         )
@@ -280,8 +286,7 @@ class LinkLookupsTogether:
             "token_hash": values["token_hash"],
             "bucket": values["bucket"],
             "client_hash": values["client_hash"],
-            # In ISO 8601 with its offset, which the server reads as a timestamptz.
-            "window_start": _utc(values["window_start"]).isoformat(),
+            "window_start": self._window_start(values["window_start"]),
         }
         # One group at a time on each event loop (each has its own connection).
         return await self._groups.submit(asyncio.get_running_loop(), key, self._read_group)
@@ -292,12 +297,6 @@ class LinkLookupsTogether:
         rows = await self._read.all_on_loop({"keys": document})
         by_number = {row.number: row for row in rows}
         return [by_number.get(number) for number in range(len(keys))]
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime given for a UTC moment")
-    return moment.astimezone(UTC)
 
 
 def _link_values(

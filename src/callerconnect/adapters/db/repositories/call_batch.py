@@ -55,6 +55,13 @@ _DECISIONS: Table = Base.metadata.tables["decisions"]
 #: What :meth:`CallBatch.load` keeps of a call row: its state, and what it is compared
 #: with when the call is written (only the changed columns are).
 _STORED_COLUMNS = ("id", *CALL_STATE_COLUMNS, "phone_hash", "call_category")
+#: What it keeps of each of the call's texts, after the call's columns.
+_TEXT_COLUMNS = (
+    _OUTBOX.c.id.label("text_id"),
+    _OUTBOX.c.kind.label("text_kind"),
+    _OUTBOX.c.sequence.label("text_sequence"),
+    _OUTBOX.c.status.label("text_status"),
+)
 
 
 def _calls_with_texts(incidents: ColumnElement[bool]) -> Select[Any]:
@@ -63,13 +70,7 @@ def _calls_with_texts(incidents: ColumnElement[bool]) -> Select[Any]:
     locking overlapping sets never wait on each other crosswise. PostgreSQL locks the
     calls (FOR UPDATE OF calls); SQLite, one writer at a time, ignores the clause."""
     return (
-        select(
-            *(_CALLS.c[name] for name in _STORED_COLUMNS),
-            _OUTBOX.c.id.label("text_id"),
-            _OUTBOX.c.kind.label("text_kind"),
-            _OUTBOX.c.sequence.label("text_sequence"),
-            _OUTBOX.c.status.label("text_status"),
-        )
+        select(*(_CALLS.c[name] for name in _STORED_COLUMNS), *_TEXT_COLUMNS)
         .select_from(_CALLS.outerjoin(_OUTBOX, _OUTBOX.c.call_id == _CALLS.c.id))
         .where(_CALLS.c.agency_id == bindparam("agency_id"), incidents)
         .order_by(_CALLS.c.incident_id)
@@ -103,13 +104,9 @@ def _listed_calls_with_texts() -> Select[Any]:
         .with_for_update()
         .lateral("call")
     )
-    return select(
-        *(call.c[name] for name in _STORED_COLUMNS),
-        _OUTBOX.c.id.label("text_id"),
-        _OUTBOX.c.kind.label("text_kind"),
-        _OUTBOX.c.sequence.label("text_sequence"),
-        _OUTBOX.c.status.label("text_status"),
-    ).select_from(wanted.join(call, true()).outerjoin(_OUTBOX, _OUTBOX.c.call_id == call.c.id))
+    return select(*(call.c[name] for name in _STORED_COLUMNS), *_TEXT_COLUMNS).select_from(
+        wanted.join(call, true()).outerjoin(_OUTBOX, _OUTBOX.c.call_id == call.c.id)
+    )
 
 
 _READ_CALL = DriverStatement(_calls_with_texts(_CALLS.c.incident_id == bindparam("incident_id")))
