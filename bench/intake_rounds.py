@@ -10,6 +10,10 @@ own CPU an event (every ``postgres`` process on this machine: run it on a quiet 
     .venv/bin/python bench/intake_rounds.py postgresql batch 2
     .venv/bin/python bench/intake_rounds.py postgresql single 8 --rounds 3
     .venv/bin/python bench/intake_rounds.py postgresql batch 2 --log-slower-than 3
+    .venv/bin/python bench/intake_rounds.py postgresql single 8 --serve 1
+
+``--serve N`` runs N ``serve`` processes instead of ``bench/run.py``'s two (the clients
+are spread over them, so it sets how many requests each process can fold together).
 
 ``--log-slower-than MS`` has PostgreSQL log each statement of the bench's database that
 takes longer (``log_min_duration_statement``; the server's log, e.g.
@@ -61,12 +65,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=1000, help="incidents a round")
     parser.add_argument("--log-slower-than", type=int, metavar="MS")
+    parser.add_argument("--serve", type=int, default=2, help="serve processes (default 2)")
     args = parser.parse_args()
     with database(args.kind) as url:
         if args.log_slower_than is not None and args.kind == "postgresql":
             log_slow_statements(url, args.log_slower_than)
         with node(url) as running:
-            running.serve(2)
+            running.serve(args.serve)
             pids = [process.pid for role, process in running.processes if role == "serve"]
             for round_number in range(args.rounds):
                 prefix = f"R{round_number}-{args.mode}-{args.clients}"
