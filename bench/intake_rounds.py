@@ -29,7 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.run import PG_ADMIN, cpu_seconds, database, feed, node, post_all
+from bench.run import (
+    PG_ADMIN,
+    batch_load,
+    cpu_seconds,
+    database,
+    node,
+    post_all,
+    single_load,
+)
 from sqlalchemy import create_engine, text
 
 
@@ -75,18 +83,8 @@ def main() -> None:
             pids = [process.pid for role, process in running.processes if role == "serve"]
             for round_number in range(args.rounds):
                 prefix = f"R{round_number}-{args.mode}-{args.clients}"
-                if args.mode == "batch":
-                    feeds = [
-                        feed(f"{prefix}-{n}", args.calls * 2 // args.clients, seed=n)
-                        for n in range(args.clients)
-                    ]
-                    bodies = [[f[i : i + 500] for i in range(0, len(f), 500)] for f in feeds]
-                else:
-                    feeds = [
-                        feed(f"{prefix}-{n}", args.calls * 2 // (3 * args.clients), seed=10 + n)
-                        for n in range(args.clients)
-                    ]
-                    bodies = [[[event] for event in f] for f in feeds]
+                load = batch_load if args.mode == "batch" else single_load
+                bodies = load(prefix, args.calls, args.clients)
                 server_before = postgres_cpu_seconds()
                 serve_before = sum(cpu_seconds(pid) for pid in pids)
                 events, elapsed = post_all(running.urls, bodies)

@@ -282,7 +282,30 @@ def feed(prefix: str, calls: int, seed: int) -> list[dict[str, Any]]:
     return events
 
 
-def post_all(urls: list[str], feeds: list[list[list[dict[str, Any]]]]) -> tuple[int, float]:
+#: Events in each batch the batching clients post.
+BATCH_SIZE = 500
+
+#: Each client's requests, each request's events.
+Bodies = list[list[list[dict[str, Any]]]]
+
+
+def batch_load(prefix: str, calls: int, clients: int, seed: int = 0) -> Bodies:
+    """``clients`` CAD feeds sharing twice ``calls`` incidents, each posted in batches of
+    :data:`BATCH_SIZE` (the same load in ``bench/intake_rounds.py`` as here)."""
+    feeds = [feed(f"{prefix}-{n}", calls * 2 // clients, seed=seed + n) for n in range(clients)]
+    return [[f[i : i + BATCH_SIZE] for i in range(0, len(f), BATCH_SIZE)] for f in feeds]
+
+
+def single_load(prefix: str, calls: int, clients: int, seed: int = 10) -> Bodies:
+    """``clients`` CAD feeds sharing two thirds of ``calls`` incidents, each posted one
+    event a request."""
+    feeds = [
+        feed(f"{prefix}-{n}", calls * 2 // (3 * clients), seed=seed + n) for n in range(clients)
+    ]
+    return [[[event] for event in f] for f in feeds]
+
+
+def post_all(urls: list[str], feeds: Bodies) -> tuple[int, float]:
     """Each client posts its own bodies in order (so an incident's events stay in order),
     clients in parallel, spread over the ``urls``. Events and seconds.
 
@@ -370,10 +393,8 @@ def warm_up(urls: list[str]) -> None:
     compiled and (on PostgreSQL) prepared, which psycopg does at a statement's fifth run
     on each connection. A surge meets a running node; without this the first timed
     figure, a run of two seconds, carried the cold start alone."""
-    batches = [feed(f"WB-{n}", 120, seed=200 + n) for n in range(2 * len(urls))]
-    post_all(urls, [[f[i : i + 500] for i in range(0, len(f), 500)] for f in batches])
-    singles = [feed(f"WS-{n}", 10, seed=300 + n) for n in range(8 * len(urls))]
-    post_all(urls, [[[e] for e in f] for f in singles])
+    post_all(urls, batch_load("WB", 120 * len(urls), 2 * len(urls), seed=200))
+    post_all(urls, single_load("WS", 120 * len(urls), 8 * len(urls), seed=300))
 
 
 def bench_intake(report: Report, kind: str, quick: bool) -> None:
@@ -389,14 +410,9 @@ def bench_intake(report: Report, kind: str, quick: bool) -> None:
         # Two CAD feeds posting batches, and four (more feeds, or a history loaded in
         # parallel): with two, each serve often waits for its database between batches.
         for clients in (2, 4):
-            batches = [
-                feed(f"B{clients}-{n}", calls * 2 // clients, seed=n) for n in range(clients)
-            ]
-            events, elapsed = post_all(
-                running.urls, [[f[i : i + 500] for i in range(0, len(f), 500)] for f in batches]
-            )
+            events, elapsed = post_all(running.urls, batch_load(f"B{clients}", calls, clients))
             report.add(
-                f"intake {kind}, batches of 500, 2 serve, {clients} clients",
+                f"intake {kind}, batches of {BATCH_SIZE}, 2 serve, {clients} clients",
                 events / elapsed,
                 "events/s",
                 ">= 5,000",
@@ -405,11 +421,7 @@ def bench_intake(report: Report, kind: str, quick: bool) -> None:
         # A CAD on a few connections, and one on many (or several CADs) in a surge:
         # requests that come while others fold are folded with them (group commit).
         for clients in (8, 32):
-            singles = [
-                feed(f"S{clients}-{n}", calls * 2 // (3 * clients), seed=10 + n)
-                for n in range(clients)
-            ]
-            events, elapsed = post_all(running.urls, [[[e] for e in f] for f in singles])
+            events, elapsed = post_all(running.urls, single_load(f"S{clients}", calls, clients))
             report.add(
                 f"intake {kind}, one event a request, 2 serve, {clients} clients",
                 events / elapsed,
