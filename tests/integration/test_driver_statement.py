@@ -6,7 +6,6 @@ rollback, the engine's listeners, a connection the server dropped."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from callerconnect.adapters.db.driver_statement import DriverStatement
+from tests.support.crashes import wait_until
 from tests.support.typed_rows import row_values, stored, tables_created, typed_rows_table
 
 METADATA = MetaData()
@@ -162,11 +162,12 @@ def test_on_postgresql_a_connection_the_server_dropped_is_invalidated(postgres_u
             lost = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
         with admin.connect() as connection:
             connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": lost})
-            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-            deadline = time.monotonic() + 10
-            while connection.execute(gone, {"pid": lost}).scalar_one():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            listed = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+            wait_until(
+                lambda: not connection.execute(listed, {"pid": lost}).scalar_one(),
+                10,
+                "the ended backend to leave pg_stat_activity",
+            )
         with pytest.raises(OperationalError) as failed, engine.begin() as connection:
             INSERT.fetch(connection, {"key": "lost"})
         assert failed.value.connection_invalidated
