@@ -80,15 +80,14 @@ def main() -> None:
             log_slow_statements(url, args.log_slower_than)
         with node(url) as running:
             running.serve(args.serve)
-            pids = [process.pid for role, process in running.processes if role == "serve"]
             for round_number in range(args.rounds):
                 prefix = f"R{round_number}-{args.mode}-{args.clients}"
                 load = batch_load if args.mode == "batch" else single_load
                 bodies = load(prefix, args.calls, args.clients)
                 server_before = postgres_cpu_seconds()
-                serve_before = sum(cpu_seconds(pid) for pid in pids)
+                serve_before = running.cpu_seconds("serve")
                 events, elapsed = post_all(running.urls, bodies)
-                serve_ms = 1000 * (sum(cpu_seconds(pid) for pid in pids) - serve_before) / events
+                serve_ms = 1000 * (running.cpu_seconds("serve") - serve_before) / events
                 server_ms = 1000 * (postgres_cpu_seconds() - server_before) / events
                 line = (
                     f"round {round_number}: {events} events in {elapsed:.2f} s = "
