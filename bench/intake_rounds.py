@@ -4,8 +4,10 @@ than the one before as the tables grow?
 ``bench/run.py`` times each intake figure once, on fresh tables. A cost that grows with
 the tables (a plan that reads every call of the agency, say) shows only in later rounds:
 here each round posts a new simulated day's events to the same two ``serve`` processes,
-and prints events a second, ``serve``'s CPU an event and, on PostgreSQL, the server's
-own CPU an event (every ``postgres`` process on this machine: run it on a quiet one).
+and prints events a second, ``serve``'s CPU an event, the load's own (this process: it
+shares the cores, so it must stay small beside ``serve``) and, on PostgreSQL, the
+server's own CPU an event (every ``postgres`` process on this machine: run it on a quiet
+one).
 
     .venv/bin/python bench/intake_rounds.py postgresql batch 2
     .venv/bin/python bench/intake_rounds.py postgresql single 8 --rounds 3
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,12 +89,15 @@ def main() -> None:
                 bodies = load(prefix, args.calls, args.clients)
                 server_before = postgres_cpu_seconds()
                 serve_before = running.cpu_seconds("serve")
+                load_before = time.process_time()
                 events, elapsed = post_all(running.urls, bodies)
+                load_ms = 1000 * (time.process_time() - load_before) / events
                 serve_ms = 1000 * (running.cpu_seconds("serve") - serve_before) / events
                 server_ms = 1000 * (postgres_cpu_seconds() - server_before) / events
                 line = (
                     f"round {round_number}: {events} events in {elapsed:.2f} s = "
                     f"{events / elapsed:,.0f} events/s; serve's CPU {serve_ms:.3f} ms an event"
+                    f"; the load's {load_ms:.3f} ms"
                 )
                 if args.kind == "postgresql":
                     line += f"; PostgreSQL's CPU {server_ms:.3f} ms an event"
