@@ -72,8 +72,16 @@ def test_two_serve_processes_share_the_address_survive_a_death_and_stop_together
         children = set(children_of(serve.pid))
         assert len(children) == 2, children
 
-        owners = {owner_of_connection(port, children) for _ in range(40)}
-        assert owners == children, f"connections answered by {owners}, children {children}"
+        # Both answer. The first to answer /healthz may be alone for a moment: the other
+        # is handed connections only once its server accepts, which on a loaded machine
+        # comes a while later.
+        owners: set[int | None] = set()
+
+        def both_answered() -> bool:
+            owners.add(owner_of_connection(port, children))
+            return owners == children
+
+        wait_until(both_answered, 60, f"both of {children} answering")
 
         # Events posted from eight connections at once, spread over both processes.
         headers = {"Authorization": f"Bearer {TEST_INTAKE_KEY}"}
