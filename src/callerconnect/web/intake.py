@@ -231,7 +231,10 @@ def build_intake_router(app: Application) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         raw, source = body
-        return answer(await groups.receive(envelopes_of(request), raw, source))
+        # The connection's address names the client: a group waits a moment for the
+        # clients it just answered (web/request_groups.py).
+        client = request.scope.get("client")
+        return answer(await groups.receive(envelopes_of(request), raw, source, client))
 
     @router.post(
         "/eido",

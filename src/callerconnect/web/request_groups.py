@@ -16,7 +16,7 @@ hand-off, and one thread runs while the loop reads the next requests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from callerconnect.loop_groups import LoopGroups
 from callerconnect.service.envelopes import Delivery, Envelopes
@@ -28,6 +28,12 @@ from callerconnect.web.threads import Threads
 MAX_REQUESTS = 250
 MAX_BYTES = 1 << 20
 
+#: How long (seconds) a group waits for a client it just answered to post again
+#: (loop_groups.py): a feed posting one event a request is back in a millisecond or two;
+#: waiting for it halves the transactions of a few such feeds, and costs an event of a
+#: feed that does not come back at most this long.
+LINGER = 0.005
+
 
 class RequestGroups:
     """Native CAD bodies of each (intake, source), folded a group at a time in
@@ -35,11 +41,14 @@ class RequestGroups:
 
     def __init__(self, threads: Threads) -> None:
         self._threads = threads
-        self._groups: LoopGroups[bytes, Delivery] = LoopGroups(_fitting)
+        self._groups: LoopGroups[bytes, Delivery] = LoopGroups(_fitting, LINGER)
 
-    async def receive(self, envelopes: Envelopes, raw: bytes, source: str) -> Delivery:
+    async def receive(
+        self, envelopes: Envelopes, raw: bytes, source: str, client: Hashable | None = None
+    ) -> Delivery:
         """``raw`` folded with the requests waiting beside it; its delivery, or the
-        exception it would have raised alone."""
+        exception it would have raised alone. ``client`` names the connection it came
+        on (the group waits a moment for a client it just answered)."""
 
         async def fold(bodies: list[bytes]) -> list[Delivery | Exception]:
             answers: list[Delivery | Exception] = await self._threads.run(
@@ -47,7 +56,7 @@ class RequestGroups:
             )
             return answers
 
-        return await self._groups.submit((id(envelopes.intake), source), raw, fold)
+        return await self._groups.submit((id(envelopes.intake), source), raw, fold, client)
 
 
 def _fitting(bodies: Sequence[bytes]) -> int:
