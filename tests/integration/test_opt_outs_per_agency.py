@@ -5,7 +5,7 @@ what another agency may send it, and an opt-out recorded before agencies were to
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,11 @@ from callerconnect.adapters.db.engine import Database
 from callerconnect.adapters.db.repositories.phones import (
     OPT_OUT_EVERY_AGENCY,
     is_opted_out,
+    opt_out_phones,
     set_opt_out,
 )
 from callerconnect.adapters.db.tables import OptOutRow
+from callerconnect.bootstrap import Application
 
 NOW = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
 AGENCIES = ["default", "north", "south"]
@@ -89,3 +91,44 @@ def test_an_opt_out_from_before_agencies_holds_for_every_agency_after_the_upgrad
             assert is_opted_out(session, "default", "hash-a")
     finally:
         db.dispose()
+
+
+def test_the_intakes_opt_outs_at_once_do_what_one_opt_out_each_does(app: Application) -> None:
+    """``opt_out_phones`` (the fold's one statement for the phones its events opted out)
+    leaves each phone as ``set_opt_out(…, True, …)`` one by one would: a new phone opted
+    out, one that said START opted out again, one already opted out kept as it was
+    (when and how it first said so); another agency's rows untouched."""
+    earlier = NOW - timedelta(days=3)
+    before = {"h-new": None, "h-started": False, "h-stopped": True}
+    with app.db.transaction() as session:
+        for agency in ("batched", "one-by-one", "other"):
+            for phone, opted_out in before.items():
+                if opted_out is not None:
+                    source = "sms:stop" if opted_out else "sms:start"
+                    session.add(
+                        OptOutRow(
+                            agency_id=agency,
+                            phone_hash=phone,
+                            opted_out=opted_out,
+                            changed_at=earlier,
+                            source=source,
+                        )
+                    )
+    with app.db.engine.begin() as connection:
+        opt_out_phones(connection, "batched", list(before), NOW, "cad")
+    for phone in before:
+        with app.db.transaction() as session:
+            set_opt_out(session, "one-by-one", phone, True, NOW, "cad")
+
+    def rows(agency: str) -> dict[str, tuple[bool, datetime, str]]:
+        with app.db.transaction() as session:
+            found = session.query(OptOutRow).filter(OptOutRow.agency_id == agency)
+            return {r.phone_hash: (r.opted_out, r.changed_at, r.source) for r in found}
+
+    assert rows("batched") == rows("one-by-one")
+    assert {phone: row[0] for phone, row in rows("batched").items()} == dict.fromkeys(before, True)
+    assert rows("batched")["h-stopped"][2] == "sms:stop"
+    assert {phone: row[0] for phone, row in rows("other").items()} == {
+        "h-started": False,
+        "h-stopped": True,
+    }

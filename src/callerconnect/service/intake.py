@@ -18,7 +18,6 @@ from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from callerconnect.adapters.crypto import Vault
 from callerconnect.adapters.db.engine import Database
@@ -28,7 +27,7 @@ from callerconnect.adapters.db.repositories.events import (
     stored_events,
     take_back_events,
 )
-from callerconnect.adapters.db.repositories.phones import protect_phones, set_opt_out
+from callerconnect.adapters.db.repositories.phones import opt_out_phones, protect_phones
 from callerconnect.clock import Clock
 from callerconnect.domain.facts import CallFact, FactType
 from callerconnect.domain.lifecycle import (
@@ -66,11 +65,13 @@ class _Valid:
 @dataclass
 class _Fold:
     """What the facts folded in one transaction share: their calls, texts and
-    decisions, and the numbers to protect, each written once at the end."""
+    decisions, the numbers to protect and those opted out, each written once at the
+    end."""
 
     connection: Connection
     calls: CallBatch
     protections: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    opt_outs: set[str] = field(default_factory=set)
 
 
 class Intake(IntakeRefusals):
@@ -316,13 +317,17 @@ class Intake(IntakeRefusals):
     def _fold_facts(self, connection: Connection, facts: Sequence[CallFact], now: datetime) -> None:
         """Fold the facts in order into their calls: the calls read (locked) with their
         texts in one query, each fact folded against them in memory, then every table
-        written in one statement (call_batch.py), the numbers to protect in one more."""
+        written in one statement (call_batch.py), the numbers to protect and those the
+        caller opted out in one more each. (Nothing in the fold reads the opt-outs: the
+        call remembers its caller's choice, and the worker checks the table before each
+        text.)"""
         fold = _Fold(connection, CallBatch(connection, self.vault, self.agency_id))
         fold.calls.load(fact.incident_id for fact in facts)
         for fact in facts:
             self._apply(fold, fact, now)
         fold.calls.write(now)
         protect_phones(connection, fold.protections, now)
+        opt_out_phones(connection, self.agency_id, fold.opt_outs, now, "cad")
 
     def _apply(
         self, fold: _Fold, fact: CallFact, now: datetime, seen: frozenset[str] = frozenset()
@@ -344,11 +349,7 @@ class Intake(IntakeRefusals):
                     # ``until`` for all of them), as when they are written one by one.
                     fold.protections.setdefault(phone_hash, (beyond.until, beyond.reason))
                 case OptOutNumber() if phone_hash is not None:
-                    # Rare: the ORM's opt-out code, in the fold's transaction, written
-                    # at once so that a later event of the transaction finds it.
-                    with Session(bind=fold.connection) as session:
-                        set_opt_out(session, self.agency_id, phone_hash, True, now, "cad")
-                        session.flush()
+                    fold.opt_outs.add(phone_hash)
         self._carry_out(calls, held, fact, decision.actions, now)
         for beyond in decision.beyond_the_call:
             if isinstance(beyond, HoldIncident) and beyond.incident_id not in seen:

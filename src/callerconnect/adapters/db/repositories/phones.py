@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,54 @@ def set_opt_out(
     row.changed_at = now
     row.source = source
     return True
+
+
+_OPT_OUTS: Table = Base.metadata.tables["opt_outs"]
+
+
+def _opt_out(insert: Any) -> Any:
+    """Insert an opt-out, or turn back to opted out a phone that said START; a phone
+    already opted out keeps when and how it first said so."""
+    new = insert(_OPT_OUTS)
+    return new.on_conflict_do_update(
+        index_elements=[_OPT_OUTS.c.agency_id, _OPT_OUTS.c.phone_hash],
+        set_={
+            "opted_out": new.excluded.opted_out,
+            "changed_at": new.excluded.changed_at,
+            "source": new.excluded.source,
+        },
+        where=_OPT_OUTS.c.opted_out.is_(False),
+    )
+
+
+_OPT_OUT = {"sqlite": _opt_out(sqlite.insert), "postgresql": _opt_out(postgresql.insert)}
+
+
+def opt_out_phones(
+    connection: Connection,
+    agency_id: str,
+    phone_hashes: Collection[str],
+    now: datetime,
+    source: str,
+) -> None:
+    """Opt these phones out of the agency's texts, as :func:`set_opt_out` with
+    ``opted_out=True`` does each: one upsert for them all, atomic on both databases (a
+    concurrent first opt-out of the same phone is kept, not a failure)."""
+    if not phone_hashes:
+        return
+    connection.execute(
+        _OPT_OUT[connection.dialect.name],
+        [
+            {
+                "agency_id": agency_id,
+                "phone_hash": phone_hash,
+                "opted_out": True,
+                "changed_at": now,
+                "source": source,
+            }
+            for phone_hash in sorted(phone_hashes)  # in key order: no deadlock
+        ],
+    )
 
 
 _PROTECTED: Table = Base.metadata.tables["protected_phones"]
