@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -56,25 +56,35 @@ def set_opt_out(
     return True
 
 
+def _upserts(
+    table: Table,
+    key: Sequence[str],
+    updated: Sequence[str],
+    when: Callable[[Any], ColumnElement[bool]],
+) -> dict[str, Any]:
+    """For each database, an insert into ``table`` that on a row of the same ``key``
+    updates its ``updated`` columns instead, only ``when`` (given the row offered,
+    ``excluded``) holds: atomic, so a concurrent first insert is updated, not a failure."""
+    upserts = {}
+    for dialect, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert)):
+        new = insert(table)
+        upserts[dialect] = new.on_conflict_do_update(
+            index_elements=[table.c[name] for name in key],
+            set_={name: new.excluded[name] for name in updated},
+            where=when(new.excluded),
+        )
+    return upserts
+
+
 _OPT_OUTS: Table = Base.metadata.tables["opt_outs"]
-
-
-def _opt_out(insert: Any) -> Any:
-    """Insert an opt-out, or turn back to opted out a phone that said START; a phone
-    already opted out keeps when and how it first said so."""
-    new = insert(_OPT_OUTS)
-    return new.on_conflict_do_update(
-        index_elements=[_OPT_OUTS.c.agency_id, _OPT_OUTS.c.phone_hash],
-        set_={
-            "opted_out": new.excluded.opted_out,
-            "changed_at": new.excluded.changed_at,
-            "source": new.excluded.source,
-        },
-        where=_OPT_OUTS.c.opted_out.is_(False),
-    )
-
-
-_OPT_OUT = {"sqlite": _opt_out(sqlite.insert), "postgresql": _opt_out(postgresql.insert)}
+# A new opt-out inserted, a phone that said START opted out again; a phone already opted
+# out keeps when and how it first said so.
+_OPT_OUT = _upserts(
+    _OPT_OUTS,
+    key=("agency_id", "phone_hash"),
+    updated=("opted_out", "changed_at", "source"),
+    when=lambda _offered: _OPT_OUTS.c.opted_out.is_(False),
+)
 
 
 def opt_out_phones(
@@ -105,23 +115,13 @@ def opt_out_phones(
 
 
 _PROTECTED: Table = Base.metadata.tables["protected_phones"]
-
-
-def _protect(insert: Any) -> Any:
-    """Insert a protection, or extend the one stored if it ends sooner."""
-    new = insert(_PROTECTED)
-    return new.on_conflict_do_update(
-        index_elements=[_PROTECTED.c.phone_hash],
-        set_={
-            "protected_until": new.excluded.protected_until,
-            "reason": new.excluded.reason,
-            "changed_at": new.excluded.changed_at,
-        },
-        where=_PROTECTED.c.protected_until < new.excluded.protected_until,
-    )
-
-
-_PROTECT = {"sqlite": _protect(sqlite.insert), "postgresql": _protect(postgresql.insert)}
+# A protection inserted, or the one stored extended if it ends sooner (never shortened).
+_PROTECT = _upserts(
+    _PROTECTED,
+    key=("phone_hash",),
+    updated=("protected_until", "reason", "changed_at"),
+    when=lambda offered: _PROTECTED.c.protected_until < offered.protected_until,
+)
 
 
 def protect_phones(
